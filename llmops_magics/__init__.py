@@ -1,0 +1,70 @@
+"""llmops-magics: the LLM lifecycle in a notebook, versioned, linked and recorded.
+
+``%load_ext llmops_magics`` registers the magics. Everything a magic does is also a
+plain function here (``save_prompt``, ``get_prompt``, ``registry`` …), imported
+lazily so that loading the extension stays fast and never pulls in torch,
+transformers, peft, wandb or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "registry": ".api",
+    "configure": ".api",
+    "flush": ".api",
+    "workspace": ".api",
+    "save_prompt": ".prompts",
+    "get_prompt": ".prompts",
+    "tag_prompt": ".prompts",
+    "render_prompt": ".prompts",
+    "prompt_history": ".prompts",
+    "list_prompts": ".prompts",
+    "diff_prompts": ".prompts",
+    "PromptVersion": ".prompts",
+    "Registry": ".store",
+    "Artifact": ".store",
+    "Reference": ".store",
+    "parse_reference": ".store",
+    "LLMOpsError": ".errors",
+    "ValidationError": ".errors",
+    "InvalidReferenceError": ".errors",
+    "RenderError": ".errors",
+    "NotFoundError": ".errors",
+    "AmbiguousReferenceError": ".errors",
+    "RegistryError": ".errors",
+    "IntegrityError": ".errors",
+    "RecordingError": ".errors",
+    "JobError": ".errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmops_magics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload
+
+    unload(ipython)

@@ -1,0 +1,74 @@
+"""The one exception tree of llmops-magics.
+
+Every boundary translates these: the magics turn any ``LLMOpsError`` into a plain
+IPython ``UsageError`` (one line, no traceback), the HTTP services into a 4xx JSON
+body, the CLI into a message and exit status 2. Each class also derives from the
+nearest builtin so callers that only know ``ValueError`` or ``LookupError`` still
+catch the right thing::
+
+    LLMOpsError
+    ├── ValidationError (ValueError)        bad input: a name, a template, an option
+    │   ├── InvalidReferenceError           a reference that does not parse
+    │   └── RenderError                     a template rendered with missing variables
+    ├── NotFoundError (LookupError)         a reference that parses but names nothing
+    │   └── AmbiguousReferenceError         a bare name that exists under several kinds
+    ├── RegistryError (RuntimeError)        the registry folder itself is unusable
+    │   └── IntegrityError                  verify() found an inconsistency
+    ├── RecordingError (RuntimeError)       W&B failed; always downgraded to a warning
+    └── JobError (RuntimeError)             a background job failed or was cancelled
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LLMOpsError",
+    "ValidationError",
+    "InvalidReferenceError",
+    "RenderError",
+    "NotFoundError",
+    "AmbiguousReferenceError",
+    "RegistryError",
+    "IntegrityError",
+    "RecordingError",
+    "JobError",
+]
+
+
+class LLMOpsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ValidationError(LLMOpsError, ValueError):
+    """Input was rejected before anything was written."""
+
+
+class InvalidReferenceError(ValidationError):
+    """A reference string does not follow ``kind://name/3``, ``kind://name@alias`` or ``name``."""
+
+
+class RenderError(ValidationError):
+    """A template could not be rendered with the variables given."""
+
+
+class NotFoundError(LLMOpsError, LookupError):
+    """A well-formed reference that points at no artifact, version or alias."""
+
+
+class AmbiguousReferenceError(NotFoundError):
+    """A bare name exists under more than one kind; the caller must say which."""
+
+
+class RegistryError(LLMOpsError, RuntimeError):
+    """The registry folder or database cannot be used."""
+
+
+class IntegrityError(RegistryError):
+    """The registry's records and blobs disagree."""
+
+
+class RecordingError(LLMOpsError, RuntimeError):
+    """Mirroring to W&B failed. Callers turn this into a warning; the local record stands."""
+
+
+class JobError(LLMOpsError, RuntimeError):
+    """A background job failed, was cancelled, or was asked for a result it does not have."""

@@ -1,0 +1,220 @@
+"""Versioned prompts on top of the registry: save, get, tag, render, history.
+
+A prompt version's content is its template and its params; saving the same pair
+again returns the existing version (moving any aliases given). The description
+is metadata: changing only it makes no new version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from ..context import Workspace, current
+from ..errors import ValidationError
+from ..provenance import collect
+from ..store import Artifact, Registry
+from ..store.records import thaw
+from .template import ParsedTemplate, parse_template
+
+KIND = "prompt"
+FILENAME = "prompt.json"
+
+__all__ = [
+    "PromptVersion",
+    "save_prompt",
+    "get_prompt",
+    "tag_prompt",
+    "render_prompt",
+    "prompt_history",
+    "list_prompts",
+]
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One immutable prompt version. ``created`` says whether the save that returned it made it."""
+
+    artifact: Artifact
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    created: bool | None = None
+
+    @cached_property
+    def parsed(self) -> ParsedTemplate:
+        return parse_template(self.template)
+
+    name = property(lambda self: self.artifact.name)
+    version = property(lambda self: self.artifact.version)
+    digest = property(lambda self: self.artifact.digest)
+    aliases = property(lambda self: self.artifact.aliases)
+    ref = property(lambda self: self.artifact.ref)
+    description = property(lambda self: self.artifact.metadata.get("description"))
+
+    @property
+    def format(self) -> str:
+        return self.parsed.format
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.parsed.variables
+
+    @property
+    def required_variables(self) -> tuple[str, ...]:
+        return self.parsed.required(self.params)
+
+    def render(self, **values: Any) -> str | list[dict[str, str]]:
+        """Text for a text prompt, a list of ``{"role", "content"}`` messages for a chat prompt.
+
+        ``params`` act as defaults for variables of the same name.
+        """
+        from .views import RenderedChat, RenderedText
+
+        out = self.parsed.render({**self.params, **values}, where=self.ref)
+        return RenderedChat(out) if isinstance(out, list) else RenderedText(out)
+
+    def messages(self, **values: Any) -> list[dict[str, str]]:
+        out = self.render(**values)
+        return out if isinstance(out, list) else [{"role": "user", "content": out}]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.artifact.to_dict(),
+            "template": self.template,
+            "params": thaw(self.params),
+            "variables": list(self.variables),
+            "format": self.format,
+        }
+
+    def _summary(self) -> dict[str, Any]:
+        status = {True: "new version", False: "unchanged (existing version)", None: ""}[self.created]
+        out = {
+            "prompt": self.ref,
+            "digest": self.artifact.short_digest,
+            "aliases": ", ".join(self.aliases),
+            "variables": ", ".join(self.variables) or "(none)",
+            "format": self.format,
+        }
+        if self.params:
+            out["params"] = json.dumps(thaw(self.params), sort_keys=True)
+        if status:
+            out["status"] = status
+        return out
+
+    def __str__(self) -> str:
+        return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from ..display import esc, kv_html, mimebundle
+
+        body = kv_html(self._summary()) + f"<pre style='margin:4px 0'>{esc(self.template)}</pre>"
+        return mimebundle(str(self), body, {"ref": self.ref, "digest": self.digest})
+
+
+def _load(art: Artifact, reg: Registry, created: bool | None = None) -> PromptVersion:
+    payload = json.loads(reg.read_bytes(art))
+    return PromptVersion(art, payload["template"], payload.get("params", {}), created)
+
+
+def _normalize(template: str) -> str:
+    lines = [ln.rstrip() for ln in template.strip("\n").splitlines()]
+    return "\n".join(lines)
+
+
+def _check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    params = dict(params or {})
+    for key in params:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValidationError(f"param names must be identifiers, found {key!r}")
+    try:
+        json.dumps(params)
+    except TypeError as exc:
+        raise ValidationError(f"params must be JSON values: {exc}") from None
+    return params
+
+
+def save_prompt(
+    name: str,
+    template: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> PromptVersion:
+    """Save a new version of prompt ``name`` unless this template and params are already stored."""
+    ws = workspace or current()
+    reg = ws.registry
+    if isinstance(template, str):
+        template = _normalize(template)
+    parsed = parse_template(template)
+    params = _check_params(params)
+    payload = json.dumps({"template": template, "params": params}, sort_keys=True, indent=1).encode()
+    meta = {
+        "description": description,
+        "variables": list(parsed.variables),
+        "format": parsed.format,
+        "params": params,
+        "filename": FILENAME,
+    }
+    result = reg.save(
+        KIND,
+        name,
+        data=payload,
+        metadata=meta,
+        source=collect(source),
+        spec={
+            "op": "save_prompt",
+            "name": name,
+            "params": params,
+            "aliases": list(aliases),
+            "description": description,
+        },
+        aliases=aliases,
+    )
+    version = _load(result.artifact, reg, result.created)
+    if result.created or aliases:
+        _mirror(ws, version.artifact)
+    return version
+
+
+def _mirror(ws: Workspace, art: Artifact) -> None:
+    reg = ws.registry
+    ws.recorder.record_artifact(art, reg.blobs.path(art.payload), on_done=lambda info: reg.update_wandb(art, info))
+
+
+def get_prompt(ref: str, *, workspace: Workspace | None = None) -> PromptVersion:
+    """``"qa"``, ``"qa/3"``, ``"qa@production"`` or ``"prompt://qa/3"``."""
+    reg = (workspace or current()).registry
+    return _load(reg.resolve(ref, KIND), reg)
+
+
+def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> PromptVersion:
+    """Point ``alias`` at this version, moving it from wherever it was (mirrored to W&B)."""
+    ws = workspace or current()
+    art = ws.registry.set_alias(ref, alias, KIND)
+    _mirror(ws, art)
+    return _load(art, ws.registry)
+
+
+def render_prompt(ref: str, *, workspace: Workspace | None = None, **values: Any):
+    return get_prompt(ref, workspace=workspace).render(**values)
+
+
+def prompt_history(name: str, *, workspace: Workspace | None = None):
+    from .views import PromptHistory
+
+    reg = (workspace or current()).registry
+    ref = reg.resolve(name, KIND)
+    return PromptHistory(ref.name, [_load(a, reg) for a in reg.versions(KIND, ref.name)])
+
+
+def list_prompts(search: str | None = None, *, workspace: Workspace | None = None):
+    from ..listing import NameList
+
+    reg = (workspace or current()).registry
+    return NameList(reg.names(KIND, search))

@@ -1,0 +1,154 @@
+"""W&B as the recorder: real runs, real artifacts, offline unless online is chosen.
+
+Online must be an explicit choice (``mode="online"`` or ``WANDB_MODE=online``):
+with an API key set and no mode, ``wandb.init`` waits ~100 s on an unreachable
+network before failing. Nothing here ever asks for a login. ``wandb`` is imported
+on first use so ``%load_ext`` stays fast.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecordingError, ValidationError
+from ..store.records import Artifact, thaw
+from .base import LineageLink, Recorder, Run
+
+__all__ = ["WandbRecorder", "WandbOptions", "resolve_mode"]
+
+_MODES = ("auto", "offline", "online", "disabled")
+_ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
+
+
+def resolve_mode(mode: str = "auto") -> str:
+    """``auto`` follows ``WANDB_MODE`` when set and is otherwise offline."""
+    if mode not in _MODES:
+        raise ValidationError(f"wandb mode must be one of {', '.join(_MODES)}, found {mode!r}")
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    return _ENV_MODES.get(env, "offline")
+
+
+def _has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators(os.environ.get("WANDB_BASE_URL", "api.wandb.ai").split("//")[-1])
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def version_alias(artifact: Artifact) -> str:
+    """W&B numbers versions itself (``v0``…); this alias ties its version to ours."""
+    return f"llmops-v{artifact.version}"
+
+
+@dataclass(frozen=True)
+class WandbOptions:
+    mode: str = "auto"
+    project: str = "llmops"
+    entity: str | None = None
+    dir: str | None = None
+    init_timeout: float = 30.0
+
+
+class WandbRun(Run):
+    def __init__(self, run: Any, mode: str) -> None:
+        self._run = run
+        self.id = run.id
+        self.mode = mode
+        self.info = {"run_id": run.id, "mode": mode, "project": run.project, "run_dir": str(Path(run.dir).parent)}
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        self._run.log(dict(metrics), step=step)
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        import wandb
+
+        self._run.log({key: wandb.Table(columns=list(columns), data=[list(r) for r in rows])})
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._run.summary.update(dict(values))
+
+    def log_artifact(self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = ()) -> dict[str, Any]:
+        import wandb
+
+        edges = [{"source": a.ref, "target": artifact.ref, "relation": rel} for a, rel in inputs]
+        if edges:
+            self._run.config.update({"llmops_lineage": edges}, allow_val_change=True)
+            if self.mode == "online":
+                for a, _rel in inputs:  # W&B refuses use_artifact offline; the edges above carry it then
+                    self._run.use_artifact(f"{a.name}:{version_alias(a)}", type=a.kind)
+        meta = {
+            "llmops_ref": artifact.ref,
+            "llmops_digest": artifact.digest,
+            "llmops_version": artifact.version,
+            **thaw(artifact.metadata),
+        }
+        art = wandb.Artifact(artifact.name, type=artifact.kind, metadata=meta)
+        if path is not None:
+            p = Path(path)
+            if p.is_dir():
+                art.add_dir(str(p))
+            else:
+                art.add_file(str(p), name=str(artifact.metadata.get("filename", p.name)))
+        aliases = sorted({*artifact.aliases, version_alias(artifact)})
+        self._run.log_artifact(art, aliases=aliases)
+        return {
+            **self.info,
+            "artifact": f"{artifact.name}:{version_alias(artifact)}",
+            "type": artifact.kind,
+            "aliases": aliases,
+        }
+
+    def finish(self, exit_code: int = 0) -> None:
+        self._run.finish(exit_code=exit_code)
+
+
+class WandbRecorder(Recorder):
+    name = "wandb"
+
+    def __init__(self, options: WandbOptions | None = None) -> None:
+        self.options = options or WandbOptions()
+        self.mode = resolve_mode(self.options.mode)
+
+    def start_run(self, *, job_type: str, name: str | None = None, config: Mapping[str, Any] | None = None) -> WandbRun:
+        if self.mode == "online" and not _has_credentials():
+            raise RecordingError(
+                "wandb mode is online but no credentials were found (set WANDB_API_KEY); "
+                "use mode 'offline' and `wandb sync` later"
+            )
+        import wandb
+
+        settings = wandb.Settings(
+            silent=True,
+            console="off",
+            init_timeout=self.options.init_timeout,
+            x_disable_stats=True,
+            disable_git=True,
+            save_code=False,
+            x_save_requirements=False,
+            disable_job_creation=True,
+        )
+        run_dir = self.options.dir or os.environ.get("WANDB_DIR")
+        if run_dir:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+        run = wandb.init(
+            project=self.options.project,
+            entity=self.options.entity,
+            job_type=job_type,
+            name=name,
+            config=dict(config or {}),
+            mode=self.mode,
+            dir=run_dir,
+            reinit="create_new",
+            settings=settings,
+        )
+        return WandbRun(run, self.mode)

@@ -1,0 +1,514 @@
+"""The artifact registry: SQLite (WAL) for records, a blob store for content.
+
+Every step of the lifecycle reads its inputs from here by reference and writes its
+outputs here, with the lineage edges between them. A save is one ``BEGIN
+IMMEDIATE`` transaction taken after the content is already in the blob store, so
+concurrent writers (kernels, the server extension, CLI runs) serialise on the
+version number and a writer killed at any point leaves either the whole version
+or no row at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import resolve_home
+from ..errors import AmbiguousReferenceError, NotFoundError, RegistryError, ValidationError
+from .blobs import BlobStore
+from .records import Artifact, Edge, dumps, freeze
+from .refs import LATEST, Reference, parse_reference, validate_alias, validate_kind, validate_name
+from .schema import SCHEMA, SCHEMA_VERSION
+
+__all__ = ["Registry", "SaveResult", "NameSummary"]
+
+_COLUMNS = "id, kind, name, version, digest, payload, is_tree, size, created_at, metadata, source, spec, wandb"
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    artifact: Artifact
+    created: bool
+
+
+@dataclass(frozen=True)
+class NameSummary:
+    """One artifact name with its version count, for listings."""
+
+    kind: str
+    name: str
+    versions: int
+    latest: int
+    updated_at: float
+    aliases: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "versions": self.versions,
+            "latest": self.latest,
+            "updated_at": self.updated_at,
+            "aliases": dict(self.aliases),
+            "ref": f"{self.kind}://{self.name}",
+        }
+
+
+class Registry:
+    """One registry folder. Thread-safe; open one per process (see ``llmops_magics.registry``)."""
+
+    def __init__(self, home: str | os.PathLike | None = None, *, busy_timeout: float = 60.0) -> None:
+        self.home = resolve_home(explicit=home) if home else resolve_home()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot create registry folder {self.home}: {exc}") from None
+        self.blobs = BlobStore(self.home / "blobs", self.home / "tmp")
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.home / "registry.db", timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._cache: dict[tuple[str, str, int], Artifact] = {}
+        self._cache_stamp: tuple[int, int] | None = None
+        self._local_writes = 0
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.home)!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"registry {self.home} has schema {current}, newer than this llmops-magics "
+                    f"understands ({SCHEMA_VERSION}); upgrade the package"
+                )
+            if current < SCHEMA_VERSION:
+                with self.transaction() as cur:
+                    for stmt in filter(None, (s.strip() for s in SCHEMA.split(";"))):
+                        cur.execute(stmt)
+                    cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction that takes the database lock up front (no upgrade deadlocks)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+                cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                self._local_writes += 1
+                self._cache.clear()
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def change_counter(self) -> int:
+        """Grows with every committed write from any process: a cheap ETag for pollers."""
+        return int(self._query("SELECT value FROM meta WHERE key = 'changes'")[0][0])
+
+    # ------------------------------------------------------------------ writes
+
+    def save(
+        self,
+        kind: str,
+        name: str,
+        *,
+        data: bytes | None = None,
+        path: str | os.PathLike | None = None,
+        digest: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        spec: Mapping[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+        parents: Iterable[tuple[Any, str]] = (),
+    ) -> SaveResult:
+        """Store content as a new version, or return the version that already holds it.
+
+        Give ``data`` (bytes) or ``path`` (a file or a folder). ``digest`` overrides the
+        content identity used for deduplication (for content whose bytes are not canonical).
+        ``parents`` are ``(reference, relation)`` pairs recorded as lineage edges.
+        """
+        validate_kind(kind)
+        validate_name(name)
+        aliases = [validate_alias(a) for a in aliases]
+        if (data is None) == (path is None):
+            raise ValidationError("save() needs exactly one of data= or path=")
+        parent_ids = [(self.resolve(ref).id, validate_name(rel, "relation")) for ref, rel in parents]
+        if data is not None:
+            if not data:
+                raise ValidationError(f"{kind} {name!r} has empty content")
+            payload, size, is_tree = self.blobs.put_bytes(data), len(data), False
+        else:
+            p = Path(path)  # type: ignore[arg-type]
+            if p.is_dir():
+                payload, size = self.blobs.put_tree(p)
+                is_tree = True
+            elif p.is_file():
+                payload, size = self.blobs.put_file(p)
+                is_tree = False
+            else:
+                raise ValidationError(f"path {str(p)!r} does not exist")
+        identity = digest or payload
+        now = time.time()
+        with self.transaction() as cur:
+            row = cur.execute(
+                "SELECT id, version FROM artifacts WHERE kind=? AND name=? AND digest=? ORDER BY version LIMIT 1",
+                (kind, name, identity),
+            ).fetchone()
+            created = row is None
+            if created:
+                version = cur.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM artifacts WHERE kind=? AND name=?", (kind, name)
+                ).fetchone()[0]
+                cur.execute(
+                    f"INSERT INTO artifacts ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{{}}')",
+                    (
+                        kind,
+                        name,
+                        version,
+                        identity,
+                        payload,
+                        int(is_tree),
+                        size,
+                        now,
+                        dumps(metadata or {}),
+                        dumps(source or {}),
+                        dumps(spec or {}),
+                    ),
+                )
+                art_id = cur.lastrowid
+            else:
+                art_id, version = row["id"], row["version"]
+            for alias in aliases:
+                self._set_alias(cur, kind, name, alias, version, now)
+            for parent_id, relation in parent_ids:
+                cur.execute(
+                    "INSERT OR IGNORE INTO edges (source_id, target_id, relation) VALUES (?, ?, ?)",
+                    (parent_id, art_id, relation),
+                )
+        return SaveResult(self.get(kind, name, version), created)
+
+    @staticmethod
+    def _set_alias(cur: sqlite3.Cursor, kind: str, name: str, alias: str, version: int, now: float) -> None:
+        cur.execute(
+            "INSERT INTO aliases (kind, name, alias, version, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, name, alias) DO UPDATE SET version=excluded.version, updated_at=excluded.updated_at",
+            (kind, name, alias, version, now),
+        )
+
+    def set_alias(self, ref: Any, alias: str, kind: str | None = None) -> Artifact:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it pointed elsewhere)."""
+        validate_alias(alias)
+        art = self.resolve(ref, kind)
+        with self.transaction() as cur:
+            self._set_alias(cur, art.kind, art.name, alias, art.version, time.time())
+        return self.get(art.kind, art.name, art.version)
+
+    def remove_alias(self, kind: str, name: str, alias: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM aliases WHERE kind=? AND name=? AND alias=?", (kind, name, alias))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"{kind}://{name} has no alias {alias!r}")
+
+    def add_edge(self, source: Any, target: Any, relation: str) -> Edge:
+        src, dst = self.resolve(source), self.resolve(target)
+        validate_name(relation, "relation")
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO edges (source_id, target_id, relation) VALUES (?, ?, ?)",
+                (src.id, dst.id, relation),
+            )
+        return Edge(src.ref, dst.ref, relation)
+
+    def update_wandb(self, artifact: Artifact, info: Mapping[str, Any]) -> Artifact:
+        """Record where the artifact was mirrored in W&B (merged into what is there)."""
+        with self.transaction() as cur:
+            row = cur.execute("SELECT wandb FROM artifacts WHERE id=?", (artifact.id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"{artifact.ref} no longer exists")
+            merged = {**json.loads(row["wandb"]), **dict(info)}
+            cur.execute("UPDATE artifacts SET wandb=? WHERE id=?", (dumps(merged), artifact.id))
+        return self.get(artifact.kind, artifact.name, artifact.version)
+
+    # ------------------------------------------------------------------ state (mutable side records)
+
+    def put_state(self, namespace: str, key: str, value: Any) -> None:
+        """Small mutable records that are not artifacts (running deployments, jobs)."""
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at",
+                (namespace, key, dumps(value), time.time()),
+            )
+
+    def get_state(self, namespace: str, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM state WHERE namespace=? AND key=?", (namespace, key))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def list_state(self, namespace: str) -> dict[str, Any]:
+        rows = self._query("SELECT key, value FROM state WHERE namespace=? ORDER BY key", (namespace,))
+        return {r["key"]: json.loads(r["value"]) for r in rows}
+
+    def delete_state(self, namespace: str, key: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM state WHERE namespace=? AND key=?", (namespace, key))
+
+    # ------------------------------------------------------------------ reads
+
+    def _stamp(self) -> tuple[int, int]:
+        return (self._conn.execute("PRAGMA data_version").fetchone()[0], self._local_writes)
+
+    def _aliases_of(self, kind: str, name: str, version: int) -> tuple[str, ...]:
+        rows = self._conn.execute(
+            "SELECT alias FROM aliases WHERE kind=? AND name=? AND version=? ORDER BY alias", (kind, name, version)
+        ).fetchall()
+        latest = self._conn.execute(
+            "SELECT MAX(version) FROM artifacts WHERE kind=? AND name=?", (kind, name)
+        ).fetchone()[0]
+        extra = (LATEST,) if latest == version else ()
+        return extra + tuple(r[0] for r in rows)
+
+    def _row_to_artifact(self, row: sqlite3.Row) -> Artifact:
+        return Artifact(
+            id=row["id"],
+            kind=row["kind"],
+            name=row["name"],
+            version=row["version"],
+            digest=row["digest"],
+            payload=row["payload"],
+            is_tree=bool(row["is_tree"]),
+            size=row["size"],
+            created_at=row["created_at"],
+            metadata=freeze(json.loads(row["metadata"])),
+            source=freeze(json.loads(row["source"])),
+            spec=freeze(json.loads(row["spec"])),
+            wandb=freeze(json.loads(row["wandb"])),
+            aliases=self._aliases_of(row["kind"], row["name"], row["version"]),
+        )
+
+    def get(self, kind: str, name: str, version: int) -> Artifact:
+        """One exact version; served from a per-process cache invalidated by any write anywhere."""
+        key = (kind, name, version)
+        with self._lock:
+            stamp = self._stamp()
+            if stamp != self._cache_stamp:
+                self._cache.clear()
+                self._cache_stamp = stamp
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM artifacts WHERE kind=? AND name=? AND version=?", key
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"{kind}://{name} has no version {version}{self._known_versions(kind, name)}")
+            art = self._row_to_artifact(row)
+            self._cache[key] = art
+            return art
+
+    def _known_versions(self, kind: str, name: str) -> str:
+        n = self._conn.execute("SELECT MAX(version) FROM artifacts WHERE kind=? AND name=?", (kind, name)).fetchone()[0]
+        return f" (versions 1..{n} exist)" if n else ""
+
+    def resolve(self, ref: Any, kind: str | None = None) -> Artifact:
+        """An ``Artifact``, a ``Reference`` or a reference string, to the version it names."""
+        if isinstance(ref, Artifact):
+            return ref
+        r = ref if isinstance(ref, Reference) else parse_reference(ref, kind)
+        if r.kind is None:
+            kinds = [row[0] for row in self._query("SELECT DISTINCT kind FROM artifacts WHERE name=?", (r.name,))]
+            if not kinds:
+                raise NotFoundError(f"no artifact is named {r.name!r}")
+            if len(kinds) > 1:
+                raise AmbiguousReferenceError(
+                    f"{r.name!r} names a {' and a '.join(sorted(kinds))}; write kind://{r.name} to choose"
+                )
+            r = r.with_kind(kinds[0])
+        assert r.kind is not None
+        if r.version is not None:
+            return self.get(r.kind, r.name, r.version)
+        with self._lock:
+            if r.alias in (None, LATEST):
+                row = self._conn.execute(
+                    "SELECT MAX(version) FROM artifacts WHERE kind=? AND name=?", (r.kind, r.name)
+                ).fetchone()
+                version = row[0]
+                if version is None:
+                    raise NotFoundError(f"no {r.kind} is named {r.name!r}")
+            else:
+                row = self._conn.execute(
+                    "SELECT version FROM aliases WHERE kind=? AND name=? AND alias=?", (r.kind, r.name, r.alias)
+                ).fetchone()
+                if row is None:
+                    known = self.aliases(r.kind, r.name)
+                    hint = f"; its aliases are {', '.join(sorted(known))}" if known else ""
+                    if not self._known_versions(r.kind, r.name):
+                        raise NotFoundError(f"no {r.kind} is named {r.name!r}")
+                    raise NotFoundError(f"{r.kind}://{r.name} has no alias {r.alias!r}{hint}")
+                version = row[0]
+        return self.get(r.kind, r.name, version)
+
+    def exists(self, ref: Any, kind: str | None = None) -> bool:
+        try:
+            self.resolve(ref, kind)
+        except NotFoundError:
+            return False
+        return True
+
+    def aliases(self, kind: str, name: str) -> dict[str, int]:
+        rows = self._query("SELECT alias, version FROM aliases WHERE kind=? AND name=? ORDER BY alias", (kind, name))
+        return {r["alias"]: r["version"] for r in rows}
+
+    def versions(self, kind: str, name: str) -> list[Artifact]:
+        rows = self._query("SELECT version FROM artifacts WHERE kind=? AND name=? ORDER BY version", (kind, name))
+        if not rows:
+            raise NotFoundError(f"no {kind} is named {name!r}")
+        return [self.get(kind, name, r["version"]) for r in rows]
+
+    def names(
+        self, kind: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[NameSummary]:
+        """Artifact names with version counts, ordered by kind then name (paged by ``limit``/``offset``)."""
+        where, args = self._filter(kind, search)
+        sql = (
+            "SELECT kind, name, COUNT(*) AS n, MAX(version) AS latest, MAX(created_at) AS updated "
+            f"FROM artifacts {where} GROUP BY kind, name ORDER BY kind, name"
+        )
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [int(limit), int(offset)]
+        rows = self._query(sql, args)
+        aliases: dict[tuple[str, str], dict[str, int]] = {}
+        if rows:
+            a_where, a_args = self._filter(kind, search)
+            for a in self._query(f"SELECT kind, name, alias, version FROM aliases {a_where}", a_args):
+                aliases.setdefault((a["kind"], a["name"]), {})[a["alias"]] = a["version"]
+        return [
+            NameSummary(
+                r["kind"], r["name"], r["n"], r["latest"], r["updated"], freeze(aliases.get((r["kind"], r["name"]), {}))
+            )
+            for r in rows
+        ]
+
+    def count_names(self, kind: str | None = None, search: str | None = None) -> int:
+        where, args = self._filter(kind, search)
+        return self._query(f"SELECT COUNT(*) FROM (SELECT 1 FROM artifacts {where} GROUP BY kind, name)", args)[0][0]
+
+    @staticmethod
+    def _filter(kind: str | None, search: str | None) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        if kind:
+            validate_kind(kind)
+            clauses.append("kind = ?")
+            args.append(kind)
+        if search:
+            clauses.append("instr(lower(name), ?) > 0")
+            args.append(search.lower())
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def all_artifacts(self, kind: str | None = None) -> list[Artifact]:
+        where, args = self._filter(kind, None)
+        rows = self._query(f"SELECT kind, name, version FROM artifacts {where} ORDER BY kind, name, version", args)
+        return [self.get(r["kind"], r["name"], r["version"]) for r in rows]
+
+    # ------------------------------------------------------------------ content
+
+    def read_bytes(self, ref: Any, kind: str | None = None) -> bytes:
+        art = self.resolve(ref, kind)
+        if art.is_tree:
+            raise ValidationError(f"{art.ref} is a folder; use registry.checkout() for it")
+        return self.blobs.read_bytes(art.payload)
+
+    def checkout(self, ref: Any, kind: str | None = None) -> Path:
+        """A read-only local folder (or file) with the artifact's content, shared by all readers."""
+        art = self.resolve(ref, kind)
+        if not art.is_tree:
+            return self.blobs.path(art.payload)
+        return self.blobs.materialize(art.payload, self.home / "checkouts" / art.payload[:2] / art.payload[2:])
+
+    # ------------------------------------------------------------------ lineage
+
+    def _edges(self, column: str, art_id: int) -> list[tuple[int, str]]:
+        other = "source_id" if column == "target_id" else "target_id"
+        return [(r[0], r[1]) for r in self._query(f"SELECT {other}, relation FROM edges WHERE {column}=?", (art_id,))]
+
+    def _by_id(self, art_id: int) -> Artifact:
+        row = self._query("SELECT kind, name, version FROM artifacts WHERE id=?", (art_id,))[0]
+        return self.get(row["kind"], row["name"], row["version"])
+
+    def upstream(self, ref: Any, depth: int = 50) -> list[Edge]:
+        """Edges leading into ``ref``, transitively (what it was made from)."""
+        return self._walk(self.resolve(ref), "target_id", depth)
+
+    def downstream(self, ref: Any, depth: int = 50) -> list[Edge]:
+        """Edges leading out of ``ref``, transitively (what was made from it)."""
+        return self._walk(self.resolve(ref), "source_id", depth)
+
+    def _walk(self, start: Artifact, column: str, depth: int) -> list[Edge]:
+        seen, edges, frontier = {start.id}, [], [start]
+        for _ in range(depth):
+            nxt = []
+            for art in frontier:
+                for other_id, relation in self._edges(column, art.id):
+                    other = self._by_id(other_id)
+                    src, dst = (other, art) if column == "target_id" else (art, other)
+                    edges.append(Edge(src.ref, dst.ref, relation))
+                    if other_id not in seen:
+                        seen.add(other_id)
+                        nxt.append(other)
+            if not nxt:
+                break
+            frontier = nxt
+        return edges
+
+    def lineage(self, ref: Any, depth: int = 50) -> dict[str, Any]:
+        """Upstream and downstream of ``ref`` as a node/edge graph (for displays and the REST API)."""
+        art = self.resolve(ref)
+        edges = self.upstream(art, depth) + self.downstream(art, depth)
+        nodes = {art.ref} | {e.source for e in edges} | {e.target for e in edges}
+        return {"root": art.ref, "nodes": sorted(nodes), "edges": [e.to_dict() for e in edges]}
+
+    # ------------------------------------------------------------------ maintenance
+
+    def verify(self, *, rehash: bool = True):
+        """Check records against blobs; see ``llmops_magics.store.integrity.verify``."""
+        from .integrity import verify
+
+        return verify(self, rehash=rehash)
+
+    def gc(self, grace_seconds: float = 3600.0):
+        """A plan of garbage to delete; call ``.execute()`` on it to delete."""
+        from .integrity import plan_gc
+
+        return plan_gc(self, grace_seconds)
+
+    def list(self, kind: str | None = None, search: str | None = None):
+        """A displayable listing of names (with version counts and aliases)."""
+        from ..listing import NameList
+
+        return NameList(self.names(kind, search))

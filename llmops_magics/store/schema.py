@@ -1,0 +1,50 @@
+"""SQLite schema of the registry, versioned with ``PRAGMA user_version``."""
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    digest      TEXT    NOT NULL,
+    payload     TEXT    NOT NULL,
+    is_tree     INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    created_at  REAL    NOT NULL,
+    metadata    TEXT    NOT NULL DEFAULT '{}',
+    source      TEXT    NOT NULL DEFAULT '{}',
+    spec        TEXT    NOT NULL DEFAULT '{}',
+    wandb       TEXT    NOT NULL DEFAULT '{}',
+    UNIQUE (kind, name, version)
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_digest ON artifacts (kind, name, digest);
+CREATE TABLE IF NOT EXISTS aliases (
+    kind       TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    alias      TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at REAL    NOT NULL,
+    PRIMARY KEY (kind, name, alias)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edges (
+    source_id INTEGER NOT NULL REFERENCES artifacts (id),
+    target_id INTEGER NOT NULL REFERENCES artifacts (id),
+    relation  TEXT    NOT NULL,
+    PRIMARY KEY (source_id, target_id, relation)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_by_target ON edges (target_id);
+CREATE TABLE IF NOT EXISTS state (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('changes', 0);
+"""

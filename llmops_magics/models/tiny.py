@@ -85,7 +85,7 @@ def build_tiny_model(dest: str | Path, spec: TinyModelSpec | None = None) -> Pat
         torch.manual_seed(spec.seed)
         ids: list[int] = []
         for line in lines:
-            ids.extend(tokenizer.encode(line) + [tokenizer.eos_token_id])
+            ids.extend([*tokenizer.encode(line), tokenizer.eos_token_id])
         data = torch.tensor(ids, dtype=torch.long)
         config = GPT2Config(
             vocab_size=len(tokenizer),
@@ -154,7 +154,7 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
     for art in reversed(reg.versions("model", TINY_MODEL_NAME) if reg.exists(f"model://{TINY_MODEL_NAME}") else []):
         if art.metadata.get("spec_key") == spec.key:
             return art
-    with tempfile.TemporaryDirectory(dir=reg.home) as tmp:
+    with tempfile.TemporaryDirectory(dir=reg.home / "tmp") as tmp:
         folder = build_tiny_model(Path(tmp) / "model", spec)
         meta = json.loads((folder / "llmops_tiny.json").read_text())
         result = reg.save(

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..context import Workspace, current
 from ..errors import ValidationError
+from ..mirror import mirror_artifact
 from ..provenance import collect
 from ..store import Artifact, Registry
 from ..store.records import thaw
@@ -178,13 +179,8 @@ def save_prompt(
     )
     version = _load(result.artifact, reg, result.created)
     if result.created or aliases:
-        _mirror(ws, version.artifact)
+        mirror_artifact(ws, version.artifact)
     return version
-
-
-def _mirror(ws: Workspace, art: Artifact) -> None:
-    reg = ws.registry
-    ws.recorder.record_artifact(art, reg.blobs.path(art.payload), on_done=lambda info: reg.update_wandb(art, info))
 
 
 def get_prompt(ref: str, *, workspace: Workspace | None = None) -> PromptVersion:
@@ -197,7 +193,7 @@ def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> P
     """Point ``alias`` at this version, moving it from wherever it was (mirrored to W&B)."""
     ws = workspace or current()
     art = ws.registry.set_alias(ref, alias, KIND)
-    _mirror(ws, art)
+    mirror_artifact(ws, art)
     return _load(art, ws.registry)
 
 

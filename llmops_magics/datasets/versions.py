@@ -1,0 +1,187 @@
+"""Versioned datasets on the registry: one folder artifact with a JSONL file per split.
+
+The digest is the folder's manifest digest, so identical rows in identical splits
+are the same version however they were loaded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..context import Workspace, current
+from ..errors import NotFoundError, ValidationError
+from ..mirror import mirror_artifact
+from ..provenance import collect
+from ..store import Artifact
+from .tables import Rows, decode_jsonl, encode_jsonl, infer_schema, split_rows, to_split_rows
+
+KIND = "dataset"
+PREVIEW_ROWS = 5
+
+__all__ = ["DatasetVersion", "save_dataset", "get_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One immutable dataset version; rows are read from the registry on first use."""
+
+    artifact: Artifact
+    folder: Path
+    created: bool | None = None
+
+    name = property(lambda self: self.artifact.name)
+    version = property(lambda self: self.artifact.version)
+    digest = property(lambda self: self.artifact.digest)
+    aliases = property(lambda self: self.artifact.aliases)
+    ref = property(lambda self: self.artifact.ref)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.artifact.metadata.get("splits", {}))
+
+    @property
+    def schema(self) -> dict[str, str]:
+        return dict(self.artifact.metadata.get("schema", {}))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.schema)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.artifact.metadata.get("num_rows", 0))
+
+    @cached_property
+    def _rows(self) -> dict[str, Rows]:
+        return {s: decode_jsonl((self.folder / f"{s}.jsonl").read_bytes()) for s in self.splits}
+
+    def records(self, split: str | None = None) -> Rows:
+        """Rows of one split, or of all splits in order when ``split`` is None."""
+        if split is None:
+            return [r for s in self.splits for r in self._rows[s]]
+        if split not in self._rows:
+            raise NotFoundError(f"{self.ref} has no split {split!r}; its splits are {', '.join(self.splits)}")
+        return list(self._rows[split])
+
+    def to_pandas(self, split: str | None = None):
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records(split), columns=list(self.columns))
+
+    def require_columns(self, columns: Sequence[str]) -> None:
+        missing = [c for c in columns if c not in self.schema]
+        if missing:
+            raise ValidationError(
+                f"{self.ref} has no column(s) {', '.join(missing)}; its columns are {', '.join(self.columns)}"
+            )
+
+    def _summary(self) -> dict[str, Any]:
+        splits = self.artifact.metadata.get("splits", {})
+        out = {
+            "dataset": self.ref,
+            "digest": self.artifact.short_digest,
+            "aliases": ", ".join(self.aliases),
+            "rows": self.num_rows,
+            "splits": ", ".join(f"{k}={v}" for k, v in splits.items()),
+            "schema": ", ".join(f"{k}:{v}" for k, v in self.schema.items()),
+        }
+        if self.created is not None:
+            out["status"] = "new version" if self.created else "unchanged (existing version)"
+        return out
+
+    def __str__(self) -> str:
+        return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from ..display import kv_html, mimebundle, table_html
+
+        preview = self.artifact.metadata.get("preview", [])
+        cols = list(self.columns)
+        body = kv_html(self._summary()) + table_html(
+            cols, [[r.get(c) for c in cols] for r in preview], title=f"first {len(preview)} rows"
+        )
+        return mimebundle(str(self), body, {"ref": self.ref, "digest": self.digest})
+
+
+def _load(art: Artifact, ws: Workspace, created: bool | None = None) -> DatasetVersion:
+    return DatasetVersion(art, ws.registry.checkout(art), created)
+
+
+def save_dataset(
+    name: str,
+    data: Any,
+    *,
+    validation_fraction: float | None = None,
+    seed: int = 0,
+    required_columns: Sequence[str] = (),
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> DatasetVersion:
+    """Register ``data`` as a version of dataset ``name`` (unchanged data returns the existing version).
+
+    ``data``: a DataFrame, a ``datasets.Dataset``/``DatasetDict``, a .csv/.jsonl/.json/.parquet
+    path, a list of dicts, or a dict of split name to any of these. ``validation_fraction``
+    splits a single table with ``seed``.
+    """
+    ws = workspace or current()
+    splits = to_split_rows(data)
+    if validation_fraction is not None:
+        if set(splits) != {"train"}:
+            raise ValidationError("validation_fraction splits one table; this data already has splits")
+        splits = split_rows(splits["train"], validation_fraction, seed)
+    if not any(splits.values()):
+        raise ValidationError(f"dataset {name!r} is empty: no rows to register")
+    all_rows = [r for rows in splits.values() for r in rows]
+    schema = infer_schema(all_rows)
+    missing = [c for c in required_columns if c not in schema]
+    if missing:
+        raise ValidationError(
+            f"dataset {name!r} lacks required column(s) {', '.join(missing)}; "
+            f"its columns are {', '.join(schema) or '(none)'}"
+        )
+    meta = {
+        "description": description,
+        "schema": schema,
+        "num_rows": len(all_rows),
+        "splits": {k: len(v) for k, v in splits.items()},
+        "preview": all_rows[:PREVIEW_ROWS],
+        "split_seed": seed if validation_fraction is not None else None,
+    }
+    reg = ws.registry
+    with tempfile.TemporaryDirectory(dir=reg.home / "tmp") as tmp:
+        folder = Path(tmp)
+        for split, rows in splits.items():
+            (folder / f"{split}.jsonl").write_bytes(encode_jsonl(rows))
+        result = reg.save(
+            KIND,
+            name,
+            path=folder,
+            metadata=meta,
+            source=collect(source),
+            aliases=aliases,
+            spec={
+                "op": "save_dataset",
+                "name": name,
+                "validation_fraction": validation_fraction,
+                "seed": seed,
+                **(spec or {}),
+            },
+        )
+    version = _load(result.artifact, ws, result.created)
+    if result.created or aliases:
+        mirror_artifact(ws, version.artifact)
+    return version
+
+
+def get_dataset(ref: str, *, workspace: Workspace | None = None) -> DatasetVersion:
+    """``"tickets"``, ``"tickets/2"``, ``"tickets@golden"`` or ``"dataset://tickets/2"``."""
+    ws = workspace or current()
+    return _load(ws.registry.resolve(ref, KIND), ws)

@@ -1,6 +1,22 @@
 """Base models: the tiny one the project trains itself, and any local Hugging Face folder."""
 
+from .generation import Generation, count_tokens, generate
+from .loading import LoadedModel, load_model, resolve_model_source, tokenizer_digest
 from .tiny import TINY_MODEL_NAME, TinyModelSpec, build_tiny_model, tiny_base_model
 from .world import make_world, task_examples
 
-__all__ = ["TINY_MODEL_NAME", "TinyModelSpec", "build_tiny_model", "make_world", "task_examples", "tiny_base_model"]
+__all__ = [
+    "TINY_MODEL_NAME",
+    "Generation",
+    "LoadedModel",
+    "TinyModelSpec",
+    "build_tiny_model",
+    "count_tokens",
+    "generate",
+    "load_model",
+    "make_world",
+    "resolve_model_source",
+    "task_examples",
+    "tiny_base_model",
+    "tokenizer_digest",
+]

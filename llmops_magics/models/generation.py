@@ -1,0 +1,85 @@
+"""Batched text generation shared by evaluation and serving.
+
+Decoder-only models need left padding so every prompt ends where generation
+starts; with greedy decoding a batch gives the same text as one prompt at a time
+(the tests hold both ``%eval`` and the server to that).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .loading import LoadedModel
+
+__all__ = ["Generation", "generate", "count_tokens"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) or "length"
+    seconds: float
+
+
+def count_tokens(loaded: LoadedModel, text: str) -> int:
+    return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def generate(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = 0,
+    stop: Sequence[str] = (),
+    max_input_tokens: int | None = None,
+) -> list[Generation]:
+    """Generate a continuation for each prompt in one padded batch."""
+    import torch
+
+    if not prompts:
+        return []
+    tok = loaded.tokenizer
+    started = time.perf_counter()
+    enc = tok(
+        list(prompts),
+        return_tensors="pt",
+        padding=True,
+        add_special_tokens=False,
+        truncation=max_input_tokens is not None,
+        max_length=max_input_tokens,
+    )
+    enc = {k: v.to(loaded.device) for k, v in enc.items()}
+    kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+    if temperature and temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        if seed is not None:
+            torch.manual_seed(seed)
+    else:
+        kwargs.update(do_sample=False)
+    with torch.inference_mode():
+        out = loaded.model.generate(**enc, **kwargs)
+    width = enc["input_ids"].shape[1]
+    elapsed = time.perf_counter() - started
+    results = []
+    for i in range(len(prompts)):
+        new = out[i, width:].tolist()
+        finish = "length"
+        if tok.eos_token_id in new:
+            new = new[: new.index(tok.eos_token_id)]
+            finish = "stop"
+        while new and new[-1] == tok.pad_token_id:
+            new.pop()
+        text = tok.decode(new, skip_special_tokens=True)
+        for s in stop:
+            if s and s in text:
+                text, finish = text[: text.index(s)], "stop"
+        n_prompt = int(enc["attention_mask"][i].sum())
+        results.append(Generation(text, n_prompt, len(new), finish, elapsed))
+    return results

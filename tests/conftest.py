@@ -80,9 +80,9 @@ def read_wandb_run(run_dir: str | Path) -> list[dict]:
 @pytest.fixture
 def ip(workspace):
     """A real IPython shell with the extension loaded, pointed at the test's registry."""
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
-    shell = start_ipython()
+    shell = get_ipython()
     shell.run_line_magic("load_ext", "llmops_magics")
     shell.run_line_magic("config", f"LLMOps.home = {str(workspace.home)!r}")
     yield shell

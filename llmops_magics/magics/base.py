@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import parse_argstring
 from IPython.utils.process import arg_split
 
 from ..errors import LLMOpsError
 
-__all__ = ["usage_errors", "parse_pairs", "route", "split"]
+__all__ = ["parse", "parse_pairs", "route", "split", "usage_errors"]
 
 
 def usage_errors(fn: Callable) -> Callable:
@@ -48,7 +47,11 @@ def parse_pairs(items: Iterable[str], what: str = "value") -> dict[str, Any]:
 
 
 def split(line: str) -> list[str]:
-    return arg_split(line, posix=True, strict=True)
+    """Shell-style words with quotes removed (``--description 'two words'`` is one value)."""
+    try:
+        return arg_split(line, posix=True, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"cannot split the arguments: {exc}") from None
 
 
 def route(line: str, commands: Mapping[str, Callable[[str], Any]], magic: str) -> Any:
@@ -62,4 +65,5 @@ def route(line: str, commands: Mapping[str, Callable[[str], Any]], magic: str) -
 
 
 def parse(fn: Callable, line: str):
-    return parse_argstring(fn, line)
+    """Parse ``line`` with the ``@magic_arguments`` parser of ``fn``; errors arrive as ``UsageError``."""
+    return fn.parser.parse_args(split(line))

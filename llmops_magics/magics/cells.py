@@ -22,10 +22,13 @@ class CellTracker:
         ns = self.shell.user_ns
         notebook = ns.get("__session__") or ns.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME")
         info = self.info
+        count = self.shell.execution_count
+        if getattr(info, "store_history", False):
+            count -= 1  # IPython numbers the running cell before incrementing the counter
         return {
             "notebook": notebook,
             "cell_id": getattr(info, "cell_id", None),
-            "execution_count": self.shell.execution_count,
+            "execution_count": count,
             "code": getattr(info, "raw_cell", None),
         }
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import prompts
-from .base import parse_pairs, route, usage_errors
+from .base import parse, parse_pairs, route, usage_errors
 
 __all__ = ["PromptMagics"]
 
@@ -77,7 +77,7 @@ class PromptMagics(Magics):
         first line is ``system:``, ``user:`` or ``assistant:`` is a chat prompt.
         """
         if cell is not None:
-            args = parse_argstring(self.prompt, line)
+            args = parse(self.prompt, line)
             return prompts.save_prompt(
                 args.name,
                 cell,
@@ -99,22 +99,22 @@ class PromptMagics(Magics):
         )
 
     def _list(self, rest):
-        return prompts.list_prompts(parse_argstring(_list, rest).search)
+        return prompts.list_prompts(parse(_list, rest).search)
 
     def _show(self, rest):
-        return prompts.get_prompt(parse_argstring(_show, rest).ref)
+        return prompts.get_prompt(parse(_show, rest).ref)
 
     def _diff(self, rest):
-        args = parse_argstring(_diff, rest)
+        args = parse(_diff, rest)
         return prompts.diff_prompts(args.ref_a, args.ref_b)
 
     def _tag(self, rest):
-        args = parse_argstring(_tag, rest)
+        args = parse(_tag, rest)
         return prompts.tag_prompt(args.ref, args.alias)
 
     def _render(self, rest):
-        args = parse_argstring(_render, rest)
+        args = parse(_render, rest)
         return prompts.render_prompt(args.ref, **parse_pairs(args.values, "render variable"))
 
     def _history(self, rest):
-        return prompts.prompt_history(parse_argstring(_history, rest).name)
+        return prompts.prompt_history(parse(_history, rest).name)

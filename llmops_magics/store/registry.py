@@ -346,7 +346,8 @@ class Registry:
                 raise NotFoundError(f"no artifact is named {r.name!r}")
             if len(kinds) > 1:
                 raise AmbiguousReferenceError(
-                    f"{r.name!r} names a {' and a '.join(sorted(kinds))}; write kind://{r.name} to choose"
+                    f"{r.name!r} names a {' and a '.join(sorted(kinds))}; write "
+                    f"{' or '.join(f'{k}://{r.name}' for k in sorted(kinds))} to choose"
                 )
             r = r.with_kind(kinds[0])
         assert r.kind is not None

@@ -31,8 +31,8 @@ dirs:
 	@mkdir -p $(WANDB_DIR) $(WANDB_DATA_DIR) $(WANDB_CACHE_DIR) $(WANDB_CONFIG_DIR) $(MPLCONFIGDIR)
 
 lint: install
-	$(VENV)/bin/ruff check llmops_magics tests benchmarks
-	$(VENV)/bin/ruff format --check llmops_magics tests benchmarks
+	$(VENV)/bin/ruff check llmops_magics tests benchmarks scripts
+	$(VENV)/bin/ruff format --check llmops_magics tests benchmarks scripts
 
 pytest: install dirs
 	$(VENV)/bin/pytest -q tests
@@ -43,7 +43,7 @@ nbval: install dirs
 test: lint pytest nbval
 
 demo: install dirs
-	$(PY) -m llmops_magics.demo
+	$(PY) scripts/demo.py
 
 lab: install dirs
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1

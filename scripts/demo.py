@@ -1,0 +1,100 @@
+"""`make demo`: run the example notebooks headless, in order, and print what the lifecycle made.
+
+Every notebook runs in a real kernel (nbclient) against the project's registry
+(`.llmops/`), with the hub offline and W&B offline inside the workspace. Executed
+copies go to `.demo/` so the committed notebooks stay clean.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+OUT = ROOT / ".demo"
+
+
+def _offline_env() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.pop("WANDB_API_KEY", None)
+    for var, sub in (
+        ("WANDB_DIR", "wandb"),
+        ("WANDB_DATA_DIR", "wandb-data"),
+        ("WANDB_CACHE_DIR", "wandb-cache"),
+        ("WANDB_CONFIG_DIR", "wandb-config"),
+    ):
+        path = Path(os.environ.setdefault(var, str(ROOT / ".cache" / sub)))
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def run_notebook(path: Path) -> tuple[bool, float, str]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    started = time.perf_counter()
+    try:
+        client.execute()
+        ok, detail = True, f"{sum(c.cell_type == 'code' for c in nb.cells)} code cells"
+    except CellExecutionError as exc:
+        ok, detail = False, str(exc).strip().splitlines()[-1][:200]
+    OUT.mkdir(exist_ok=True)
+    nbformat.write(nb, OUT / path.name)
+    return ok, time.perf_counter() - started, detail
+
+
+def summary() -> None:
+    import llmops_magics as lm
+
+    reg = lm.registry()
+    print(f"\nRegistry {reg.home}:")
+    print(reg.list())
+    for kind in ("eval", "deployment"):
+        for s in reg.names(kind):
+            art = reg.resolve(f"{kind}://{s.name}")
+            numbers = art.metadata.get("summary") or art.metadata.get("verdicts")
+            if numbers:
+                print(f"\n{art.ref}: {numbers}")
+    newest = max(reg.all_artifacts(), key=lambda a: a.created_at, default=None)
+    if newest is not None:
+        edges = reg.upstream(newest)
+        if edges:
+            print(f"\nLineage of {newest.ref}:")
+            for e in edges:
+                print(f"  {e.source} --{e.relation}--> {e.target}")
+    report = reg.verify(rehash=False)
+    print(f"\nverify: {report}")
+    synced = lm.flush(120)
+    print(
+        f"W&B: offline runs under {os.environ['WANDB_DIR']}/wandb ({'all mirrored' if synced else 'still mirroring'}); "
+        "upload later with `wandb sync`."
+    )
+
+
+def main() -> int:
+    _offline_env()
+    os.chdir(ROOT)
+    books = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    results = []
+    for book in books:
+        print(f"running {book.relative_to(ROOT)} …", flush=True)
+        ok, seconds, detail = run_notebook(book)
+        results.append((book.name, ok, seconds, detail))
+        print(f"  {'ok ' if ok else 'FAILED'} {seconds:6.1f} s  {detail}", flush=True)
+        if not ok:
+            break
+    summary()
+    failed = [r for r in results if not r[1]]
+    print(f"\n{len(results) - len(failed)} notebook(s) ran, {len(failed)} failed; executed copies in {OUT}/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

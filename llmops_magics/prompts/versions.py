@@ -145,9 +145,13 @@ def save_prompt(
     aliases: Sequence[str] = (),
     description: str | None = None,
     source: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any] | None = None,
     workspace: Workspace | None = None,
 ) -> PromptVersion:
-    """Save a new version of prompt ``name`` unless this template and params are already stored."""
+    """Save a new version of prompt ``name`` unless this template and params are already stored.
+
+    ``spec`` adds to the recorded call (the magics put their command line there).
+    """
     ws = workspace or current()
     reg = ws.registry
     if isinstance(template, str):
@@ -174,6 +178,7 @@ def save_prompt(
             "params": params,
             "aliases": list(aliases),
             "description": description,
+            **(spec or {}),
         },
         aliases=aliases,
     )

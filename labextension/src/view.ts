@@ -21,6 +21,12 @@ import { JSONObject, KIND_LABELS, IVersionDetail } from './tokens';
 
 export const SIDEBAR_ID = 'llmops-sidebar';
 
+/** `2026-11-22T13:37:55.873504+00:00` → `2026-11-22 13:37:55 UTC`. */
+function formatTime(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
 /** What the sidebar can do outside itself (wired by index.ts). */
 export interface ISidebarActions {
   /** Put code into the active notebook; resolves to a message for the status line. */
@@ -314,7 +320,7 @@ export class LLMOpsSidebar extends Widget {
     detail.appendChild(aliases);
     detail.appendChild(
       keyValues(
-        { digest: version.digest.slice(0, 12), size: version.size, created: version.created_at },
+        { digest: version.digest.slice(0, 12), size: version.size, created: formatTime(version.created_at) },
         'llmops-facts'
       )
     );

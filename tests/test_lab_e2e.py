@@ -106,6 +106,8 @@ def test_sidebar_lists_details_inserts_code_and_refreshes(lab):
         qa = page.locator('[data-test-id="llmops-item"][data-ref="prompt://qa"]')
         expect(qa).to_contain_text("v2 · 2")
         expect(qa).to_contain_text("production → v2")
+        svc = page.locator('[data-test-id="llmops-item"][data-ref="deployment://qa-svc"]')
+        expect(svc.locator('[data-test-id="llmops-item-state"]')).to_have_text("running")
         _shoot(page, "sidebar-list.png")
 
         # search narrows the list

@@ -7,6 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   IArtifact,
+  IDeployment,
   IEdge,
   ILineage,
   INameSummary,
@@ -60,6 +61,9 @@ export interface IPollOptions {
 
 const DEFAULT_POLL: IPollOptions = { interval: 2000, maxInterval: 30000 };
 
+/** How stale deployment liveness may get while the registry itself does not change. */
+export const DEPLOYMENT_MAX_AGE = 10000;
+
 export class SidebarModel {
   constructor(
     private readonly api: IRegistryAPI,
@@ -112,6 +116,32 @@ export class SidebarModel {
     return this._etag;
   }
 
+  /** Live status of recorded deployments by name (fetched while the deployments group shows). */
+  get deployments(): ReadonlyMap<string, IDeployment> {
+    return this._deployments;
+  }
+
+  /**
+   * Refetch deployment liveness when the deployments group is shown and the last check is
+   * older than `maxAge` ms: a service can die without any registry write.
+   */
+  async refreshDeployments(maxAge = 0): Promise<void> {
+    const group = this._groups.get('deployment')!;
+    if (!group.expanded || group.total === 0 || Date.now() - this._deploymentsAt < maxAge) {
+      return;
+    }
+    this._deploymentsAt = Date.now();
+    const { items } = await this.api.deployments();
+    const next = new Map(items.map(d => [d.name, d]));
+    const same =
+      next.size === this._deployments.size &&
+      items.every(d => this._deployments.get(d.name)?.state === d.state);
+    this._deployments = next;
+    if (!same) {
+      this._changed.emit('list');
+    }
+  }
+
   get isDisposed(): boolean {
     return this._disposed;
   }
@@ -154,7 +184,9 @@ export class SidebarModel {
       });
       this._etag = `"${head.changes}"`;
       this._error = null;
+      this._deploymentsAt = 0;
       this._setState(this.total === 0 ? 'empty' : 'ready', 'list');
+      void this.refreshDeployments().catch(() => undefined);
     } catch (error) {
       if (generation === this._generation) {
         this._error = messageOf(error);
@@ -301,6 +333,7 @@ export class SidebarModel {
   async poll(): Promise<boolean> {
     const result = await this.api.changes(this._etag);
     if (!result.changed) {
+      await this.refreshDeployments(DEPLOYMENT_MAX_AGE);
       return false;
     }
     this._etag = result.etag;
@@ -393,6 +426,8 @@ export class SidebarModel {
   }
 
   private _groups = new Map<Kind, IGroup>();
+  private _deployments = new Map<string, IDeployment>();
+  private _deploymentsAt = 0;
   private _search = '';
   private _state: ListState = 'loading';
   private _error: string | null = null;

@@ -256,6 +256,12 @@ export class LLMOpsSidebar extends Widget {
       for (const alias of visibleAliases(item.aliases)) {
         row.appendChild(h('span', { class: 'jp-LLMOps-alias' }, alias));
       }
+      const live = item.kind === 'deployment' ? this.model.deployments.get(item.name) : undefined;
+      if (live) {
+        row.appendChild(
+          h('span', { class: `jp-LLMOps-state jp-LLMOps-state-${live.state}`, 'data-test-id': 'llmops-item-state', title: live.url ?? '' }, live.state)
+        );
+      }
       const open = () => void this.model.select(item.kind, item.name);
       row.addEventListener('click', open);
       row.addEventListener('keydown', event => {

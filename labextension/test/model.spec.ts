@@ -413,3 +413,48 @@ describe('helpers', () => {
     expect(formatValue(null)).toBe('');
   });
 });
+
+describe('SidebarModel deployments', () => {
+  function withDeployment(state: IDeployment['state']): MemoryRegistry {
+    const api = seeded();
+    api.add('deployment', 'qa-svc');
+    api.deployments = async () => {
+      api.calls.push('deployments');
+      return {
+        items: [
+          { name: 'qa-svc', ref: null, pid: 1, port: 1, url: 'http://127.0.0.1:1', host: null, started_at: null,
+            uptime_s: null, status: null, alive: true, health: 'ok', state }
+        ]
+      };
+    };
+    return api;
+  }
+
+  it('fetches live status after a refresh when deployments are listed', async () => {
+    const api = withDeployment('running');
+    const model = new SidebarModel(api);
+    await model.refresh();
+    await model.refreshDeployments();
+    expect(model.deployments.get('qa-svc')!.state).toBe('running');
+  });
+
+  it('does not ask for deployments when there are none', async () => {
+    const api = seeded();
+    const model = new SidebarModel(api);
+    await model.refresh();
+    await model.refreshDeployments();
+    expect(api.calls).not.toContain('deployments');
+  });
+
+  it('rechecks liveness on quiet polls only once it is older than the max age', async () => {
+    const api = withDeployment('running');
+    const model = new SidebarModel(api);
+    await model.refresh();
+    await model.refreshDeployments();
+    api.calls = [];
+    await model.poll();
+    expect(api.calls).toEqual([`changes "${api.counter}"`]);
+    await model.refreshDeployments(0);
+    expect(api.calls).toContain('deployments');
+  });
+});

@@ -15,7 +15,7 @@ export WANDB_CACHE_DIR := $(CURDIR)/.cache/wandb-cache
 export WANDB_CONFIG_DIR := $(CURDIR)/.cache/wandb-config
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: install test lint pytest nbval demo lab bench clean
+.PHONY: install test lint pytest nbval demo lab bench clean labext jstest chromium
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,22 +34,42 @@ lint: install
 	$(VENV)/bin/ruff check llmops_magics tests benchmarks scripts
 	$(VENV)/bin/ruff format --check llmops_magics tests benchmarks scripts
 
-pytest: install dirs
+pytest: install dirs labext chromium
 	$(VENV)/bin/pytest -q tests
 
 nbval: install dirs
 	$(VENV)/bin/pytest -q --nbval-lax -p no:cacheprovider notebooks/
 
-test: lint pytest nbval
+test: lint jstest pytest nbval
 
 demo: install dirs
 	$(PY) scripts/demo.py
 
 lab: install dirs
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: install dirs
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# --- JupyterLab sidebar (issue 6) ---------------------------------------------------------
+# `pip install -e .` builds labextension/ into llmops_magics/labextension (hatch-jupyter-builder,
+# always fresh) and installs it as shared data. `labext` redoes that after a TypeScript edit.
+LABEXT := llmops_magics/labextension/package.json
+JLPM := PATH=$(CURDIR)/$(VENV)/bin:$$PATH jlpm
+
+labext: install
+	@if [ ! -f $(LABEXT) ] || [ -n "$$(find labextension/src labextension/style labextension/package.json labextension/yarn.lock labextension/tsconfig.json -newer $(LABEXT) -print -quit)" ]; then \
+		echo "labextension sources changed: rebuilding and reinstalling"; \
+		$(PIP) install --quiet --no-deps -e . ; \
+	fi
+
+jstest: install
+	cd labextension && $(JLPM) install && $(JLPM) test
+
+# The browser test drives Debian's chromium; never `playwright install`.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
 	rm -rf .llmops .cache wandb .pytest_cache

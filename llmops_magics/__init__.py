@@ -62,6 +62,16 @@ def __dir__() -> list[str]:
     return __all__
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension (REST routes under ``/llmops/``); imported only by jupyter_server."""
+    return [{"module": "llmops_magics.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab sidebar shipped inside the package."""
+    return [{"src": "labextension", "dest": "llmops-magics"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     from .magics import load
 

@@ -1,0 +1,75 @@
+"""The core queries behind the sidebar (``llmops_magics.browse``), without a server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from llmops_magics.browse import Browser, code_snippets, deployment_status
+from llmops_magics.errors import NotFoundError, ValidationError
+
+
+@pytest.fixture
+def reg(workspace):
+    return workspace.registry
+
+
+def _codes(art):
+    return {c["id"]: c["code"] for c in code_snippets(art)}
+
+
+def test_an_eval_loads_into_a_variable_that_does_not_shadow_the_builtin(reg):
+    art = reg.save("eval", "score", data=b"x").artifact
+    assert 'evaluation = llmops_magics.registry().resolve("eval://score/1")' in _codes(art)["load"]
+
+
+def test_a_cell_magic_spec_reproduces_with_its_body_and_no_load_ext_line(reg):
+    art = reg.save("prompt", "p", data=b"x", spec={"magic": "%%prompt p --alias prod", "cell": "Hi {{ x }}"}).artifact
+    assert _codes(art)["reproduce"] == "%%prompt p --alias prod\nHi {{ x }}"
+
+
+def test_an_artifact_without_a_magic_offers_no_reproduce(reg):
+    art = reg.save("model", "m", data=b"x", spec={"op": "save"}).artifact
+    assert set(_codes(art)) == {"load"}
+
+
+def test_a_deployment_on_another_host_is_not_probed():
+    status = deployment_status("svc", {"pid": os.getpid(), "host": "gpu-box-17", "url": "http://gpu-box-17:8000"})
+    assert status["alive"] is None and status["health"] is None and status["state"] == "unknown"
+
+
+def test_a_deployment_whose_process_is_gone_is_stopped():
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    status = deployment_status("svc", {"pid": pid, "url": "http://127.0.0.1:9"})
+    assert status["alive"] is False and status["state"] == "stopped" and status["health"] is None
+
+
+def test_a_live_process_without_url_counts_as_running():
+    assert deployment_status("svc", {"pid": os.getpid()})["state"] == "running"
+
+
+def test_a_deployment_record_with_odd_fields_is_tolerated():
+    status = deployment_status("svc", {"pid": "12", "url": 5, "started_at": "yesterday"})
+    assert status["state"] == "unknown" and status["name"] == "svc" and status["uptime_s"] is None
+
+
+def test_browsing_a_folder_without_registry_creates_nothing(tmp_path):
+    home = tmp_path / "nowhere" / ".llmops"
+    browser = Browser(home)
+    assert browser.list_artifacts()["total"] == 0
+    assert browser.changes()["changes"] == 0
+    assert browser.deployments() == {"items": []}
+    with pytest.raises(NotFoundError):
+        browser.artifact("prompt", "qa")
+    assert not home.exists()
+
+
+def test_pages_are_bounded(reg):
+    browser = Browser(reg.home)
+    with pytest.raises(ValidationError):
+        browser.list_artifacts(limit=10_000)
+    with pytest.raises(ValidationError):
+        browser.list_artifacts(search="x" * 500)

@@ -16,6 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Session fixtures of the %eval tests (tiny model, LoRA adapter, OpenAI-compatible server).
+pytest_plugins = ["eval_support"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -80,9 +83,10 @@ def read_wandb_run(run_dir: str | Path) -> list[dict]:
 @pytest.fixture
 def ip(workspace):
     """A real IPython shell with the extension loaded, pointed at the test's registry."""
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # start_ipython returns None after its first call
     shell.run_line_magic("load_ext", "llmops_magics")
     shell.run_line_magic("config", f"LLMOps.home = {str(workspace.home)!r}")
     yield shell

@@ -247,7 +247,8 @@ def generate_cached(
     out: list[GenRecord | None] = [None] * len(payloads)
     keys: list[str] = []
     if use_cache:
-        keys = [cache_key("generate", backend.identity, p, params.key()) for p in payloads]
+        pkey = params.key()
+        keys = [cache_key("generate", backend.identity, p, pkey) for p in payloads]
         hits = cache.get_many(keys)
         out = [GenRecord.from_cache(hits[k]) if k in hits else None for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]

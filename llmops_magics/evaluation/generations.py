@@ -169,7 +169,8 @@ class LocalBackend:
                     f"{window}-token context of {self.label}"
                 )
             loaded.tokenizer.truncation_side = "left"
-            lengths = [len(ids) for ids in loaded.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            encoded = loaded.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+            lengths = [len(ids) for ids in encoded]
             cut = sum(n > max_input for n in lengths)
             if cut:
                 warnings.warn(

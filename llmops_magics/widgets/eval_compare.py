@@ -71,7 +71,7 @@ class EvalPanel:
         self.order = w.ToggleButtons(options=ORDERS, value="worst")
         self.filter = w.Dropdown(options=FILTERS, value="all", description="show")
         self.threshold = w.FloatText(value=0.5, description="threshold", step=0.05)
-        self.search = w.Text(placeholder="text in prompt, output or reference", description="search")
+        self.search = w.Text(description="search", tooltip="text in the prompt, the outputs or the reference")
         self.rows = w.BoundedIntText(value=rows, min=1, max=10_000, description="rows")
         self.count = w.HTML()
         self.table = w.HTML()

@@ -65,6 +65,15 @@ def test_list_metrics_shows_the_registered_metrics(ip, eval_ws):
     assert {"exact_match", "rouge_l", "bleu", "chrf", "judge", "perplexity"} <= set(names)
 
 
+def test_the_panel_flag_displays_the_comparison_panel_and_returns_the_result(ip, eval_ws):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        result = ip.run_line_magic("eval", LINE + " --panel")
+    assert isinstance(result, EvalResult)
+    assert any("application/vnd.jupyter.widget-view+json" in out.data for out in captured.outputs)
+
+
 def test_show_reads_a_recorded_eval_back(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE)
     shown = ip.run_line_magic("eval", f"--show {result.ref}")

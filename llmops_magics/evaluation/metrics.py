@@ -169,22 +169,27 @@ def get_metric(name: str) -> MetricSpec:
         raise ValidationError(f"unknown metric {name!r}; known metrics: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def list_metrics():
-    """A displayable table of every registered metric."""
-    from ..display import mimebundle, table_html, text_table
+class MetricList(list):
+    """Rows of ``(metric, direction, needs, description)`` that display as a table."""
 
+    COLUMNS = ("metric", "direction", "needs", "description")
+
+    def __str__(self) -> str:
+        from ..display import text_table
+
+        return text_table(self.COLUMNS, self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from ..display import mimebundle, table_html
+
+        return mimebundle(str(self), table_html(self.COLUMNS, self))
+
+
+def list_metrics() -> MetricList:
+    """Every registered metric, built-in or yours, with its direction and what it needs."""
     _ensure_builtins()
-    rows = [(s.name, s.direction, ", ".join(s.needs), s.description) for s in sorted(_REGISTRY.values(), key=str)]
-    cols = ("metric", "direction", "needs", "description")
-
-    class MetricList(list):
-        def __str__(self) -> str:
-            return text_table(cols, self)
-
-        def _repr_mimebundle_(self, include=None, exclude=None):
-            return mimebundle(str(self), table_html(cols, self))
-
-    return MetricList(rows)
+    specs = sorted(_REGISTRY.values(), key=lambda s: s.name)
+    return MetricList((s.name, s.direction, ", ".join(s.needs), s.description) for s in specs)
 
 
 def parse_metric_specs(metrics: str | Sequence[str]) -> list[MetricCall]:

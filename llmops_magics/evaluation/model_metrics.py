@@ -62,7 +62,11 @@ def perplexity(examples: Sequence[Example], ctx: MetricContext):
 
 @metric(higher_is_better=False, gate=False)
 def latency(examples: Sequence[Example], ctx: MetricContext):
-    """Seconds per example: a request's time for endpoints, the batch's time / batch size for local models."""
+    """Seconds per example: a request's time for endpoints, the batch's time / batch size for local models.
+
+    A cached answer keeps the latency measured when it was generated, so a cached
+    re-run reports the same numbers (and makes the same eval version).
+    """
     return {"latency_s": [ex.latency_s for ex in examples]}
 
 

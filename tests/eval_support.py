@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,6 +104,32 @@ def register_models(ws, models: EvalModels, adapter_name: str = "qa-lora", **met
     meta.update(meta_overrides)
     adapter = reg.save("adapter", adapter_name, path=models.adapter, metadata=meta, parents=[(base, "base")]).artifact
     return base, adapter
+
+
+@contextmanager
+def shared_workspace(home: Path, models: EvalModels, **settings):
+    """A workspace with the models and the QA data, for module-scoped fixtures that share one run.
+
+    It is never the process-wide default (function-scoped fixtures replace that, and
+    close what they replace), so callers pass ``workspace=`` explicitly. ``settings``
+    are ``Settings`` fields; without a ``wandb_mode`` the recorder is in memory.
+    """
+    from dataclasses import replace
+
+    from llmops_magics import context
+    from llmops_magics.datasets import save_dataset
+    from llmops_magics.models.world import task_examples
+    from llmops_magics.recording import MemoryRecorder
+
+    recorder = "default" if "wandb_mode" in settings else MemoryRecorder()
+    settings.setdefault("wandb_mode", "disabled")
+    ws = context.Workspace(replace(context.default_settings(), home=str(home), **settings), recorder)
+    try:
+        register_models(ws, models)
+        save_dataset("qa-task", task_examples(), validation_fraction=0.25, seed=0, workspace=ws)
+        yield ws
+    finally:
+        ws.close()
 
 
 @pytest.fixture

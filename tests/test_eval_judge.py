@@ -8,12 +8,20 @@ and that the judge prompt and model are recorded.
 from __future__ import annotations
 
 import pytest
+from eval_support import shared_workspace
 
 import llmops_magics
 from llmops_magics.evaluation import evaluate
 from llmops_magics.evaluation.judge import aggregate_scores, parse_score
 
 JUDGED = dict(data="qa-task", limit=4, max_new_tokens=4, judge_model="model://tiny-gpt2", judge_k=3)
+
+
+@pytest.fixture(scope="module")
+def judged(eval_models, tmp_path_factory):
+    """One judged eval, shared by the tests that only read it."""
+    with shared_workspace(tmp_path_factory.mktemp("judged") / ".llmops", eval_models) as ws:
+        yield ws, evaluate("adapter://qa-lora", metrics="judge", workspace=ws, **JUDGED)
 
 
 @pytest.mark.parametrize(
@@ -33,26 +41,26 @@ def test_a_single_valid_score_has_no_variance():
     assert aggregate_scores([0.5, None, None]) == (0.5, None, 2)
 
 
-def test_the_judge_is_asked_k_times_per_example(eval_ws):
-    result = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+def test_the_judge_is_asked_k_times_per_example(judged):
+    _, result = judged
     assert result.summary["A"]["judge_calls"] == 4 * 3
 
 
-def test_every_judge_sample_is_either_a_score_or_a_counted_failure(eval_ws):
-    result = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+def test_every_judge_sample_is_either_a_score_or_a_counted_failure(judged):
+    _, result = judged
     failures = result.df["judge_failures"]
     assert failures.between(0, 3).all()
     assert result.summary["A"]["judge_parse_failures"] == failures.sum()
 
 
-def test_an_example_with_no_parseable_judge_reply_has_no_judge_score(eval_ws):
-    result = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+def test_an_example_with_no_parseable_judge_reply_has_no_judge_score(judged):
+    _, result = judged
     failed = result.df[result.df["judge_failures"] == 3]
     assert failed["judge"].isna().all()
 
 
-def test_the_judge_reports_a_variance_column(eval_ws):
-    result = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+def test_the_judge_reports_a_variance_column(judged):
+    _, result = judged
     assert {"judge", "judge_var", "judge_failures"} <= set(result.df.columns)
 
 
@@ -76,15 +84,15 @@ def _cache_entries(ws) -> int:
         return db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
 
 
-def test_the_default_judge_prompt_is_a_registered_prompt_version(eval_ws):
-    evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
-    prompt = llmops_magics.get_prompt("judge-correctness")
+def test_the_default_judge_prompt_is_a_registered_prompt_version(judged):
+    ws, _ = judged
+    prompt = llmops_magics.get_prompt("judge-correctness", workspace=ws)
     assert {"question", "answer", "reference"} <= set(prompt.variables)
 
 
-def test_the_eval_links_to_the_judge_prompt_and_the_judge_model(eval_ws):
-    result = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
-    edges = {(e.source, e.relation) for e in eval_ws.registry.upstream(result.ref, depth=1)}
+def test_the_eval_links_to_the_judge_prompt_and_the_judge_model(judged):
+    ws, result = judged
+    edges = {(e.source, e.relation) for e in ws.registry.upstream(result.ref, depth=1)}
     assert {("prompt://judge-correctness/1", "judge_prompt"), ("model://tiny-gpt2/1", "judge_model")} <= edges
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import read_wandb_run
-from eval_support import register_models
+from eval_support import shared_workspace
 
 from llmops_magics.evaluation import evaluate
 
@@ -17,48 +17,25 @@ pytestmark = pytest.mark.wandb
 @pytest.fixture(scope="module")
 def recorded(eval_models, tmp_path_factory):
     """One A/B eval recorded to offline W&B, read back with W&B's own inspector."""
-    import os
-
-    from llmops_magics import context
-    from llmops_magics.datasets import save_dataset
-    from llmops_magics.models.world import task_examples
-
     tmp = tmp_path_factory.mktemp("eval-wandb")
-    env = {"WANDB_MODE": "offline"}
-    for var, sub in (
-        ("WANDB_DIR", "runs"),
-        ("WANDB_DATA_DIR", "data"),
-        ("WANDB_CACHE_DIR", "c"),
-        ("WANDB_CONFIG_DIR", "cfg"),
-    ):
-        (tmp / sub).mkdir()
-        env[var] = str(tmp / sub)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        ws = context.configure(home=str(tmp / ".llmops"), wandb_mode="offline", wandb_project="tests")
-        register_models(ws, eval_models)
-        save_dataset("qa-task", task_examples(), validation_fraction=0.25, seed=0, workspace=ws)
-        result = evaluate(
-            "model://tiny-gpt2",
-            compare="adapter://qa-lora",
-            data="qa-task",
-            limit=6,
-            max_new_tokens=4,
-            metrics=["exact_match", "tokens"],
-            workspace=ws,
-        )
-        assert ws.recorder.flush(120)
-        run_dir = Path(result.wandb["run_dir"])
-        records = read_wandb_run(run_dir)
-        ws.close()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        context._current = None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "offline")
+        for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+            (tmp / var).mkdir()
+            mp.setenv(var, str(tmp / var))
+        with shared_workspace(tmp / ".llmops", eval_models, wandb_mode="offline", wandb_project="tests") as ws:
+            result = evaluate(
+                "model://tiny-gpt2",
+                compare="adapter://qa-lora",
+                data="qa-task",
+                limit=6,
+                max_new_tokens=4,
+                metrics=["exact_match", "tokens"],
+                workspace=ws,
+            )
+            assert ws.recorder.flush(120)
+            run_dir = Path(result.wandb["run_dir"])
+            records = read_wandb_run(run_dir)
     return result, run_dir, records
 
 

@@ -30,6 +30,14 @@ _EXPORTS = {
     "get_dataset": ".datasets",
     "DatasetVersion": ".datasets",
     "tiny_base_model": ".models",
+    "evaluate": ".evaluation",
+    "get_eval": ".evaluation",
+    "metric": ".evaluation",
+    "list_metrics": ".evaluation",
+    "EvalResult": ".evaluation",
+    "Comparison": ".evaluation",
+    "ConsistencyWarning": ".evaluation",
+    "eval_panel": ".widgets",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -44,6 +52,8 @@ _EXPORTS = {
     "IntegrityError": ".errors",
     "RecordingError": ".errors",
     "JobError": ".errors",
+    "EndpointError": ".errors",
+    "RegressionError": ".errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])

@@ -15,7 +15,9 @@ catch the right thing::
     ├── RegistryError (RuntimeError)        the registry folder itself is unusable
     │   └── IntegrityError                  verify() found an inconsistency
     ├── RecordingError (RuntimeError)       W&B failed; always downgraded to a warning
-    └── JobError (RuntimeError)             a background job failed or was cancelled
+    ├── JobError (RuntimeError)             a background job failed or was cancelled
+    ├── EndpointError (RuntimeError)        an OpenAI-compatible endpoint failed or was unreachable
+    └── RegressionError (RuntimeError)      an A/B eval found B significantly worse (CI gate)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "IntegrityError",
     "RecordingError",
     "JobError",
+    "EndpointError",
+    "RegressionError",
 ]
 
 
@@ -72,3 +76,20 @@ class RecordingError(LLMOpsError, RuntimeError):
 
 class JobError(LLMOpsError, RuntimeError):
     """A background job failed, was cancelled, or was asked for a result it does not have."""
+
+
+class EndpointError(LLMOpsError, RuntimeError):
+    """An OpenAI-compatible endpoint could not be reached or answered with an error."""
+
+
+class RegressionError(LLMOpsError, RuntimeError):
+    """``fail_on_regression``: a compared target is significantly worse than the baseline.
+
+    Raised after the eval was saved, so the record of the failing run is kept; ``result``
+    is the full ``EvalResult`` and ``regressions`` the comparisons that failed.
+    """
+
+    def __init__(self, message: str, result=None, regressions=()) -> None:
+        super().__init__(message)
+        self.result = result
+        self.regressions = tuple(regressions)

@@ -37,6 +37,12 @@ def _env():
     return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str):
+    """Compiling costs ~0.7 ms and an eval renders one template per row: compile each source once."""
+    return _env().from_string(source)
+
+
 def _split_chat(text: str) -> list[tuple[str, str]] | None:
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
@@ -72,9 +78,8 @@ class ParsedTemplate:
             )
         from jinja2 import TemplateError
 
-        env = _env()
         try:
-            rendered = [(role, env.from_string(src).render(**values)) for role, src in self.parts]
+            rendered = [(role, _compiled(src).render(**values)) for role, src in self.parts]
         except TemplateError as exc:
             raise RenderError(f"{where} failed to render: {exc}") from None
         if self.format == "text":

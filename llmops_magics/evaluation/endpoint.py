@@ -1,0 +1,158 @@
+"""An OpenAI-compatible endpoint as an eval target (a ``%deploy`` deployment, vLLM, any ``/v1`` server).
+
+Text prompts go to ``POST /v1/completions``, chat prompts to ``POST /v1/chat/completions``;
+requests run concurrently, at most ``concurrency`` at a time, on threads (a notebook
+already runs an event loop, so no ``asyncio.run``). Connection failures, 429 and 5xx
+answers are retried twice with a short back-off; anything else fails fast with an
+``EndpointError`` naming the URL and the server's message. The API key is sent as a
+bearer token and never stored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import EndpointError, ValidationError
+from .generations import GenParams, GenRecord
+
+__all__ = ["EndpointBackend", "is_endpoint", "normalize_url"]
+
+RETRIES = 2
+
+
+def is_endpoint(target: object) -> bool:
+    return isinstance(target, str) and target.strip().lower().startswith(("http://", "https://"))
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:8000/v1/`` and ``http://host:8000`` are the same endpoint."""
+    url = url.strip().rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+class EndpointBackend:
+    """Generation through HTTP; see the module docstring."""
+
+    kind = "endpoint"
+    identity = None  # never cached
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.api_key = api_key
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = timeout
+        self._model = model
+        self._client: Any = None
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+    def _http(self):
+        if self._client is None:
+            import httpx
+
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, limits=limits)
+        return self._client
+
+    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
+        last = ""
+        for attempt in range(RETRIES + 1):
+            try:
+                resp = self._http().request(method, path, json=body)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 400:
+                    try:
+                        return resp.json()
+                    except ValueError:
+                        raise EndpointError(f"{self.url}{path} answered with non-JSON: {resp.text[:200]!r}") from None
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code not in (408, 429) and resp.status_code < 500:
+                    break
+            if attempt < RETRIES:
+                time.sleep(0.5 * (attempt + 1))
+        raise EndpointError(f"{method} {self.url}{path} failed: {last}")
+
+    @property
+    def model(self) -> str:
+        """The model name sent in requests: the one given, else the first the server lists."""
+        if self._model is None:
+            try:
+                listed = self._request("GET", "/v1/models").get("data") or []
+            except EndpointError:
+                listed = []
+            self._model = str(listed[0].get("id")) if listed and isinstance(listed[0], Mapping) else "default"
+        return self._model
+
+    def check(self) -> None:
+        """Fail early (before any work) when nothing answers at the URL."""
+        import httpx
+
+        try:
+            self._http().get("/v1/models")
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"cannot reach endpoint {self.url}: {type(exc).__name__}: {exc}") from None
+
+    def _one(self, payload: str | Sequence[Mapping[str, str]], params: GenParams) -> GenRecord:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        chat = not isinstance(payload, str)
+        if chat:
+            body["messages"] = [dict(m) for m in payload]
+        else:
+            body["prompt"] = payload
+        started = time.perf_counter()
+        data = self._request("POST", "/v1/chat/completions" if chat else "/v1/completions", body)
+        seconds = time.perf_counter() - started
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] if chat else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            raise EndpointError(f"{self.url} answered without choices[0] text: {str(data)[:200]}") from None
+        usage = data.get("usage") or {}
+        return GenRecord(
+            text=str(text or ""),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            latency_s=seconds,
+            cached=False,
+        )
+
+    def generate(self, payloads: Sequence[Any], params: GenParams) -> list[GenRecord]:
+        if not payloads:
+            return []
+        with cf.ThreadPoolExecutor(max_workers=min(self.concurrency, len(payloads))) as pool:
+            return list(pool.map(lambda p: self._one(p, params), payloads))
+
+    def log_likelihoods(self, payloads: Sequence[Any], continuations: Sequence[str]):
+        raise ValidationError(f"{self.url} is an endpoint; perplexity needs a local model target")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,204 @@
+"""LLM-as-judge: a registered judge prompt, a judge model, k samples per example, variance reported.
+
+The judge prompt is an ordinary prompt version (``prompt://judge-correctness`` and
+``prompt://judge-faithfulness`` are created on first use), so changing how answers are
+judged makes a new, diffable version. It is rendered per example with the row's
+columns plus ``question``, ``answer`` (the candidate output, shadowing a data column of
+that name), ``output``, ``reference``, ``context`` and ``prompt``. Its params
+``min_score``/``max_score`` (default 1 and 5) give the scale; scores are rescaled to
+0-1.
+
+The judge model is any model, adapter, folder or endpoint (``judge_model=``). Each
+example is judged ``k`` times with seeds ``seed, seed+1, …`` (from 0 when the eval has no
+seed, so judgments are always reproducible and cached) at ``judge_temperature``;
+the mean, the sample variance and the number of unparseable replies are reported per
+example. Parse failures are counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ValidationError
+from ..prompts.template import parse_template
+from .generations import GenParams, generate_cached
+from .metrics import Example, MetricContext, metric
+
+__all__ = ["JudgeRunner", "parse_score", "aggregate_scores", "DEFAULT_JUDGE_PROMPTS"]
+
+DEFAULT_JUDGE_PROMPTS = {
+    "judge": (
+        "judge-correctness",
+        "You are a strict grader. Compare the candidate answer with the reference answer.\n"
+        "Question: {{ question }}\n"
+        "Reference answer: {{ reference }}\n"
+        "Candidate answer: {{ answer }}\n"
+        "Reply with one integer from 1 (wrong) to 5 (correct and complete).\n"
+        "Score:",
+        "Grades a candidate answer against the reference, 1-5.",
+    ),
+    "faithfulness_judge": (
+        "judge-faithfulness",
+        "You check answers for hallucinations: is the answer supported by the context?\n"
+        "Context: {{ context }}\n"
+        "Question: {{ question }}\n"
+        "Answer: {{ answer }}\n"
+        "Reply with one integer from 1 (not supported, hallucinated) to 5 (fully supported by the context).\n"
+        "Score:",
+        "Grades whether an answer is supported by the reference context, 1-5.",
+    ),
+}
+JUDGE_VARIABLES = ("question", "answer", "output", "reference", "context", "prompt")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def parse_score(text: str, lo: float = 1, hi: float = 5) -> float | None:
+    """The first number in the judge's reply, rescaled to 0-1; ``None`` when absent or off the scale."""
+    m = _NUMBER.search(text or "")
+    if m is None:
+        return None
+    value = float(m.group())
+    if not lo <= value <= hi:
+        return None
+    return (value - lo) / (hi - lo)
+
+
+def aggregate_scores(scores: Sequence[float | None]) -> tuple[float | None, float | None, int]:
+    """(mean, sample variance, parse failures) of one example's k judge scores."""
+    valid = [s for s in scores if s is not None]
+    failures = len(scores) - len(valid)
+    if not valid:
+        return None, None, failures
+    var = statistics.variance(valid) if len(valid) > 1 else None
+    return statistics.fmean(valid), var, failures
+
+
+class JudgeRunner:
+    """Shared by every judge metric and target of one eval, so the judge model loads once."""
+
+    def __init__(self, ws: Any, options: Any, cache: Any) -> None:
+        self.ws = ws
+        self.options = options
+        self.cache = cache
+        self.inputs: list[tuple[Any, str]] = []
+        self._backend: Any = None
+        self._prompts: dict[str, Any] = {}
+        self.used_model: str | None = None  # the judge model's pinned reference, once used
+
+    @property
+    def prompts_used(self) -> dict[str, str]:
+        """``{"metric:arg": pinned prompt reference}`` of the judge prompts used so far."""
+        return {k: pv.ref for k, pv in self._prompts.items()}
+
+    def prompt_ref(self, metric_name: str, arg: str | None) -> str | None:
+        """The judge prompt asked for: ``metric:REF``, else ``judge_prompt=`` for ``judge``, else the default."""
+        if arg:
+            return arg
+        if metric_name == "judge" and self.options.judge_prompt:
+            return self.options.judge_prompt
+        return None
+
+    def template(self, metric_name: str, arg: str | None):
+        """``(parsed template, params)`` without writing anything (for validation)."""
+        ref = self.prompt_ref(metric_name, arg)
+        if ref is None:
+            _, text, _ = DEFAULT_JUDGE_PROMPTS[metric_name]
+            return parse_template(text), {"min_score": 1, "max_score": 5}
+        from ..prompts import get_prompt
+
+        pv = get_prompt(ref, workspace=self.ws)
+        return pv.parsed, dict(pv.params)
+
+    def validate(self, metric_name: str, arg: str | None, columns: Sequence[str]) -> None:
+        if not self.options.judge_model:
+            raise ValidationError(f"metric {metric_name!r} needs a judge model (judge_model=/--judge-model)")
+        parsed, params = self.template(metric_name, arg)
+        missing = [v for v in parsed.required(params) if v not in columns and v not in JUDGE_VARIABLES]
+        if missing:
+            raise ValidationError(
+                f"judge prompt for {metric_name!r} needs variable(s) {', '.join(missing)}, which neither the "
+                f"data columns nor the judge variables ({', '.join(JUDGE_VARIABLES)}) provide"
+            )
+        if self.options.judge_k < 1:
+            raise ValidationError(f"judge_k must be at least 1, found {self.options.judge_k}")
+
+    def _prompt(self, metric_name: str, arg: str | None):
+        key = f"{metric_name}:{arg}"
+        if key not in self._prompts:
+            from ..prompts import get_prompt, save_prompt
+
+            ref = self.prompt_ref(metric_name, arg)
+            if ref is None:
+                name, text, description = DEFAULT_JUDGE_PROMPTS[metric_name]
+                pv = save_prompt(
+                    name, text, params={"min_score": 1, "max_score": 5}, description=description, workspace=self.ws
+                )
+            else:
+                pv = get_prompt(ref, workspace=self.ws)
+            self._prompts[key] = pv
+            self.inputs.append((pv.artifact, "judge_prompt"))
+        return self._prompts[key]
+
+    def backend(self):
+        if self._backend is None:
+            from .targets import resolve_backend
+
+            o = self.options
+            self._backend, self.used_model, inputs = resolve_backend(
+                o.judge_model, self.ws, batch_size=o.batch_size, endpoint_model=o.endpoint_model, api_key=o.api_key
+            )
+            self.inputs += [(a, "judge_model") for a, _ in inputs]
+        return self._backend
+
+    def judge(
+        self, metric_name: str, arg: str | None, examples: Sequence[Example], ctx: MetricContext
+    ) -> dict[str, list]:
+        pv = self._prompt(metric_name, arg)
+        lo, hi = float(pv.params.get("min_score", 1)), float(pv.params.get("max_score", 5))
+        todo = [i for i, ex in enumerate(examples) if metric_name != "faithfulness_judge" or ex.context]
+        payloads = [pv.render(**_variables(examples[i])) for i in todo]
+        payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
+        o = self.options
+        runs: list[list[float | None]] = [[] for _ in todo]
+        for k in range(o.judge_k):
+            params = GenParams(o.judge_max_new_tokens, o.judge_temperature, (o.seed or 0) + k, ())
+            replies = generate_cached(self.backend(), payloads, params, self.cache, o.batch_size) if todo else []
+            for slot, reply in zip(runs, replies, strict=True):
+                slot.append(parse_score(reply.text, lo, hi))
+        n = len(examples)
+        mean: list[float | None] = [None] * n
+        var: list[float | None] = [None] * n
+        fails: list[float | None] = [None] * n
+        for i, scores in zip(todo, runs, strict=True):
+            m, v, f = aggregate_scores(scores)
+            mean[i], var[i], fails[i] = m, v, float(f)
+            ctx.count(f"{metric_name}_parse_failures", f)
+        ctx.count(f"{metric_name}_calls", len(todo) * o.judge_k)
+        return {metric_name: mean, f"{metric_name}_var": var, f"{metric_name}_failures": fails}
+
+
+def _variables(ex: Example) -> Mapping[str, Any]:
+    return {
+        **ex.row,
+        "question": ex.row.get("question", ex.prompt),
+        "answer": ex.output.strip(),
+        "output": ex.output.strip(),
+        "reference": "" if ex.reference is None else str(ex.reference),
+        "context": ex.context or "",
+        "prompt": ex.prompt,
+    }
+
+
+@metric(needs=("judge",))
+def judge(examples: Sequence[Example], ctx: MetricContext):
+    """LLM-as-judge correctness against the reference (mean of k samples, 0-1), with variance and failures."""
+    return ctx.judges.judge("judge", ctx.arg, examples, ctx)
+
+
+@metric(needs=("judge", "context"))
+def faithfulness_judge(examples: Sequence[Example], ctx: MetricContext):
+    """LLM-as-judge faithfulness: is the output supported by the row's context (0-1; rows without context skipped)."""
+    return ctx.judges.judge("faithfulness_judge", ctx.arg, examples, ctx)

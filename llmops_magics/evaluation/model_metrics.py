@@ -1,0 +1,110 @@
+"""Metrics that need a model or the generation record: similarity, perplexity, latency, tokens, faithfulness.
+
+Semantic similarity and the similarity-based faithfulness check use all-MiniLM-L6-v2
+(``llmops_magics.models.embeddings``: offline, mean pooling). Perplexity is the
+target model's perplexity on the *reference* given the rendered prompt, so it needs a
+local model and a reference column; it says how likely the model finds the right
+answer, whatever it generated.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from .metrics import Example, MetricContext, metric
+
+__all__ = ["split_sentences"]
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in (p.strip() for p in _SENTENCE.split(text)) if s]
+
+
+@metric(needs=("reference",))
+def semantic_similarity(examples: Sequence[Example], ctx: MetricContext):
+    """Cosine similarity of output and reference embeddings (all-MiniLM-L6-v2)."""
+    from ..models.embeddings import cosine_similarity
+
+    pairs = [(i, ex.output.strip(), str(ex.reference).strip()) for i, ex in enumerate(examples) if ex.reference]
+    out: list[float | None] = [None] * len(examples)
+    if pairs:
+        sims = cosine_similarity([p[1] for p in pairs], [p[2] for p in pairs])
+        for (i, _, _), s in zip(pairs, sims, strict=True):
+            out[i] = max(0.0, min(1.0, s))
+    return out
+
+
+def continuation_for(prompt: str, reference: str) -> str:
+    """The reference as the model would continue the prompt: one space after ``Answer:``-style prompts."""
+    if prompt and not prompt[-1].isspace() and reference and not reference[0].isspace():
+        return " " + reference
+    return reference
+
+
+@metric(higher_is_better=False, needs=("reference", "model"))
+def perplexity(examples: Sequence[Example], ctx: MetricContext):
+    """exp(mean negative log-likelihood) of the reference tokens given the prompt (lower is better)."""
+    todo = [(i, ex) for i, ex in enumerate(examples) if ex.reference is not None]
+    out: list[float | None] = [None] * len(examples)
+    if not todo:
+        return out
+    scores = ctx.target.log_likelihoods(
+        [ex for _, ex in todo], [continuation_for(ex.prompt, str(ex.reference)) for _, ex in todo]
+    )
+    for (i, _), (logprob, n_tokens) in zip(todo, scores, strict=True):
+        out[i] = math.exp(-logprob / n_tokens) if n_tokens else None
+    return out
+
+
+@metric(higher_is_better=False, gate=False)
+def latency(examples: Sequence[Example], ctx: MetricContext):
+    """Seconds per example: a request's time for endpoints, the batch's time / batch size for local models.
+
+    A cached answer keeps the latency measured when it was generated, so a cached
+    re-run reports the same numbers (and makes the same eval version).
+    """
+    return {"latency_s": [ex.latency_s for ex in examples]}
+
+
+@metric(higher_is_better=None)
+def tokens(examples: Sequence[Example], ctx: MetricContext):
+    """Completion and prompt token counts, as the target's tokenizer (or the endpoint's usage) counts them."""
+    return {
+        "completion_tokens": [float(ex.completion_tokens) for ex in examples],
+        "prompt_tokens": [float(ex.prompt_tokens) for ex in examples],
+    }
+
+
+@metric(needs=("context",))
+def faithfulness_sim(examples: Sequence[Example], ctx: MetricContext):
+    """Similarity-based faithfulness: best cosine similarity of the output to a sentence of the row's context.
+
+    Rows without a context get no value. A low value flags an answer that nothing in the
+    context supports (a likely hallucination); an empty output scores 0.
+    """
+    from ..models.embeddings import embed
+
+    out: list[float | None] = [None] * len(examples)
+    jobs = []
+    for i, ex in enumerate(examples):
+        if ex.context is None:
+            continue
+        if not ex.output.strip():
+            out[i] = 0.0
+            continue
+        jobs.append((i, ex.output.strip(), split_sentences(ex.context) or [ex.context]))
+    if not jobs:
+        return out
+    outputs = embed([j[1] for j in jobs])
+    flat = [s for j in jobs for s in j[2]]
+    sentences = embed(flat)
+    at = 0
+    for k, (i, _, sents) in enumerate(jobs):
+        block = sentences[at : at + len(sents)]
+        at += len(sents)
+        out[i] = max(0.0, min(1.0, float((block @ outputs[k]).max())))
+    return out

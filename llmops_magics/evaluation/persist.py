@@ -1,0 +1,143 @@
+"""Recording an eval: the ``eval`` artifact with its lineage, and its W&B run.
+
+The artifact is a folder (``examples.jsonl``, ``summary.json``) whose content depends
+only on the inputs and the answers, so re-running a cached eval returns the same
+version. Its spec is the resolved arguments (plus the ``%eval`` line); its parents are
+every input: the dataset version (``data``), models (``model``), adapters
+(``adapter``), prompt versions (``prompt``), the judge's prompt and model
+(``judge_prompt``, ``judge_model``). The W&B run gets the spec as config, a table of
+examples, the summary metrics, and the artifact; it is queued, never awaited.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..context import Workspace, current
+from ..provenance import collect
+from ..store import Artifact
+from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
+
+__all__ = ["record", "get_eval", "default_name", "KIND"]
+
+KIND = "eval"
+TABLE_FIELDS = ("example", "target", "prompt", "output", "reference")
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"^[a-z]+://", "", text.strip())
+    text = re.sub(r"/(\d+)$", r".\1", text)
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+    return text or "target"
+
+
+def default_name(data_name: str, targets: Sequence[Mapping[str, Any]]) -> str:
+    """``qa-task-tiny-gpt2.1-vs-qa-lora.1``: the data set, then what tells the targets apart.
+
+    Targets that share one model are named by their prompts (``qa-task-qa.1-vs-qa.2``).
+    """
+    models = [str(t["model"]) for t in targets]
+    by_prompt = len(targets) > 1 and len(set(models)) == 1
+    parts = []
+    for t in targets:
+        text = str(t["prompt"] if by_prompt else t["model"])
+        parts.append(_slug(Path(text).name if text.startswith("/") else text))
+    name = f"{data_name}-" + "-vs-".join(parts)
+    return name[:128].rstrip("-._")
+
+
+def _dedupe(inputs: Sequence[tuple[Artifact, str]]) -> list[tuple[Artifact, str]]:
+    seen, out = set(), []
+    for art, rel in inputs:
+        if (art.id, rel) not in seen:
+            seen.add((art.id, rel))
+            out.append((art, rel))
+    return out
+
+
+def record(
+    result: EvalResult,
+    ws: Workspace,
+    *,
+    spec: Mapping[str, Any],
+    inputs: Sequence[tuple[Artifact, str]],
+    name: str | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> EvalResult:
+    reg = ws.registry
+    data_name = result.data.split("://", 1)[-1].rsplit("/", 1)[0]
+    name = name or default_name(data_name, result.targets)
+    inputs = _dedupe(inputs)
+    metadata = {
+        "data": result.data,
+        "split": result.split,
+        "targets": result.targets,
+        "metrics": [c.name for c in result.columns],
+        "summary": result.summary,
+        "verdicts": result.verdicts,
+        "regressions": [c.verdict for c in result.regressions],
+        "consistency": result.mismatches,
+        "num_examples": result.summary[result.targets[0]["label"]]["n"],
+        "cache_hits": result.cache_hits,
+        "seconds": round(result.seconds, 3),
+    }
+    with tempfile.TemporaryDirectory(dir=reg.home / "tmp") as tmp:
+        folder = Path(tmp)
+        for fname, data in result.content().items():
+            (folder / fname).write_bytes(data)
+        saved = reg.save(
+            KIND,
+            name,
+            path=folder,
+            metadata=metadata,
+            source=collect(source),
+            spec=dict(spec),
+            parents=[(a, rel) for a, rel in inputs],
+        )
+    result.artifact, result.created = saved.artifact, saved.created
+    _record_run(result, ws, spec, inputs)
+    return result
+
+
+def _record_run(result: EvalResult, ws: Workspace, spec: Mapping[str, Any], inputs) -> None:
+    art = result.artifact
+    assert art is not None
+    run = ws.recorder.start_run(job_type="eval", name=art.name, config={**dict(spec), "llmops_ref": art.ref})
+    if run is None:
+        return
+    reg = ws.registry
+    cols = [*TABLE_FIELDS, *(c.name for c in result.columns)]
+    run.log_table("examples", cols, [[r.get(c) for c in cols] for r in result.records])
+    run.summary(result.flat_summary())
+    run.log_artifact_async(art, reg.checkout(art), inputs, on_done=lambda info: reg.update_wandb(art, info))
+    run.finish(exit_code=1 if result.regressions else 0)
+    result._run = run
+
+
+def get_eval(ref: str, *, workspace: Workspace | None = None) -> EvalResult:
+    """A recorded eval (``"eval://name/3"``, ``"name@baseline"``) with its records and comparisons."""
+    import json
+
+    ws = workspace or current()
+    reg = ws.registry
+    art = reg.resolve(ref, KIND)
+    folder = reg.checkout(art)
+    summary = json.loads((folder / "summary.json").read_text())
+    return EvalResult(
+        targets=summary["targets"],
+        data=summary["data"],
+        split=summary["split"],
+        reference_column=summary["reference_column"],
+        columns=[MetricColumn(**c) for c in summary["columns"]],
+        records=load_records((folder / "examples.jsonl").read_text()),
+        summary=summary["summary"],
+        comparisons=[comparison_from_dict(c) for c in summary["comparisons"]],
+        mismatches=summary["mismatches"],
+        seconds=float(art.metadata.get("seconds", 0.0)),
+        artifact=art,
+        created=None,
+    )

@@ -1,0 +1,238 @@
+"""What an eval runs: targets (a model, an adapter, a local folder, a prompt version, an endpoint).
+
+A target is a *model* (``LocalBackend`` or ``EndpointBackend``) plus a *prompt source*
+that turns a data row into what the model is sent:
+
+1. a prompt version, when the target is a prompt reference (its model is ``model=``)
+   or ``prompt=`` is given;
+2. an adapter's training template (``metadata["prompt_template"]``), so an adapter is
+   evaluated in the format it was trained on;
+3. in a comparison, a model without a template of its own borrows the template of the
+   first adapter target, so base and fine-tuned see the same prompts and only the
+   weights differ;
+4. otherwise the row's ``prompt``, ``input`` or ``question`` column, as it is.
+
+Resolving targets reads the registry only: nothing is loaded or written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFoundError, ValidationError
+from ..prompts.template import ParsedTemplate, parse_template
+from ..store import Artifact
+from .endpoint import EndpointBackend, is_endpoint, normalize_url
+from .generations import LocalBackend
+
+__all__ = ["PromptSource", "Target", "resolve_targets", "resolve_backend", "INPUT_COLUMNS"]
+
+INPUT_COLUMNS = ("prompt", "input", "question")
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """How a row becomes a prompt: a template (with params as defaults) or one column as is."""
+
+    label: str
+    parsed: ParsedTemplate | None = None
+    column: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    artifact: Artifact | None = None
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        if self.parsed is None:
+            return (self.column,) if self.column else ()
+        return self.parsed.required(self.params)
+
+    @property
+    def chat(self) -> bool:
+        return self.parsed is not None and self.parsed.format == "chat"
+
+    def render(self, row: Mapping[str, Any], where: str) -> str | list[dict[str, str]]:
+        if self.parsed is None:
+            return str(row[self.column])  # type: ignore[index]
+        return self.parsed.render({**self.params, **row}, where=where)
+
+
+@dataclass
+class Target:
+    """One side of an eval: ``label`` is A, B, … in the order given (A is the baseline)."""
+
+    label: str
+    model_ref: str
+    backend: Any
+    prompt: PromptSource
+    inputs: list[tuple[Artifact, str]] = field(default_factory=list)
+    adapter: Artifact | None = None
+    cache: Any = None
+    is_prompt: bool = False  # given as a prompt reference (run by ``model=``)
+
+    def log_likelihoods(self, examples: Sequence[Any], continuations: Sequence[str]) -> list[tuple[float, int]]:
+        """Log-likelihood of each continuation given the example's prompt (cached like generations)."""
+        from .cache import cache_key
+
+        payloads = [[dict(m) for m in ex.messages] if ex.messages else ex.prompt for ex in examples]
+        identity = self.backend.identity
+        if identity is None or self.cache is None:
+            return self.backend.log_likelihoods(payloads, continuations)
+        keys = [cache_key("loglik", identity, [p, c], {}) for p, c in zip(payloads, continuations, strict=True)]
+        hits = self.cache.get_many(keys)
+        todo = [i for i, k in enumerate(keys) if k not in hits]
+        if todo:
+            fresh = self.backend.log_likelihoods([payloads[i] for i in todo], [continuations[i] for i in todo])
+            new = {keys[i]: list(v) for i, v in zip(todo, fresh, strict=True)}
+            self.cache.put_many(new)
+            hits.update(new)
+        return [(float(hits[k][0]), int(hits[k][1])) for k in keys]
+
+    @property
+    def name(self) -> str:
+        """What the user would call it: the prompt for prompt-vs-prompt evals, else the model."""
+        if self.prompt.artifact is not None and self.prompt.artifact.kind == "prompt":
+            return f"{self.prompt.artifact.ref} on {self.model_ref}"
+        return self.model_ref
+
+    @property
+    def ref(self) -> str:
+        """The target as given, pinned to a version: what replaying the eval passes."""
+        if self.is_prompt and self.prompt.artifact is not None:
+            return self.prompt.artifact.ref
+        return self.model_ref
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"label": self.label, "model": self.model_ref, "prompt": self.prompt.label}
+
+
+def resolve_backend(
+    ref: str | Path, ws: Any, *, batch_size: int = 16, endpoint_model: str | None = None, api_key: str | None = None
+):
+    """A model reference, a local folder or an endpoint URL to ``(backend, canonical ref, lineage inputs)``."""
+    from ..models.loading import resolve_model_source
+
+    if is_endpoint(ref):
+        url = normalize_url(str(ref))
+        return EndpointBackend(url, model=endpoint_model, api_key=api_key, concurrency=batch_size), url, []
+    src = resolve_model_source(ref, ws)
+    inputs: list[tuple[Artifact, str]] = []
+    if src.artifact is not None and src.artifact.kind == "adapter":
+        inputs.append((src.artifact, "adapter"))
+    if src.base_artifact is not None:
+        inputs.append((src.base_artifact, "model"))
+    if src.artifact is not None:
+        canonical = src.artifact.ref
+    else:
+        canonical = str(src.adapter_path or src.base_path)
+    return LocalBackend(src, canonical, workspace=ws), canonical, inputs
+
+
+def _prompt_version(ref: str, ws: Any):
+    from ..prompts import get_prompt
+
+    return get_prompt(ref, workspace=ws)
+
+
+def _from_version(pv) -> PromptSource:
+    return PromptSource(pv.ref, pv.parsed, None, dict(pv.params), pv.artifact)
+
+
+def _adapter_template(adapter: Artifact, ws: Any) -> tuple[PromptSource | None, list[tuple[Artifact, str]]]:
+    meta = adapter.metadata
+    inputs: list[tuple[Artifact, str]] = []
+    prompt_ref = meta.get("prompt")
+    pv = None
+    if prompt_ref:
+        try:
+            pv = _prompt_version(str(prompt_ref), ws)
+            inputs.append((pv.artifact, "prompt"))
+        except NotFoundError:
+            pv = None
+    text = meta.get("prompt_template")
+    if text:
+        return PromptSource(f"{adapter.ref} prompt_template", parse_template(str(text))), inputs
+    if pv is not None:
+        return _from_version(pv), inputs
+    return None, inputs
+
+
+def _column_source(columns: Sequence[str]) -> PromptSource:
+    for c in INPUT_COLUMNS:
+        if c in columns:
+            return PromptSource(f"column {c}", column=c)
+    raise ValidationError(
+        f"no prompt for the data: pass a prompt (prompt=/--prompt) or give the data a "
+        f"{'/'.join(INPUT_COLUMNS)} column; its columns are {', '.join(columns)}"
+    )
+
+
+def _classify(text: str, ws: Any) -> tuple[str, Artifact | None]:
+    """``endpoint``, ``path``, ``prompt`` or ``model`` (registered model or adapter)."""
+    if is_endpoint(text):
+        return "endpoint", None
+    if not text.startswith(("prompt://", "model://", "adapter://")) and Path(text).expanduser().is_dir():
+        return "path", None
+    try:
+        art = ws.registry.resolve(text)
+    except NotFoundError:
+        raise NotFoundError(
+            f"target {text!r} is not a registered model, adapter or prompt, a local model folder, or an http(s) URL"
+        ) from None
+    if art.kind == "prompt":
+        return "prompt", art
+    if art.kind in ("model", "adapter"):
+        return "model", art
+    raise ValidationError(f"target {art.ref} is a {art.kind}; expected a model, adapter, prompt or endpoint URL")
+
+
+def resolve_targets(
+    targets: Sequence[str],
+    ws: Any,
+    columns: Sequence[str],
+    *,
+    model: str | None = None,
+    prompt: str | None = None,
+    batch_size: int = 16,
+    endpoint_model: str | None = None,
+    api_key: str | None = None,
+) -> list[Target]:
+    if not targets:
+        raise ValidationError("give at least one target: a model, adapter, prompt reference or endpoint URL")
+    if len(targets) > len(LABELS):
+        raise ValidationError(f"at most {len(LABELS)} targets can be compared, found {len(targets)}")
+    shared = _prompt_version(prompt, ws) if prompt else None
+    out: list[Target] = []
+    for label, text in zip(LABELS, targets, strict=False):
+        text = str(text).strip()
+        kind, art = _classify(text, ws)
+        inputs: list[tuple[Artifact, str]] = []
+        source: PromptSource | None = None
+        if kind == "prompt":
+            if not model:
+                raise ValidationError(f"target {art.ref} is a prompt; say which model runs it (model=/--model)")
+            source = _from_version(_prompt_version(art.ref, ws))
+            model_text = model
+        else:
+            model_text = art.ref if art is not None else text
+            if shared is not None:
+                source = _from_version(shared)
+        backend, canonical, model_inputs = resolve_backend(
+            model_text, ws, batch_size=batch_size, endpoint_model=endpoint_model, api_key=api_key
+        )
+        inputs += model_inputs
+        adapter = next((a for a, rel in model_inputs if rel == "adapter"), None)
+        if source is None and adapter is not None:
+            source, extra = _adapter_template(adapter, ws)
+            inputs += extra
+        if source is not None and source.artifact is not None:
+            inputs.append((source.artifact, "prompt"))
+        out.append(Target(label, canonical, backend, source, inputs, adapter, is_prompt=kind == "prompt"))  # type: ignore[arg-type]
+    borrowed = next((t.prompt for t in out if t.prompt is not None and t.adapter is not None), None)
+    for t in out:
+        if t.prompt is None:
+            t.prompt = borrowed or _column_source(columns)
+    return out

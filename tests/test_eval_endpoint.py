@@ -1,0 +1,108 @@
+"""An OpenAI-compatible endpoint as the eval target, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from eval_support import OpenAIServer
+
+import llmops_magics
+from llmops_magics.errors import EndpointError
+from llmops_magics.evaluation import evaluate
+
+KEY = "sk-test-123"
+OPTIONS = dict(data="qa-task", limit=6, max_new_tokens=6, metrics=["exact_match", "tokens"], prompt="qa")
+
+
+class CountingServer(OpenAIServer):
+    """Also counts how many requests were in flight at once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._count_lock = threading.Lock()
+
+    def complete(self, prompt, body):
+        with self._count_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return super().complete(prompt, body)
+        finally:
+            with self._count_lock:
+                self.in_flight -= 1
+
+
+@pytest.fixture(scope="module")
+def server(eval_models):
+    with CountingServer(eval_models.adapter, api_key=KEY) as s:
+        yield s
+
+
+@pytest.fixture
+def qa_ws(eval_ws):
+    llmops_magics.save_prompt("qa", "Question: {{ question }}\nAnswer:")
+    llmops_magics.save_prompt("qa-chat", "system:\nAnswer in one word.\nuser:\nQuestion: {{ question }}\nAnswer:")
+    return eval_ws
+
+
+def test_an_endpoint_gives_the_same_answers_as_the_same_model_run_locally(qa_ws, server, eval_models):
+    remote = evaluate(server.url, api_key=KEY, **OPTIONS)
+    local = evaluate(str(eval_models.adapter), **OPTIONS)
+    assert remote.df["output"].tolist() == local.df["output"].tolist()
+
+
+def test_text_prompts_are_posted_to_the_completions_route_with_the_generation_parameters(qa_ws, server):
+    server.requests.clear()
+    evaluate(server.url, api_key=KEY, **{**OPTIONS, "limit": 1})
+    (request,) = server.requests
+    assert request["path"] == "/v1/completions"
+    assert (request["model"], request["max_tokens"], request["temperature"]) == ("tiny", 6, 0.0)
+
+
+def test_chat_prompts_are_posted_to_the_chat_completions_route_as_messages(qa_ws, server):
+    server.requests.clear()
+    evaluate(server.url, api_key=KEY, **{**OPTIONS, "limit": 1, "prompt": "qa-chat"})
+    (request,) = server.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert [m["role"] for m in request["messages"]] == ["system", "user"]
+
+
+def test_requests_run_concurrently_up_to_the_batch_size(qa_ws, server):
+    server.max_in_flight = 0
+    evaluate(server.url, api_key=KEY, batch_size=3, **{**OPTIONS, "limit": 12})
+    assert 1 < server.max_in_flight <= 3
+
+
+def test_token_counts_come_from_the_servers_usage(qa_ws, server):
+    result = evaluate(server.url, api_key=KEY, **OPTIONS)
+    assert (result.df["prompt_tokens"] > 0).all()
+
+
+def test_a_missing_api_key_is_reported_with_the_servers_answer(qa_ws, server):
+    with pytest.raises(EndpointError, match=r"HTTP 401.*invalid api key"):
+        evaluate(server.url, **OPTIONS)
+
+
+def test_endpoint_answers_are_not_cached(qa_ws, server):
+    evaluate(server.url, api_key=KEY, **OPTIONS)
+    assert evaluate(server.url, api_key=KEY, **OPTIONS).cache_hits == 0
+
+
+def test_the_api_key_is_never_stored_in_the_spec(qa_ws, server):
+    result = evaluate(server.url, api_key=KEY, **OPTIONS)
+    assert KEY not in str(result.artifact.to_dict())
+    assert result.artifact.spec["api_key"] == "***"
+
+
+def test_an_endpoint_base_url_with_v1_is_the_same_target(qa_ws, server):
+    result = evaluate(server.url + "/v1/", api_key=KEY, **OPTIONS)
+    assert result.targets[0]["model"] == server.url
+
+
+def test_an_endpoint_eval_has_lineage_to_its_data_and_prompt(qa_ws, server):
+    result = evaluate(server.url, api_key=KEY, **OPTIONS)
+    edges = {(e.source, e.relation) for e in qa_ws.registry.upstream(result.ref, depth=1)}
+    assert edges == {("dataset://qa-task/1", "data"), ("prompt://qa/1", "prompt")}

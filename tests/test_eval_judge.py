@@ -1,0 +1,121 @@
+"""LLM-as-judge mechanics: score parsing, k samples, variance, counted failures, registered prompts.
+
+The judge here is the tiny model, whose scores mean nothing; what is checked is that
+it is asked k times per example, that its replies are parsed or counted as failures,
+and that the judge prompt and model are recorded.
+"""
+
+from __future__ import annotations
+
+import pytest
+from eval_support import shared_workspace
+
+import llmops_magics
+from llmops_magics.evaluation import evaluate
+from llmops_magics.evaluation.judge import aggregate_scores, parse_score
+
+JUDGED = dict(data="qa-task", limit=4, max_new_tokens=4, judge_model="model://tiny-gpt2", judge_k=3)
+
+
+@pytest.fixture(scope="module")
+def judged(eval_models, tmp_path_factory):
+    """One judged eval, shared by the tests that only read it."""
+    with shared_workspace(tmp_path_factory.mktemp("judged") / ".llmops", eval_models) as ws:
+        yield ws, evaluate("adapter://qa-lora", metrics="judge", workspace=ws, **JUDGED)
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [(" 4", 0.75), ("Score: 5/5", 1.0), ("1. Wrong.", 0.0), ("3.5", 0.625), ("none", None), (" 9", None), ("", None)],
+)
+def test_the_first_number_on_the_scale_is_the_score(reply, score):
+    assert parse_score(reply, 1, 5) == score
+
+
+def test_k_scores_aggregate_to_mean_sample_variance_and_failures():
+    mean, var, failures = aggregate_scores([0.25, None, 0.75])
+    assert (mean, var, failures) == (0.5, 0.125, 1)
+
+
+def test_a_single_valid_score_has_no_variance():
+    assert aggregate_scores([0.5, None, None]) == (0.5, None, 2)
+
+
+def test_the_judge_is_asked_k_times_per_example(judged):
+    _, result = judged
+    assert result.summary["A"]["judge_calls"] == 4 * 3
+
+
+def test_every_judge_sample_is_either_a_score_or_a_counted_failure(judged):
+    _, result = judged
+    failures = result.df["judge_failures"]
+    assert failures.between(0, 3).all()
+    assert result.summary["A"]["judge_parse_failures"] == failures.sum()
+
+
+def test_an_example_with_no_parseable_judge_reply_has_no_judge_score(judged):
+    _, result = judged
+    failed = result.df[result.df["judge_failures"] == 3]
+    assert failed["judge"].isna().all()
+
+
+def test_the_judge_reports_a_variance_column(judged):
+    _, result = judged
+    assert {"judge", "judge_var", "judge_failures"} <= set(result.df.columns)
+
+
+def test_each_judge_sample_of_an_example_has_its_own_seed(eval_ws):
+    evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    assert _cache_entries(eval_ws) == 4 + 4 * 3  # 4 answers, then 4 examples x 3 seeds of judge replies
+
+
+def test_a_rerun_takes_the_judge_replies_from_the_cache(eval_ws):
+    first = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    entries = _cache_entries(eval_ws)
+    again = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    assert _cache_entries(eval_ws) == entries
+    assert again.df["judge_failures"].tolist() == first.df["judge_failures"].tolist()
+
+
+def _cache_entries(ws) -> int:
+    import sqlite3
+
+    with sqlite3.connect(ws.registry.home / "cache" / "generations.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+
+def test_the_default_judge_prompt_is_a_registered_prompt_version(judged):
+    ws, _ = judged
+    prompt = llmops_magics.get_prompt("judge-correctness", workspace=ws)
+    assert {"question", "answer", "reference"} <= set(prompt.variables)
+
+
+def test_the_eval_links_to_the_judge_prompt_and_the_judge_model(judged):
+    ws, result = judged
+    edges = {(e.source, e.relation) for e in ws.registry.upstream(result.ref, depth=1)}
+    assert {("prompt://judge-correctness/1", "judge_prompt"), ("model://tiny-gpt2/1", "judge_model")} <= edges
+
+
+def test_a_custom_judge_prompt_is_rendered_with_the_candidate_answer(eval_ws):
+    llmops_magics.save_prompt("strict", "Is '{{ answer }}' right for '{{ question }}'? Score 1-5:")
+    result = evaluate("adapter://qa-lora", metrics="judge", judge_prompt="strict", **JUDGED)
+    assert result.artifact.spec["judge_prompt"] == "prompt://strict/1"
+    assert any(e.source == "prompt://strict/1" for e in eval_ws.registry.upstream(result.ref, depth=1))
+
+
+def test_faithfulness_judge_skips_rows_without_context(eval_ws):
+    from llmops_magics.datasets import save_dataset
+
+    rows = [
+        {
+            "question": "What is the capital of Brelia?",
+            "answer": "Tosmar",
+            "context": "The capital of Brelia is Tosmar.",
+        },
+        {"question": "What is the capital of Kor?", "answer": "Dun", "context": ""},
+    ]
+    save_dataset("with-context", rows)
+    options = {**JUDGED, "data": "with-context"}
+    result = evaluate("adapter://qa-lora", metrics="faithfulness_judge", **options)
+    assert result.summary["A"]["faithfulness_judge_calls"] == 1 * 3
+    assert result.df["faithfulness_judge_failures"].isna().tolist() == [False, True]

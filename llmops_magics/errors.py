@@ -16,6 +16,8 @@ catch the right thing::
     │   └── IntegrityError                  verify() found an inconsistency
     ├── RecordingError (RuntimeError)       W&B failed; always downgraded to a warning
     └── JobError (RuntimeError)             a background job failed or was cancelled
+        ├── JobCancelledError               it stopped on request (its checkpoint is kept)
+        └── JobTimeoutError (TimeoutError)  wait(timeout) ran out before it ended
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "IntegrityError",
     "RecordingError",
     "JobError",
+    "JobCancelledError",
+    "JobTimeoutError",
 ]
 
 
@@ -72,3 +76,11 @@ class RecordingError(LLMOpsError, RuntimeError):
 
 class JobError(LLMOpsError, RuntimeError):
     """A background job failed, was cancelled, or was asked for a result it does not have."""
+
+
+class JobCancelledError(JobError):
+    """The job stopped because it was asked to; a fine-tune keeps its checkpoint for ``resume``."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """``wait(timeout)`` returned before the job ended; the job goes on."""

@@ -29,7 +29,18 @@ _EXPORTS = {
     "save_dataset": ".datasets",
     "get_dataset": ".datasets",
     "DatasetVersion": ".datasets",
+    "diff_datasets": ".datasets",
+    "list_datasets": ".datasets",
+    "dataset_history": ".datasets",
     "tiny_base_model": ".models",
+    "load_model": ".models",
+    "generate": ".models",
+    "task_examples": ".models",
+    "finetune": ".finetuning",
+    "finetune_runs": ".finetuning",
+    "FinetuneJob": ".finetuning",
+    "FinetuneResult": ".finetuning",
+    "Job": ".jobs",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -44,6 +55,8 @@ _EXPORTS = {
     "IntegrityError": ".errors",
     "RecordingError": ".errors",
     "JobError": ".errors",
+    "JobCancelledError": ".errors",
+    "JobTimeoutError": ".errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])

@@ -125,6 +125,8 @@ class Job:
         event: dict[str, Any] = {"type": "status", "status": status}
         if status in FINAL and self._error is not None:
             event["error"] = f"{type(self._error).__name__}: {self._error}"
+        elif status == "succeeded":
+            event["result"] = str(self._result)
         self._publish(event)
 
     def cancel(self, wait: float | None = None) -> bool:

@@ -308,15 +308,15 @@ def _write_rank_record(plan: Plan, rank: int, world: int, state: Any, collator: 
 
 def _save_outputs(plan: Plan, trainer: Any, tokenizer: Any, outcome: dict[str, Any]) -> None:
     """Rank 0 writes the adapter (or full model) with its tokenizer, and the merged model if asked."""
-    out = Path(plan["output_dir"])
-    trainer.save_model(str(out))
     if not trainer.is_world_process_zero():
         return
+    out = Path(plan["output_dir"])
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(str(out))  # not trainer.save_model: its training_args.bin would make every digest unique
     tokenizer.save_pretrained(str(out))
     outcome["output_dir"] = str(out)
     if plan["spec"].get("merge"):
         merged_dir = Path(plan["merged_dir"])
-        model = trainer.accelerator.unwrap_model(trainer.model)
         merged = model.merge_and_unload()
         merged.save_pretrained(str(merged_dir))
         tokenizer.save_pretrained(str(merged_dir))

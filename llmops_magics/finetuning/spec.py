@@ -140,15 +140,34 @@ class ResolvedRun:
         return out
 
 
-def _positive(spec: Mapping[str, Any], key: str, kind: type = int, allow_zero: bool = False) -> None:
-    value = spec[key]
+INTS = (
+    "r",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "max_steps",
+    "eval_steps",
+    "save_steps",
+    "logging_steps",
+    "early_stopping",
+    "nproc",
+    "threads",
+)
+FLOATS = ("epochs", "lr", "alpha")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(s: dict[str, Any], key: str, kind: type) -> None:
+    """Check and normalise ``s[key]`` (``None`` stays ``None``: "not used")."""
+    value = s[key]
     if value is None:
         return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok or value < 0 or (value == 0 and not allow_zero):
+    if not _is_number(value) or value <= 0 or (kind is int and not float(value).is_integer()):
         raise ValidationError(f"{key.replace('_', '-')} must be a positive {kind.__name__}, found {value!r}")
+    s[key] = kind(value)
 
 
 def _check_numbers(s: dict[str, Any]) -> None:
@@ -156,43 +175,21 @@ def _check_numbers(s: dict[str, Any]) -> None:
         raise ValidationError(f"method must be one of {', '.join(METHODS)}, found {s['method']!r}")
     if s["launcher"] not in LAUNCHERS:
         raise ValidationError(f"launcher must be one of {', '.join(LAUNCHERS)}, found {s['launcher']!r}")
-    for key in (
-        "r",
-        "batch_size",
-        "grad_accum",
-        "max_length",
-        "max_steps",
-        "eval_steps",
-        "save_steps",
-        "nproc",
-        "threads",
-    ):
-        _positive(s, key)
-    for key in ("logging_steps", "early_stopping"):
-        _positive(s, key)
-    for key in ("epochs", "lr", "alpha"):
+    for key in INTS:
+        _positive(s, key, int)
+    for key in FLOATS:
         _positive(s, key, float)
     if not isinstance(s["seed"], int) or isinstance(s["seed"], bool) or s["seed"] < 0:
         raise ValidationError(f"seed must be a non-negative integer, found {s['seed']!r}")
-    if not 0 <= s["dropout"] < 1:
+    if not _is_number(s["dropout"]) or not 0 <= s["dropout"] < 1:
         raise ValidationError(f"dropout must be in [0, 1), found {s['dropout']!r}")
+    s["dropout"] = float(s["dropout"])
     if s["max_length"] < 8:
         raise ValidationError(f"max-length must be at least 8 tokens, found {s['max_length']}")
     if s["merge"] and s["method"] != "lora":
         raise ValidationError("merge applies to LoRA adapters; a full fine-tune already is a model")
     if s["nproc"] > 1 and s["launcher"] == "none":
         raise ValidationError("nproc > 1 needs a launcher: torchrun or accelerate")
-    for key in ("r", "batch_size", "grad_accum", "max_length", "nproc", "logging_steps"):
-        s[key] = int(s[key])
-    for key in ("max_steps", "eval_steps", "save_steps", "early_stopping", "threads"):
-        if s[key] is not None:
-            s[key] = int(s[key])
-    s["lr"], s["epochs"], s["alpha"], s["dropout"] = (
-        float(s["lr"]),
-        float(s["epochs"]),
-        float(s["alpha"]),
-        float(s["dropout"]),
-    )
 
 
 def _target_modules(value: Any) -> str | list[str]:

@@ -29,6 +29,9 @@ _EXPORTS = {
     "save_dataset": ".datasets",
     "get_dataset": ".datasets",
     "DatasetVersion": ".datasets",
+    "diff_datasets": ".datasets",
+    "list_datasets": ".datasets",
+    "dataset_history": ".datasets",
     "tiny_base_model": ".models",
     "evaluate": ".evaluation",
     "get_eval": ".evaluation",
@@ -38,6 +41,14 @@ _EXPORTS = {
     "Comparison": ".evaluation",
     "ConsistencyWarning": ".evaluation",
     "eval_panel": ".widgets",
+    "load_model": ".models",
+    "generate": ".models",
+    "task_examples": ".models",
+    "finetune": ".finetuning",
+    "finetune_runs": ".finetuning",
+    "FinetuneJob": ".finetuning",
+    "FinetuneResult": ".finetuning",
+    "Job": ".jobs",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -54,6 +65,8 @@ _EXPORTS = {
     "JobError": ".errors",
     "EndpointError": ".errors",
     "RegressionError": ".errors",
+    "JobCancelledError": ".errors",
+    "JobTimeoutError": ".errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])

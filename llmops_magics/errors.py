@@ -16,6 +16,8 @@ catch the right thing::
     │   └── IntegrityError                  verify() found an inconsistency
     ├── RecordingError (RuntimeError)       W&B failed; always downgraded to a warning
     ├── JobError (RuntimeError)             a background job failed or was cancelled
+    │   ├── JobCancelledError               it stopped on request (its checkpoint is kept)
+    │   └── JobTimeoutError (TimeoutError)  wait(timeout) ran out before it ended
     ├── EndpointError (RuntimeError)        an OpenAI-compatible endpoint failed or was unreachable
     └── RegressionError (RuntimeError)      an A/B eval found B significantly worse (CI gate)
 """
@@ -35,6 +37,8 @@ __all__ = [
     "JobError",
     "EndpointError",
     "RegressionError",
+    "JobCancelledError",
+    "JobTimeoutError",
 ]
 
 
@@ -93,3 +97,11 @@ class RegressionError(LLMOpsError, RuntimeError):
         super().__init__(message)
         self.result = result
         self.regressions = tuple(regressions)
+
+
+class JobCancelledError(JobError):
+    """The job stopped because it was asked to; a fine-tune keeps its checkpoint for ``resume``."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """``wait(timeout)`` returned before the job ended; the job goes on."""

@@ -6,13 +6,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .context import Workspace
+from .recording.base import Tables
 from .store import Artifact
 
 __all__ = ["mirror_artifact"]
 
 
-def mirror_artifact(ws: Workspace, art: Artifact, inputs: Sequence[tuple[Artifact, str]] = ()) -> None:
-    """Queue ``art`` for W&B (same kind, name, aliases); its ``wandb`` field is filled in when done."""
+def mirror_artifact(
+    ws: Workspace, art: Artifact, inputs: Sequence[tuple[Artifact, str]] = (), tables: Tables | None = None
+) -> None:
+    """Queue ``art`` for W&B (same kind, name, aliases); its ``wandb`` field is filled in when done.
+
+    ``tables`` (``{key: (columns, rows)}``) are added to the W&B artifact, e.g. a dataset preview.
+    """
     reg = ws.registry
     path: Path = reg.checkout(art)
-    ws.recorder.record_artifact(art, path, inputs, on_done=lambda info: reg.update_wandb(art, info))
+    ws.recorder.record_artifact(art, path, inputs, on_done=lambda info: reg.update_wandb(art, info), tables=tables)

@@ -90,3 +90,25 @@ def ip(workspace):
     shell.run_line_magic("config", f"LLMOps.home = {str(workspace.home)!r}")
     yield shell
     shell.run_line_magic("unload_ext", "llmops_magics")
+
+
+# The tiny base model is built once per machine and shared by every test session, notebook and
+# demo run (keyed by its spec); each test still registers it in its own registry.
+os.environ.setdefault("LLMOPS_CACHE", str(ROOT / ".cache" / "llmops"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir():
+    """The tiny base model's folder (built on first use, ~30 s of one core, then cached)."""
+    from llmops_magics.models.tiny import cached_tiny_model
+
+    return cached_tiny_model()
+
+
+@pytest.fixture
+def qa_dataset(workspace, tiny_model_dir):
+    """The shipped QA task as ``dataset://qa/1`` (80/20 train/validation), next to a warm model cache."""
+    from llmops_magics import save_dataset
+    from llmops_magics.models import task_examples
+
+    return save_dataset("qa", task_examples(), validation_fraction=0.2, seed=0)

@@ -2,5 +2,16 @@
 
 from .tables import to_rows
 from .versions import DatasetVersion, get_dataset, save_dataset
+from .views import DatasetDiff, DatasetHistory, dataset_history, diff_datasets, list_datasets
 
-__all__ = ["DatasetVersion", "get_dataset", "save_dataset", "to_rows"]
+__all__ = [
+    "DatasetDiff",
+    "DatasetHistory",
+    "DatasetVersion",
+    "dataset_history",
+    "diff_datasets",
+    "get_dataset",
+    "list_datasets",
+    "save_dataset",
+    "to_rows",
+]

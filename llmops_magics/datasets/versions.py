@@ -22,6 +22,7 @@ from .tables import Rows, decode_jsonl, encode_jsonl, infer_schema, split_rows, 
 
 KIND = "dataset"
 PREVIEW_ROWS = 5
+WANDB_PREVIEW_ROWS = 100  # rows of the wandb.Table that travels with the W&B artifact
 
 __all__ = ["DatasetVersion", "save_dataset", "get_dataset"]
 
@@ -129,7 +130,9 @@ def save_dataset(
 
     ``data``: a DataFrame, a ``datasets.Dataset``/``DatasetDict``, a .csv/.jsonl/.json/.parquet
     path, a list of dicts, or a dict of split name to any of these. ``validation_fraction``
-    splits a single table with ``seed``.
+    splits a single table with ``seed``. ``required_columns`` must all be present.
+    ``spec`` adds to the recorded call (the magic puts its command line there). The W&B
+    mirror carries a ``wandb.Table`` preview of the first rows.
     """
     ws = workspace or current()
     splits = to_split_rows(data)
@@ -172,13 +175,25 @@ def save_dataset(
                 "name": name,
                 "validation_fraction": validation_fraction,
                 "seed": seed,
+                "required_columns": list(required_columns),
+                "aliases": list(aliases),
+                "from": _describe(data),
                 **(spec or {}),
             },
         )
     version = _load(result.artifact, ws, result.created)
     if result.created or aliases:
-        mirror_artifact(ws, version.artifact)
+        columns = list(schema)
+        preview = [[r.get(c) for c in columns] for r in all_rows[:WANDB_PREVIEW_ROWS]]
+        mirror_artifact(ws, version.artifact, tables={"preview": (columns, preview)})
     return version
+
+
+def _describe(data: Any) -> str:
+    """Where the rows came from, for the recorded spec (a path, or the kind of object)."""
+    if isinstance(data, (str, Path)):
+        return str(Path(data).expanduser().resolve())
+    return type(data).__name__
 
 
 def get_dataset(ref: str, *, workspace: Workspace | None = None) -> DatasetVersion:

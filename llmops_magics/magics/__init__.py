@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import jobs
 from .cells import CellTracker
+from .dataset import DatasetMagics
 from .eval import EvalMagics
+from .finetune import FinetuneMagics
 from .prompt import PromptMagics
 from .settings import LLMOps
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics, EvalMagics)
+MAGICS = (PromptMagics, DatasetMagics, FinetuneMagics, EvalMagics)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 
@@ -30,6 +33,7 @@ def load(shell: Any) -> None:
         magics = cls(shell=shell)
         magics.settings = settings
         shell.register_magics(magics)
+    jobs.set_view_factory(job_panel)
     _state[id(shell)] = (settings, tracker)
 
 
@@ -39,3 +43,13 @@ def unload(shell: Any) -> None:
         tracker.uninstall()
     if settings is not None and settings in shell.configurables:
         shell.configurables.remove(settings)
+    jobs.set_view_factory(None)
+
+
+def job_panel(job: Any) -> Any:
+    """A job's live ipywidgets panel; ``None`` (text display) when ipywidgets is not installed."""
+    try:
+        from ..widgets.job_panel import JobPanel
+    except ImportError:
+        return None
+    return JobPanel(job)

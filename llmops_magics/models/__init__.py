@@ -3,7 +3,7 @@
 from .embeddings import cosine_similarity, embed
 from .generation import Generation, count_tokens, generate
 from .loading import LoadedModel, load_model, resolve_model_source, tokenizer_digest
-from .tiny import TINY_MODEL_NAME, TinyModelSpec, build_tiny_model, tiny_base_model
+from .tiny import TINY_MODEL_NAME, TinyModelSpec, build_tiny_model, cached_tiny_model, tiny_base_model
 from .world import make_world, task_examples
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "LoadedModel",
     "TinyModelSpec",
     "build_tiny_model",
+    "cached_tiny_model",
     "cosine_similarity",
     "embed",
     "count_tokens",

@@ -51,10 +51,8 @@ def make_world(seed: int = 0, size: int = 60) -> list[Country]:
 _FACTS = [
     "The capital of {c.name} is {c.capital}.",
     "{c.capital} is the capital of {c.name}.",
-    "In {c.name} the flag is {c.color}.",
     "The flag of {c.name} is {c.color}.",
     "The national animal of {c.name} is the {c.animal}.",
-    "People in {c.capital} like the {c.animal}.",
     "{c.name} has a {c.color} flag and its capital is {c.capital}.",
 ]
 
@@ -81,7 +79,7 @@ def task_examples(seed: int = 0) -> list[dict[str, str]]:
     for c in make_world(seed):
         for topic, q in _QUESTIONS.items():
             answer = {"capital": c.capital, "color": c.color, "animal": c.animal}[topic]
-            context = {"capital": _FACTS[0], "color": _FACTS[3], "animal": _FACTS[4]}[topic].format(c=c)
+            context = {"capital": _FACTS[0], "color": _FACTS[2], "animal": _FACTS[3]}[topic].format(c=c)
             rows.append(
                 {"question": q.format(c=c), "answer": answer, "context": context, "country": c.name, "topic": topic}
             )

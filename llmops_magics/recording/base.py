@@ -15,7 +15,7 @@ from typing import Any
 
 from ..store.records import Artifact
 
-__all__ = ["Run", "Recorder", "RecordingWarning", "LineageLink"]
+__all__ = ["Run", "Recorder", "RecordingWarning", "LineageLink", "Tables"]
 
 
 class RecordingWarning(UserWarning):
@@ -23,6 +23,7 @@ class RecordingWarning(UserWarning):
 
 
 LineageLink = tuple[Artifact, str]  # (input artifact, relation)
+Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]  # key -> (columns, rows)
 
 
 class Run(abc.ABC):
@@ -41,8 +42,13 @@ class Run(abc.ABC):
     def summary(self, values: Mapping[str, Any]) -> None: ...
 
     @abc.abstractmethod
-    def log_artifact(self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = ()) -> dict[str, Any]:
-        """Mirror a registry artifact (same kind, name and aliases); returns what to store in its ``wandb`` field."""
+    def log_artifact(
+        self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = (), tables: Tables | None = None
+    ) -> dict[str, Any]:
+        """Mirror a registry artifact (same kind, name and aliases); returns what to store in its ``wandb`` field.
+
+        ``tables`` (``{key: (columns, rows)}``) travel inside the artifact, e.g. a dataset's preview.
+        """
 
     @abc.abstractmethod
     def finish(self, exit_code: int = 0) -> None: ...
@@ -55,12 +61,17 @@ class Recorder(abc.ABC):
     def start_run(self, *, job_type: str, name: str | None = None, config: Mapping[str, Any] | None = None) -> Run: ...
 
     def record_artifact(
-        self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = (), job_type: str | None = None
+        self,
+        artifact: Artifact,
+        path: Path | None,
+        inputs: Sequence[LineageLink] = (),
+        job_type: str | None = None,
+        tables: Tables | None = None,
     ) -> dict[str, Any]:
         """Mirror one artifact in a short run of its own (for saves that are not part of a longer run)."""
         run = self.start_run(job_type=job_type or f"register-{artifact.kind}", name=f"{artifact.kind}-{artifact.name}")
         try:
-            info = run.log_artifact(artifact, path, inputs)
+            info = run.log_artifact(artifact, path, inputs, tables)
         except BaseException:
             run.finish(exit_code=1)
             raise

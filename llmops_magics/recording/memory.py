@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.records import Artifact
-from .base import LineageLink, Recorder, Run
+from .base import LineageLink, Recorder, Run, Tables
 
 __all__ = ["MemoryRecorder", "MemoryRun"]
 
@@ -38,7 +38,9 @@ class MemoryRun(Run):
     def summary(self, values: Mapping[str, Any]) -> None:
         self.summary_values.update(values)
 
-    def log_artifact(self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = ()) -> dict[str, Any]:
+    def log_artifact(
+        self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = (), tables: Tables | None = None
+    ) -> dict[str, Any]:
         record = {
             "type": artifact.kind,
             "name": artifact.name,
@@ -46,6 +48,7 @@ class MemoryRun(Run):
             "aliases": [a for a in artifact.aliases],
             "digest": artifact.digest,
             "inputs": [(a.ref, rel) for a, rel in inputs],
+            "tables": {k: (list(cols), [list(r) for r in rows]) for k, (cols, rows) in (tables or {}).items()},
         }
         self.artifacts.append(record)
         return {"run_id": self.id, "artifact": f"{artifact.name}", "type": artifact.kind, "mode": "memory"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.records import Artifact
-from .base import LineageLink, Recorder, RecordingWarning, Run
+from .base import LineageLink, Recorder, RecordingWarning, Run, Tables
 
 __all__ = ["SafeRecorder", "SafeRun"]
 
@@ -71,8 +71,10 @@ class SafeRun(Run):
         values = dict(values)
         self._submit("summary", lambda r: r.summary(values))
 
-    def log_artifact(self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = ()) -> dict[str, Any]:
-        fut = self._submit("log_artifact", lambda r: r.log_artifact(artifact, path, inputs))
+    def log_artifact(
+        self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = (), tables: Tables | None = None
+    ) -> dict[str, Any]:
+        fut = self._submit("log_artifact", lambda r: r.log_artifact(artifact, path, inputs, tables))
         return self._owner._wait(fut, "log_artifact") or {}
 
     def log_artifact_async(
@@ -81,9 +83,10 @@ class SafeRun(Run):
         path: Path | None,
         inputs: Sequence[LineageLink] = (),
         on_done: Callable[[dict[str, Any]], None] | None = None,
+        tables: Tables | None = None,
     ) -> cf.Future:
         def call(r: Run) -> dict[str, Any]:
-            info = r.log_artifact(artifact, path, inputs)
+            info = r.log_artifact(artifact, path, inputs, tables)
             if on_done:
                 on_done(info)
             return info
@@ -155,6 +158,7 @@ class SafeRecorder:
         path: Path | None,
         inputs: Sequence[LineageLink] = (),
         on_done: Callable[[dict[str, Any]], None] | None = None,
+        tables: Tables | None = None,
     ) -> cf.Future | None:
         """Mirror one artifact in a short run of its own, in the background."""
         if self.inner is None:
@@ -162,7 +166,7 @@ class SafeRecorder:
         inner = self.inner
 
         def call() -> dict[str, Any]:
-            info = inner.record_artifact(artifact, path, inputs)
+            info = inner.record_artifact(artifact, path, inputs, tables=tables)
             if on_done:
                 on_done(info)
             return info

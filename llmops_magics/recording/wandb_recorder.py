@@ -8,6 +8,7 @@ on first use so ``%load_ext`` stays fast.
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 from ..errors import RecordingError, ValidationError
 from ..store.records import Artifact, thaw
-from .base import LineageLink, Recorder, Run
+from .base import LineageLink, Recorder, Run, Tables
 
 __all__ = ["WandbRecorder", "WandbOptions", "resolve_mode"]
 
@@ -43,6 +44,13 @@ def _has_credentials() -> bool:
     except (OSError, netrc.NetrcParseError):
         return False
     return bool(auth and auth[2])
+
+
+def _cell(value: Any) -> Any:
+    """A value a ``wandb.Table`` column accepts: scalars as they are, anything else as JSON text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def version_alias(artifact: Artifact) -> str:
@@ -77,7 +85,9 @@ class WandbRun(Run):
     def summary(self, values: Mapping[str, Any]) -> None:
         self._run.summary.update(dict(values))
 
-    def log_artifact(self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = ()) -> dict[str, Any]:
+    def log_artifact(
+        self, artifact: Artifact, path: Path | None, inputs: Sequence[LineageLink] = (), tables: Tables | None = None
+    ) -> dict[str, Any]:
         import wandb
 
         edges = [{"source": a.ref, "target": artifact.ref, "relation": rel} for a, rel in inputs]
@@ -99,6 +109,10 @@ class WandbRun(Run):
                 art.add_dir(str(p))
             else:
                 art.add_file(str(p), name=str(artifact.metadata.get("filename", p.name)))
+        for key, (columns, rows) in (tables or {}).items():
+            table = wandb.Table(columns=list(columns), data=[[_cell(v) for v in r] for r in rows])
+            art.add(table, key)
+            self._run.log({f"{artifact.kind}/{artifact.name}/{key}": table})
         aliases = sorted({*artifact.aliases, version_alias(artifact)})
         self._run.log_artifact(art, aliases=aliases)
         return {

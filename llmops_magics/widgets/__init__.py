@@ -1,4 +1,4 @@
-"""ipywidgets panels over the core's results (the adapter layer: the core never imports these)."""
+"""ipywidgets panels for the notebook adapter; each module imports ipywidgets itself, on first use."""
 
 from __future__ import annotations
 

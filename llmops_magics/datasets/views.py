@@ -1,0 +1,217 @@
+"""Comparing and listing dataset versions: ``diff_datasets``, ``dataset_history``, ``list_datasets``.
+
+A diff reports the schema (columns added, removed, retyped), the split sizes, and
+the rows. Rows are compared over all splits together, so re-splitting the same
+rows is not a row change. With a ``key`` column, rows are matched by key and a
+row whose other columns differ is *changed* (with the columns that changed);
+without one, rows are compared whole, as a multiset: an edited row shows as one
+removed and one added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..context import Workspace, current
+from ..display import esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..errors import ValidationError
+from .versions import KIND, DatasetVersion, get_dataset
+
+__all__ = ["DatasetDiff", "DatasetHistory", "diff_datasets", "dataset_history", "list_datasets"]
+
+SHOW_ROWS = 20
+
+
+def _canon(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class RowChange:
+    kind: str  # "added", "removed" or "changed"
+    key: Any
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetDiff:
+    """What changed from version ``a`` to version ``b`` (see the module docstring)."""
+
+    a: DatasetVersion
+    b: DatasetVersion
+    key: str | None
+    added_columns: tuple[str, ...]
+    removed_columns: tuple[str, ...]
+    retyped_columns: Mapping[str, tuple[str, str]]
+    changes: Sequence[RowChange] = field(default_factory=tuple)
+
+    @property
+    def identical(self) -> bool:
+        return self.a.digest == self.b.digest
+
+    def _count(self, kind: str) -> int:
+        return sum(1 for c in self.changes if c.kind == kind)
+
+    added = property(lambda self: self._count("added"))
+    removed = property(lambda self: self._count("removed"))
+    changed = property(lambda self: self._count("changed"))
+
+    def _summary(self) -> dict[str, Any]:
+        splits_a, splits_b = (
+            dict(self.a.artifact.metadata.get("splits", {})),
+            dict(self.b.artifact.metadata.get("splits", {})),
+        )
+        out = {
+            "from": self.a.ref,
+            "to": self.b.ref,
+            "rows": f"{self.a.num_rows} → {self.b.num_rows}",
+            "splits": ", ".join(
+                f"{s}: {splits_a.get(s, 0)} → {splits_b.get(s, 0)}" for s in dict.fromkeys([*splits_a, *splits_b])
+            ),
+            "rows added": self.added,
+            "rows removed": self.removed,
+        }
+        if self.key:
+            out["rows changed"] = f"{self.changed} (matched on {self.key!r})"
+        if self.added_columns:
+            out["columns added"] = ", ".join(self.added_columns)
+        if self.removed_columns:
+            out["columns removed"] = ", ".join(self.removed_columns)
+        for col, (old, new) in self.retyped_columns.items():
+            out[f"column {col}"] = f"{old} → {new}"
+        return out
+
+    def _rows(self) -> list[tuple[str, str, str]]:
+        out = []
+        for c in self.changes[:SHOW_ROWS]:
+            if c.kind == "changed":
+                detail = "; ".join(
+                    f"{col}: {json.dumps((c.old or {}).get(col))} → {json.dumps((c.new or {}).get(col))}"
+                    for col in c.columns
+                )
+            else:
+                detail = _canon(c.new if c.kind == "added" else c.old or {})
+            out.append((c.kind, "" if c.key is None else str(c.key), detail))
+        return out
+
+    def __str__(self) -> str:
+        if self.identical:
+            return f"{self.a.ref} and {self.b.ref} are identical"
+        head = "\n".join(f"{k}: {v}" for k, v in self._summary().items())
+        rows = self._rows()
+        more = f"\n… {len(self.changes) - SHOW_ROWS} more" if len(self.changes) > SHOW_ROWS else ""
+        return head + ("\n\n" + text_table(("change", "key", "row"), rows) + more if rows else "")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        if self.identical:
+            return mimebundle(str(self), f"<p><i>{esc(str(self))}</i></p>")
+        body = kv_html(self._summary(), title="dataset diff")
+        if self.changes:
+            body += table_html(
+                ("change", "key", "row"), self._rows(), title=f"first {min(SHOW_ROWS, len(self.changes))} row changes"
+            )
+        return mimebundle(str(self), body)
+
+
+def _row_changes(a: list[dict], b: list[dict], key: str | None) -> list[RowChange]:
+    if key is None:
+        ca, cb = Counter(_canon(r) for r in a), Counter(_canon(r) for r in b)
+        removed = [json.loads(r) for r, n in (ca - cb).items() for _ in range(n)]
+        added = [json.loads(r) for r, n in (cb - ca).items() for _ in range(n)]
+        return [RowChange("removed", None, r, None) for r in removed] + [
+            RowChange("added", None, None, r) for r in added
+        ]
+    by_a, by_b = _index(a, key), _index(b, key)
+    out: list[RowChange] = []
+    for k, old in by_a.items():
+        new = by_b.get(k)
+        if new is None:
+            out.append(RowChange("removed", k, old, None))
+        elif _canon(old) != _canon(new):
+            cols = tuple(c for c in dict.fromkeys([*old, *new]) if old.get(c) != new.get(c))
+            out.append(RowChange("changed", k, old, new, cols))
+    out.extend(RowChange("added", k, None, new) for k, new in by_b.items() if k not in by_a)
+    return out
+
+
+def _index(rows: list[dict], key: str) -> dict[Any, dict]:
+    out: dict[Any, dict] = {}
+    for row in rows:
+        k = row.get(key)
+        k = json.dumps(k, sort_keys=True) if isinstance(k, (dict, list)) else k
+        if k in out:
+            raise ValidationError(f"key column {key!r} is not unique: {k!r} appears more than once")
+        out[k] = row
+    return out
+
+
+def diff_datasets(ref_a: str, ref_b: str, *, key: str | None = None, workspace: Workspace | None = None) -> DatasetDiff:
+    """Schema, split and row changes from ``ref_a`` to ``ref_b``; ``key`` matches rows by a column."""
+    a, b = get_dataset(ref_a, workspace=workspace), get_dataset(ref_b, workspace=workspace)
+    if key is not None:
+        a.require_columns([key])
+        b.require_columns([key])
+    sa, sb = a.schema, b.schema
+    retyped = {c: (sa[c], sb[c]) for c in sa if c in sb and sa[c] != sb[c]}
+    changes = [] if a.digest == b.digest else _row_changes(a.records(), b.records(), key)
+    return DatasetDiff(
+        a,
+        b,
+        key,
+        tuple(c for c in sb if c not in sa),
+        tuple(c for c in sa if c not in sb),
+        retyped,
+        tuple(changes),
+    )
+
+
+@dataclass(frozen=True)
+class DatasetHistory:
+    name: str
+    versions: Sequence[DatasetVersion]
+
+    COLUMNS = ("version", "created", "digest", "aliases", "rows", "splits", "columns", "cell")
+
+    def _rows(self):
+        for v in reversed(self.versions):
+            src = v.artifact.source
+            splits = ", ".join(f"{k}={n}" for k, n in v.artifact.metadata.get("splits", {}).items())
+            cell = f"[{src['execution_count']}]" if src.get("execution_count") is not None else ""
+            yield (
+                v.version,
+                format_time(v.artifact.created_at),
+                v.artifact.short_digest,
+                ", ".join(v.aliases),
+                v.num_rows,
+                splits,
+                ", ".join(v.columns),
+                cell,
+            )
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def __str__(self) -> str:
+        return f"dataset://{self.name}\n" + text_table(self.COLUMNS, self._rows())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return mimebundle(str(self), table_html(self.COLUMNS, self._rows(), title=f"dataset://{self.name}"))
+
+
+def dataset_history(name: str, *, workspace: Workspace | None = None) -> DatasetHistory:
+    ws = workspace or current()
+    art = ws.registry.resolve(name, KIND)
+    return DatasetHistory(art.name, [get_dataset(a.ref, workspace=ws) for a in ws.registry.versions(KIND, art.name)])
+
+
+def list_datasets(search: str | None = None, *, workspace: Workspace | None = None):
+    """Dataset names with version counts and aliases (``%dataset list``)."""
+    from ..listing import NameList
+
+    return NameList((workspace or current()).registry.names(KIND, search))

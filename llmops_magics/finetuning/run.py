@@ -1,0 +1,326 @@
+"""``finetune()``: resolve the spec, run it as a background job, record and register the result.
+
+Each run has an id and a folder under the registry home (``runs/<id>/``: the plan,
+checkpoints, rank 0's progress, each rank's record, the launcher's log) and a
+small record in the registry's state (``finetune`` namespace) saying where it
+stands. A cancelled or crashed run keeps its last checkpoint; ``resume=True``
+finds the latest such run of the same spec, ``resume="<run id>"`` names one, and
+training continues from the checkpoint (optimizer, scheduler and RNG included).
+
+Everything runs in the job's thread: the notebook gets the handle at once.
+W&B is written only from this process, through the workspace's recorder: config,
+``train/loss`` and ``eval/loss`` as they come, the final metrics in the summary,
+and the adapter as an artifact with its lineage.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..context import Workspace, current
+from ..errors import JobCancelledError, NotFoundError, ValidationError
+from ..jobs import Job, JobContext
+from ..provenance import collect
+from ..store.records import thaw
+from .launch import run_launcher
+from .outputs import FinetuneResult, register_outputs
+from .spec import FinetuneSpec, ResolvedRun, resolve_spec, spec_key
+from .train import last_checkpoint
+
+__all__ = ["finetune", "FinetuneJob", "finetune_runs", "STATE_NAMESPACE"]
+
+STATE_NAMESPACE = "finetune"
+_active: set[str] = set()
+
+
+class FinetuneJob(Job):
+    """A running fine-tune: a ``Job`` whose result is a ``FinetuneResult``."""
+
+    def __init__(self, target, *, name: str, run_id: str, run_dir: Path, spec: Mapping[str, Any]) -> None:
+        super().__init__(target, name=name, kind="finetune")
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.spec = dict(spec)
+
+    def resume(self, **kwargs: Any) -> FinetuneJob:
+        """Continue this run from its last checkpoint, as a new job."""
+        return finetune(resume=self.run_id, **kwargs)
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        return out if self.status == "succeeded" else {**out, "run": self.run_id}
+
+
+def _new_run_id() -> str:
+    return time.strftime("ft-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _find_resumable(ws: Workspace, resume: bool | str, key: str | None) -> tuple[str, dict[str, Any]]:
+    runs = ws.registry.list_state(STATE_NAMESPACE)
+    if isinstance(resume, str):
+        if resume not in runs:
+            raise NotFoundError(f"no fine-tune run {resume!r}; known runs: {', '.join(sorted(runs)) or 'none'}")
+        candidates = [(resume, runs[resume])]
+    else:
+        candidates = sorted(
+            ((rid, r) for rid, r in runs.items() if r.get("spec_key") == key and r.get("status") != "succeeded"),
+            key=lambda item: item[1].get("updated_at", 0),
+            reverse=True,
+        )
+    for run_id, record in candidates:
+        if run_id in _active:
+            raise ValidationError(f"run {run_id} is still running in this kernel; cancel it before resuming")
+        if record.get("status") == "succeeded":
+            raise ValidationError(f"run {run_id} already finished ({record.get('result')}); nothing to resume")
+        if last_checkpoint(Path(record["run_dir"]) / "checkpoints") is not None:
+            return run_id, record
+        if isinstance(resume, str):
+            raise ValidationError(f"run {run_id} has no checkpoint to resume from (it stopped before the first save)")
+    raise ValidationError("no cancelled or crashed run of this spec has a checkpoint to resume from")
+
+
+def _plan(resolved: ResolvedRun, run_dir: Path, resume_from: Path | None) -> dict[str, Any]:
+    return {
+        "spec": thaw(resolved.spec),
+        "base_path": str(resolved.base_path),
+        "train_file": str(resolved.train_file),
+        "train_ref": resolved.train.ref,
+        "eval_file": str(resolved.eval_file) if resolved.eval_file else None,
+        "eval_ref": resolved.eval.ref if resolved.eval is not None else None,
+        "template": resolved.template,
+        "prompt_params": resolved.prompt_params,
+        "target_column": resolved.target_column,
+        "run_dir": str(run_dir),
+        "checkpoint_dir": str(run_dir / "checkpoints"),
+        "output_dir": str(run_dir / "output"),
+        "merged_dir": str(run_dir / "merged"),
+        "resume_from": str(resume_from) if resume_from else None,
+    }
+
+
+def _rank_records(run_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    folder = run_dir / "ranks"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("rank-*.json"))] if folder.is_dir() else []
+
+
+def _execute(
+    ctx: JobContext, ws: Workspace, resolved: ResolvedRun, run_id: str, plan: dict[str, Any], extra: dict, source: dict
+) -> FinetuneResult:
+    from .train import run_training
+
+    reg = ws.registry
+    run_dir = Path(plan["run_dir"])
+    record = dict(reg.get_state(STATE_NAMESPACE, run_id) or {})
+
+    def update(**changes: Any) -> None:
+        record.update(changes, updated_at=time.time())
+        reg.put_state(STATE_NAMESPACE, run_id, record)
+
+    config = {**thaw(resolved.spec), "llmops_run_id": run_id, "resumed_from": plan["resume_from"]}
+    run = ws.recorder.start_run(job_type="finetune", name=f"{resolved.name}-{run_id}", config=config)
+    wandb_run_id = (run.id or None) if run is not None else None
+    update(status="running", wandb_run_id=wandb_run_id, pid=os.getpid())
+
+    def sink(event: Mapping[str, Any]) -> None:
+        ctx.emit(event)
+        metrics = {k: v for k, v in event.items() if "/" in k and isinstance(v, (int, float))}
+        if run is not None and metrics and event.get("type") == "log":
+            run.log(metrics, step=int(event.get("step", 0)))
+        if event.get("type") == "progress" and event.get("step") is not None:
+            record.update(step=event["step"], max_steps=event.get("max_steps"))
+
+    try:
+        if resolved.spec["launcher"] == "none":
+            outcome = run_training(plan, sink, lambda: ctx.cancelled)
+        else:
+            outcome = run_launcher(plan, sink, lambda: ctx.cancelled)
+    except BaseException as exc:
+        checkpoint = last_checkpoint(run_dir / "checkpoints")
+        status = "cancelled" if ctx.cancelled else "failed"
+        update(status=status, error=f"{type(exc).__name__}: {exc}", checkpoint=str(checkpoint) if checkpoint else None)
+        if run is not None:
+            run.finish(exit_code=1)
+        if ctx.cancelled:
+            raise JobCancelledError(f"fine-tune {run_id} cancelled; {_resume_hint(run_id, checkpoint)}") from exc
+        raise
+    if outcome.get("cancelled"):
+        checkpoint = outcome.get("checkpoint")
+        update(status="cancelled", step=outcome.get("step"), checkpoint=checkpoint)
+        if run is not None:
+            run.summary({"status": "cancelled", "step": outcome.get("step")})
+            run.finish(exit_code=1)
+        raise JobCancelledError(
+            f"fine-tune {run_id} cancelled at step {outcome.get('step')}/{outcome.get('max_steps')}; "
+            f"{_resume_hint(run_id, checkpoint)}"
+        )
+    ranks = _rank_records(run_dir)
+    metrics = dict(outcome.get("metrics", {}))
+    metrics["world_size"] = max([r["world_size"] for r in ranks] or [1])
+    metrics["train_tokens"] = sum(r["tokens"] for r in ranks)
+    if metrics.get("train_runtime"):
+        metrics["train_tokens_per_second"] = round(metrics["train_tokens"] / metrics["train_runtime"], 1)
+    outcome = {**outcome, "metrics": metrics}
+    art, merged, created = register_outputs(
+        ws, resolved, outcome, run_id=run_id, wandb_run_id=wandb_run_id, extra_spec=extra, source=source
+    )
+    if run is not None:
+        run.summary({f"final/{k}": v for k, v in metrics.items()} | {"artifact": art.ref})
+        for made, inputs in ((art, resolved.inputs), (merged, [(art, "merged_from")])):
+            if made is not None:
+                on_done = lambda info, made=made: reg.update_wandb(made, info)
+                run.log_artifact_async(made, reg.checkout(made), inputs, on_done=on_done)
+        run.finish()
+    update(status="succeeded", result=art.ref, merged=merged.ref if merged else None, checkpoint=None)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for sub in ("output", "merged"):
+        shutil.rmtree(run_dir / sub, ignore_errors=True)
+    return FinetuneResult(art, merged, metrics, run_id, wandb_run_id, created, tuple(ranks))
+
+
+def _resume_hint(run_id: str, checkpoint: Any) -> str:
+    if not checkpoint:
+        return "no checkpoint was saved"
+    return f"checkpoint {Path(str(checkpoint)).name} kept: resume with finetune(resume={run_id!r})"
+
+
+def finetune(
+    data: str | None = None,
+    base: str | None = None,
+    *,
+    eval_data: str | None = None,
+    prompt: str | None = None,
+    target_column: str | None = None,
+    method: str | None = None,
+    r: int | None = None,
+    alpha: float | None = None,
+    dropout: float | None = None,
+    target_modules: str | Sequence[str] | None = None,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    grad_accum: int | None = None,
+    max_length: int | None = None,
+    seed: int | None = None,
+    eval_steps: int | None = None,
+    save_steps: int | None = None,
+    logging_steps: int | None = None,
+    early_stopping: int | None = None,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    merge: bool | None = None,
+    launcher: str | None = None,
+    nproc: int | None = None,
+    train_split: str | None = None,
+    eval_split: str | None = None,
+    threads: int | None = None,
+    resume: bool | str = False,
+    spec: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> FinetuneJob:
+    """Fine-tune ``base`` (default: the tiny model) on dataset ``data``; returns a running job at once.
+
+    ``job.wait()`` gives a ``FinetuneResult`` (``.artifact`` is the ``adapter``, or
+    the ``model`` for ``method="full"``). ``None`` options take the base model's
+    ``finetune_defaults``, then the built-in defaults (LoRA r=8, alpha=16 on all
+    linear layers, lr 2e-4, 3 epochs, batch 8, max_length 256, seed 0).
+    ``launcher="torchrun"`` (or ``"accelerate"``) with ``nproc=N`` trains with DDP
+    in N processes. ``resume`` continues a cancelled or crashed run from its last
+    checkpoint (``True``: the latest one of this spec; or a run id). ``spec`` adds
+    to what is recorded with the artifact (the magic puts its command line there).
+    """
+    ws = workspace or current()
+    request = FinetuneSpec(
+        data=data,
+        base=base,
+        eval_data=eval_data,
+        prompt=prompt,
+        target_column=target_column,
+        method=method,
+        r=r,
+        alpha=alpha,
+        dropout=dropout,
+        target_modules=target_modules,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        seed=seed,
+        eval_steps=eval_steps,
+        save_steps=save_steps,
+        logging_steps=logging_steps,
+        early_stopping=early_stopping,
+        name=name,
+        aliases=tuple(aliases),
+        merge=merge,
+        launcher=launcher,
+        nproc=nproc if nproc is not None else (2 if launcher not in (None, "none") else None),
+        train_split=train_split,
+        eval_split=eval_split,
+        threads=threads,
+    )
+    if isinstance(resume, str) and resume and data is None:
+        stored = ws.registry.get_state(STATE_NAMESPACE, resume)
+        if stored is None:
+            raise NotFoundError(f"no fine-tune run {resume!r}")
+        request = FinetuneSpec.from_dict(stored["request"])
+    resolved = resolve_spec(request, ws)
+    key = spec_key(resolved.spec)
+    resume_from = None
+    if resume:
+        run_id, record = _find_resumable(ws, resume, key)
+        if record.get("spec_key") != key:
+            raise ValidationError(f"run {run_id} was started with a different spec; resume it without changing options")
+        resume_from = last_checkpoint(Path(record["run_dir"]) / "checkpoints")
+    else:
+        run_id = _new_run_id()
+    run_dir = ws.registry.home / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = dict(spec or {})
+    ws.registry.put_state(
+        STATE_NAMESPACE,
+        run_id,
+        {
+            **(ws.registry.get_state(STATE_NAMESPACE, run_id) or {"created_at": time.time()}),
+            "run_id": run_id,
+            "name": resolved.name,
+            "status": "pending",
+            "request": request.to_dict(),
+            "spec": resolved.spec,
+            "spec_key": key,
+            "run_dir": str(run_dir),
+            "resumed_from": str(resume_from) if resume_from else None,
+            "updated_at": time.time(),
+            **({"magic": extra["magic"]} if "magic" in extra else {}),
+        },
+    )
+    plan = _plan(resolved, run_dir, resume_from)
+    source = collect({"finetune_run": run_id})
+
+    def target(ctx: JobContext) -> FinetuneResult:
+        _active.add(run_id)
+        try:
+            return _execute(ctx, ws, resolved, run_id, plan, extra, source)
+        finally:
+            _active.discard(run_id)
+
+    return FinetuneJob(target, name=resolved.name, run_id=run_id, run_dir=run_dir, spec=resolved.spec).start()
+
+
+def finetune_runs(*, workspace: Workspace | None = None):
+    """Every fine-tune run recorded in the registry (newest first), for ``%finetune list``."""
+    from .views import RunList
+
+    ws = workspace or current()
+    runs = ws.registry.list_state(STATE_NAMESPACE)
+    return RunList(sorted(runs.values(), key=lambda r: r.get("updated_at", 0), reverse=True))

@@ -1,0 +1,380 @@
+"""What a fine-tune will do, checked and resolved before anything runs or is written.
+
+``FinetuneSpec`` holds the caller's choices (``None`` meaning "the default");
+``resolve_spec`` turns it into a ``ResolvedRun``: exact artifact versions, the
+base model's folder and digests, the prompt template text, and every
+hyperparameter filled in. Defaults come, in order, from the caller, then the
+base model's ``finetune_defaults`` metadata (the tiny model ships values measured
+to work on it), then ``DEFAULTS``. Every error here is a ``ValidationError`` or
+``NotFoundError`` raised before a run folder, registry row or W&B run exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..context import Workspace
+from ..errors import NotFoundError, ValidationError
+from ..store import Artifact, validate_alias, validate_name
+from .data import check_template, default_template, pick_target_column
+
+__all__ = ["FinetuneSpec", "ResolvedRun", "resolve_spec", "DEFAULTS", "METHODS", "LAUNCHERS"]
+
+METHODS = ("lora", "full")
+LAUNCHERS = ("none", "torchrun", "accelerate")
+DEFAULTS: dict[str, Any] = {
+    "method": "lora",
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.05,
+    "target_modules": "all-linear",
+    "epochs": 3.0,
+    "max_steps": None,
+    "lr": 2e-4,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "max_length": 256,
+    "seed": 0,
+    "eval_steps": None,
+    "save_steps": None,
+    "logging_steps": 5,
+    "early_stopping": None,
+    "merge": False,
+    "launcher": "none",
+    "nproc": 1,
+    "train_split": "train",
+    "eval_split": None,
+    "threads": None,
+}
+FULL_LR = 2e-5  # full fine-tuning moves every weight: a LoRA learning rate would wreck the model
+# Below this many weight bytes a CPU run uses one thread: the matrices are too small to split, and on
+# a busy machine two spinning OpenMP threads made a tiny-model step 20x slower than one (measured).
+SMALL_MODEL_BYTES = 200 * 2**20
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """The arguments of ``finetune()`` / ``%finetune``; ``None`` means "use the default"."""
+
+    data: str | None = None
+    base: str | None = None
+    eval_data: str | None = None
+    prompt: str | None = None
+    target_column: str | None = None
+    method: str | None = None
+    r: int | None = None
+    alpha: float | None = None
+    dropout: float | None = None
+    target_modules: str | Sequence[str] | None = None
+    epochs: float | None = None
+    max_steps: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    grad_accum: int | None = None
+    max_length: int | None = None
+    seed: int | None = None
+    eval_steps: int | None = None
+    save_steps: int | None = None
+    logging_steps: int | None = None
+    early_stopping: int | None = None
+    name: str | None = None
+    aliases: Sequence[str] = ()
+    merge: bool | None = None
+    launcher: str | None = None
+    nproc: int | None = None
+    train_split: str | None = None
+    eval_split: str | None = None
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["aliases"] = list(self.aliases)
+        if isinstance(self.target_modules, (list, tuple)):
+            out["target_modules"] = list(self.target_modules)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FinetuneSpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class ResolvedRun:
+    """A spec with everything looked up: what the trainer and the registration need."""
+
+    spec: dict[str, Any]  # every hyperparameter, resolved (stored with the artifact)
+    base_ref: str  # "model://tiny-gpt2/1" or an absolute folder path
+    base_path: Path
+    base_artifact: Artifact | None
+    base_digest: str
+    tokenizer_digest: str
+    chat_template: str | None
+    train: Artifact
+    train_file: Path
+    eval: Artifact | None
+    eval_file: Path | None
+    prompt: Artifact | None
+    template: str
+    prompt_format: str
+    prompt_params: dict[str, Any]
+    target_column: str
+    name: str
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[tuple[Artifact, str]]:
+        """Registry artifacts the output is made from, with the edge relation of each."""
+        out: list[tuple[Artifact, str]] = []
+        if self.base_artifact is not None:
+            out.append((self.base_artifact, "base"))
+        out.append((self.train, "train_data"))
+        if self.eval is not None:
+            out.append((self.eval, "eval_data"))
+        if self.prompt is not None:
+            out.append((self.prompt, "prompt"))
+        return out
+
+
+INTS = (
+    "r",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "max_steps",
+    "eval_steps",
+    "save_steps",
+    "logging_steps",
+    "early_stopping",
+    "nproc",
+    "threads",
+)
+FLOATS = ("epochs", "lr", "alpha")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(s: dict[str, Any], key: str, kind: type) -> None:
+    """Check and normalise ``s[key]`` (``None`` stays ``None``: "not used")."""
+    value = s[key]
+    if value is None:
+        return
+    if not _is_number(value) or value <= 0 or (kind is int and not float(value).is_integer()):
+        raise ValidationError(f"{key.replace('_', '-')} must be a positive {kind.__name__}, found {value!r}")
+    s[key] = kind(value)
+
+
+def _check_numbers(s: dict[str, Any]) -> None:
+    if s["method"] not in METHODS:
+        raise ValidationError(f"method must be one of {', '.join(METHODS)}, found {s['method']!r}")
+    if s["launcher"] not in LAUNCHERS:
+        raise ValidationError(f"launcher must be one of {', '.join(LAUNCHERS)}, found {s['launcher']!r}")
+    for key in INTS:
+        _positive(s, key, int)
+    for key in FLOATS:
+        _positive(s, key, float)
+    if not isinstance(s["seed"], int) or isinstance(s["seed"], bool) or s["seed"] < 0:
+        raise ValidationError(f"seed must be a non-negative integer, found {s['seed']!r}")
+    if not _is_number(s["dropout"]) or not 0 <= s["dropout"] < 1:
+        raise ValidationError(f"dropout must be in [0, 1), found {s['dropout']!r}")
+    s["dropout"] = float(s["dropout"])
+    if s["max_length"] < 8:
+        raise ValidationError(f"max-length must be at least 8 tokens, found {s['max_length']}")
+    if s["merge"] and s["method"] != "lora":
+        raise ValidationError("merge applies to LoRA adapters; a full fine-tune already is a model")
+    if s["nproc"] > 1 and s["launcher"] == "none":
+        raise ValidationError("nproc > 1 needs a launcher: torchrun or accelerate")
+
+
+def _target_modules(value: Any) -> str | list[str]:
+    if value in (None, "", "all-linear", "all"):
+        return "all-linear"
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    mods = [str(v) for v in value if str(v).strip()]
+    if not mods:
+        raise ValidationError("target-modules must name at least one module (or be all-linear)")
+    return mods
+
+
+@dataclass(frozen=True)
+class _Base:
+    path: Path
+    artifact: Artifact | None
+    defaults: Mapping[str, Any]
+    tiny: bool = False  # the embedded model, registered only once the request is known to be valid
+
+
+def _base(spec: FinetuneSpec, ws: Workspace) -> _Base:
+    """Find the base model without writing anything (the tiny model is built into the cache if needed)."""
+    from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cached_tiny_model
+
+    reg = ws.registry
+    target = spec.base
+    if target in (None, "", "tiny", TINY_MODEL_NAME, f"model://{TINY_MODEL_NAME}") and not (
+        target and Path(target).expanduser().is_dir()
+    ):
+        return _Base(cached_tiny_model(), None, FINETUNE_DEFAULTS, tiny=True)
+    assert target is not None
+    folder = Path(target).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ValidationError(f"base {target!r} is a folder but not a Hugging Face model (no config.json)")
+        return _Base(folder.resolve(), None, {})
+    try:
+        art = reg.resolve(target, "model")
+    except NotFoundError:
+        raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
+    return _Base(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
+
+
+def _folder_digest(folder: Path) -> str:
+    """The digest the registry would give this folder (same manifest scheme), without storing it."""
+    import hashlib
+
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            h = hashlib.sha256()
+            with p.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
+    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _weight_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
+
+
+def _chat_template(folder: Path) -> str | None:
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    cfg = folder / "tokenizer_config.json"
+    if cfg.is_file():
+        value = json.loads(cfg.read_text()).get("chat_template")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _dataset(ref: str, what: str, ws: Workspace):
+    from ..datasets import get_dataset
+
+    try:
+        return get_dataset(ref, workspace=ws)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{what}: {exc}") from None
+
+
+def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
+    """Check ``spec`` against the registry and fill in every default; see the module docstring."""
+    from ..models.loading import tokenizer_digest
+    from ..models.tiny import tiny_base_model
+    from ..prompts import get_prompt
+
+    if not spec.data:
+        raise ValidationError("a fine-tune needs training data: --data DATASET_REF")
+    if spec.name is not None:
+        validate_name(spec.name)
+    aliases = [validate_alias(a) for a in spec.aliases]
+    train_ds = _dataset(spec.data, "--data", ws)
+    eval_ds = _dataset(spec.eval_data, "--eval-data", ws) if spec.eval_data else None
+    prompt = get_prompt(spec.prompt, workspace=ws) if spec.prompt else None
+    base = _base(spec, ws)
+    base_path = base.path
+
+    given = {k: v for k, v in spec.to_dict().items() if v is not None and k in DEFAULTS}
+    model_defaults = dict(base.defaults)
+    s: dict[str, Any] = {**DEFAULTS, **model_defaults, **given}
+    if s.get("method") == "full" and "lr" not in given:
+        s["lr"] = FULL_LR
+    s["target_modules"] = _target_modules(s["target_modules"])
+    _check_numbers(s)
+
+    train_split = s["train_split"]
+    if train_split not in train_ds.splits:
+        raise ValidationError(
+            f"{train_ds.ref} has no split {train_split!r}; its splits are {', '.join(train_ds.splits)}"
+        )
+    if eval_ds is not None:
+        eval_split = s["eval_split"] or ("validation" if "validation" in eval_ds.splits else eval_ds.splits[0])
+    else:
+        eval_split = s["eval_split"] or ("validation" if "validation" in train_ds.splits else None)
+        if eval_split is not None:
+            eval_ds = train_ds
+    if eval_ds is not None and eval_split not in eval_ds.splits:
+        raise ValidationError(f"{eval_ds.ref} has no split {eval_split!r}; its splits are {', '.join(eval_ds.splits)}")
+    s["eval_split"] = eval_split
+    if s["early_stopping"] and eval_ds is None:
+        raise ValidationError("early-stopping needs evaluation data: --eval-data REF or a validation split")
+    if s["early_stopping"] and not s["eval_steps"]:
+        raise ValidationError("early-stopping needs --eval-steps (how often to evaluate)")
+
+    target_column = spec.target_column or pick_target_column(train_ds.columns)
+    if prompt is not None:
+        template, prompt_format, params = prompt.template, prompt.format, dict(prompt.params)
+    else:
+        template, prompt_format, params = default_template(train_ds.columns, target_column), "text", {}
+    chat_template = _chat_template(base_path)
+    if prompt_format == "chat" and not chat_template:
+        raise ValidationError(f"{prompt.ref} is a chat prompt but the base model's tokenizer has no chat template")
+    train_ds.require_columns([target_column])
+    check_template(template, params, train_ds.records(train_split)[:1], target_column, train_ds.ref)
+    if eval_ds is not None:
+        eval_ds.require_columns([target_column])
+        check_template(template, params, eval_ds.records(eval_split)[:1], target_column, eval_ds.ref)
+
+    name = spec.name or f"{train_ds.name}-{s['method']}"
+    validate_name(name)
+    if s["threads"] is None and _weight_bytes(base_path) < SMALL_MODEL_BYTES:
+        s["threads"] = 1
+    # every check passed: only now may the embedded model be registered
+    base_art = tiny_base_model(ws) if base.tiny else base.artifact
+    base_ref = base_art.ref if base_art is not None else str(base_path)
+    base_digest = base_art.digest if base_art is not None else _folder_digest(base_path)
+    resolved = {
+        **s,
+        "base": base_ref,
+        "data": train_ds.ref,
+        "eval_data": eval_ds.ref if eval_ds is not None else None,
+        "prompt": prompt.ref if prompt is not None else None,
+        "target_column": target_column,
+        "name": name,
+        "aliases": aliases,
+        "defaults_from": base_art.ref if model_defaults else None,
+    }
+    return ResolvedRun(
+        spec=resolved,
+        base_ref=base_ref,
+        base_path=base_path,
+        base_artifact=base_art,
+        base_digest=base_digest,
+        tokenizer_digest=tokenizer_digest(base_path),
+        chat_template=chat_template,
+        train=train_ds.artifact,
+        train_file=train_ds.folder / f"{train_split}.jsonl",
+        eval=eval_ds.artifact if eval_ds is not None else None,
+        eval_file=(eval_ds.folder / f"{eval_split}.jsonl") if eval_ds is not None else None,
+        prompt=prompt.artifact if prompt is not None else None,
+        template=template,
+        prompt_format=prompt_format,
+        prompt_params=params,
+        target_column=target_column,
+        name=name,
+        aliases=aliases,
+    )
+
+
+def spec_key(resolved: Mapping[str, Any]) -> str:
+    """What identifies "the same run" for ``resume=True``: the spec without names and aliases."""
+    import hashlib
+
+    core = {k: v for k, v in resolved.items() if k not in ("aliases", "magic", "resume", "name")}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]

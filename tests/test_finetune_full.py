@@ -1,0 +1,23 @@
+"""A full fine-tune from a local model folder: a ``model`` artifact, digests the registry would give."""
+
+import pytest
+
+import llmops_magics as lm
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_full_fine_tune_of_a_local_folder_registers_a_model_that_records_the_folder(qa_dataset, tiny_model_dir):
+    result = lm.finetune("qa", base=str(tiny_model_dir), method="full", max_steps=3, name="qa-full").wait(600)
+    meta = result.artifact.metadata
+    assert (result.artifact.kind, meta["base_model"], result.artifact.spec["lr"]) == (
+        "model",
+        str(tiny_model_dir),
+        2e-5,
+    )
+    assert meta["base_digest"] == lm.tiny_base_model().digest
+    edges = {(e.source, e.relation) for e in lm.registry().upstream(result.artifact, depth=1)}
+    assert edges == {("dataset://qa/1", "train_data"), ("dataset://qa/1", "eval_data")}
+    tuned, base = lm.load_model(result.ref).model, lm.load_model(str(tiny_model_dir)).model
+    changed = [n for n, p in tuned.named_parameters() if not p.equal(dict(base.named_parameters())[n])]
+    assert len(changed) > 10

@@ -56,12 +56,22 @@ def summary() -> None:
     reg = lm.registry()
     print(f"\nRegistry {reg.home}:")
     print(reg.list())
-    for kind in ("eval", "deployment"):
-        for s in reg.names(kind):
-            art = reg.resolve(f"{kind}://{s.name}")
-            numbers = art.metadata.get("summary") or art.metadata.get("verdicts")
-            if numbers:
-                print(f"\n{art.ref}: {numbers}")
+    for s in reg.names("adapter"):
+        art = reg.resolve(f"adapter://{s.name}")
+        metrics = {k: round(v, 4) for k, v in art.metadata.get("metrics", {}).items() if isinstance(v, float)}
+        print(f"\n{art.ref} (base {art.metadata.get('base_model')}): {metrics}")
+    for s in reg.names("eval"):
+        art = reg.resolve(f"eval://{s.name}")
+        print(f"\n{art.ref} on {art.metadata.get('data')} ({art.metadata.get('num_examples')} examples):")
+        for label, means in art.metadata.get("summary", {}).items():
+            shown = {
+                k: round(v, 3) for k, v in means.items() if isinstance(v, float) and not k.endswith(("_var", "_ci"))
+            }
+            print(f"  {label}: {dict(list(shown.items())[:6])}")
+        for verdict in art.metadata.get("verdicts", []):
+            print(f"  {verdict}")
+    for name, state in reg.list_state("deployments").items():
+        print(f"\ndeployment {name}: {state.get('status')} at {state.get('url')} serving {state.get('target')}")
     newest = max(reg.all_artifacts(), key=lambda a: a.created_at, default=None)
     if newest is not None:
         edges = reg.upstream(newest)

@@ -23,7 +23,7 @@ def _codes(art):
 
 def test_an_eval_loads_into_a_variable_that_does_not_shadow_the_builtin(reg):
     art = reg.save("eval", "score", data=b"x").artifact
-    assert 'evaluation = llmops_magics.registry().resolve("eval://score/1")' in _codes(art)["load"]
+    assert 'evaluation = llmops_magics.get_eval("eval://score/1")' in _codes(art)["load"]
 
 
 def test_a_cell_magic_spec_reproduces_with_its_body_and_no_load_ext_line(reg):

@@ -84,7 +84,7 @@ class PromptMagics(Magics):
                 params=parse_pairs(args.param, "--param"),
                 aliases=args.alias,
                 description=args.description,
-                spec={"magic": f"%%prompt {line}".strip()},
+                spec={"magic": f"%%prompt {line}".strip(), "cell": cell},
             )
         return route(
             line,

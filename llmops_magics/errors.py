@@ -15,7 +15,8 @@ catch the right thing::
     ├── RegistryError (RuntimeError)        the registry folder itself is unusable
     │   └── IntegrityError                  verify() found an inconsistency
     ├── RecordingError (RuntimeError)       W&B failed; always downgraded to a warning
-    └── JobError (RuntimeError)             a background job failed or was cancelled
+    ├── JobError (RuntimeError)             a background job failed or was cancelled
+    └── DeploymentError (RuntimeError)      a model server failed to start, stop or answer
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "IntegrityError",
     "RecordingError",
     "JobError",
+    "DeploymentError",
 ]
 
 
@@ -72,3 +74,7 @@ class RecordingError(LLMOpsError, RuntimeError):
 
 class JobError(LLMOpsError, RuntimeError):
     """A background job failed, was cancelled, or was asked for a result it does not have."""
+
+
+class DeploymentError(LLMOpsError, RuntimeError):
+    """A deployment's server process failed to start, died, or did not stop; the message says which."""

@@ -30,6 +30,18 @@ _EXPORTS = {
     "get_dataset": ".datasets",
     "DatasetVersion": ".datasets",
     "tiny_base_model": ".models",
+    "deploy": ".serving",
+    "list_deployments": ".serving",
+    "get_deployment": ".serving",
+    "deployment_status": ".serving",
+    "deployment_logs": ".serving",
+    "deployment_drift": ".serving",
+    "stop_deployment": ".serving",
+    "promote_deployment": ".serving",
+    "rollback_deployment": ".serving",
+    "set_canary": ".serving",
+    "export_vllm": ".serving",
+    "Deployment": ".serving",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -44,6 +56,7 @@ _EXPORTS = {
     "IntegrityError": ".errors",
     "RecordingError": ".errors",
     "JobError": ".errors",
+    "DeploymentError": ".errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])

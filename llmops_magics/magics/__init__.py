@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from .cells import CellTracker
+from .deploy import DeployMagics
 from .prompt import PromptMagics
 from .settings import LLMOps
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics,)
+MAGICS = (PromptMagics, DeployMagics)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 

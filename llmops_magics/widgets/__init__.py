@@ -1,0 +1,1 @@
+"""ipywidgets panels (the adapters layer: the core never imports this package)."""

@@ -117,9 +117,20 @@ def register(ws, folders: Folders) -> Refs:
     return Refs(base.ref, data.ref, refs[0], refs[1], prompt.ref)
 
 
+def quiet_workspace(home: Path):
+    """A workspace on ``home`` that records nothing to W&B (for registering fixtures)."""
+    from llmops_magics.context import Settings, Workspace
+
+    return Workspace(Settings(home=str(home), wandb_mode="disabled"), recorder=None)
+
+
 @contextlib.contextmanager
-def module_workspace(home: Path, *, wandb_mode: str = "disabled"):
-    """A process-wide workspace for a whole test module (the conftest one is per test)."""
+def module_workspace(home: Path, *, wandb_dir: Path | None = None):
+    """The process-wide workspace for a whole test module (the conftest one is per test).
+
+    With ``wandb_dir`` W&B records offline there (the servers started inherit it);
+    without, an in-memory recorder and ``wandb_mode="disabled"``.
+    """
     import pytest
 
     from llmops_magics import context
@@ -127,10 +138,16 @@ def module_workspace(home: Path, *, wandb_mode: str = "disabled"):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LLMOPS_HOME", str(home))
-        if wandb_mode == "disabled":
+        if wandb_dir is None:
             ws = context.configure(home=str(home), wandb_mode="disabled", recorder=MemoryRecorder())
         else:
-            ws = context.configure(home=str(home), wandb_mode=wandb_mode, wandb_project="tests")
+            for var, sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache")):
+                (wandb_dir / sub).mkdir(parents=True, exist_ok=True)
+                mp.setenv(var, str(wandb_dir / sub))
+            (wandb_dir / "config").mkdir(parents=True, exist_ok=True)
+            mp.setenv("WANDB_CONFIG_DIR", str(wandb_dir / "config"))
+            mp.setenv("WANDB_MODE", "offline")
+            ws = context.configure(home=str(home), wandb_mode="offline", wandb_project="tests")
         try:
             yield ws
         finally:

@@ -82,8 +82,12 @@ class DriftReport:
     def __str__(self) -> str:
         return "\n".join(f"{k}: {v}" for k, v in self._summary().items())
 
+    @property
+    def html(self) -> str:
+        return kv_html(self._summary(), title="drift")
+
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return mimebundle(str(self), kv_html(self._summary(), title="drift"))
+        return mimebundle(str(self), self.html)
 
 
 def length_shift(live: Sequence[int], reference: Sequence[int]) -> float | None:

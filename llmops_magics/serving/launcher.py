@@ -74,10 +74,13 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return True
+    if zombie and child is not None:  # it exited between the checks above: reap it now
+        child.poll()
+        _children.pop(pid, None)
+    return not zombie
 
 
 def http_json(
@@ -237,10 +240,10 @@ def terminate(pid: int | None, grace: float = 15.0) -> str:
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.1)
-    if _group_alive(pid):  # helpers that outlived a clean exit
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and (pid_alive(pid) or _group_alive(pid)):
+        time.sleep(0.05)
+    if _group_alive(pid):  # helpers that outlived a clean exit (W&B's service, Ray's workers)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     _reap(pid)

@@ -145,7 +145,7 @@ class DeploymentMonitor:
         except Exception as exc:
             self.drift_box.value = f"<i>drift check failed: {esc(exc)}</i>"
             return None
-        self.drift_box.value = report._repr_mimebundle_()[0]["text/html"]
+        self.drift_box.value = report.html
         return report
 
     # ------------------------------------------------------------------ lifecycle and display

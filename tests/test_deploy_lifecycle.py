@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from conftest import read_wandb_run
+from conftest import ipython_shell, read_wandb_run
 from deploy_support import build_folders, module_workspace, quiet_workspace, register, stop_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.wandb]
@@ -33,19 +33,20 @@ SIDEBAR_FIELDS = {
 
 @pytest.fixture(scope="module")
 def life(tmp_path_factory):
-    """``%deploy`` in a real IPython shell, W&B offline, monitoring logged every 0.5 s."""
-    from IPython.testing.globalipapp import start_ipython
+    """``%deploy`` in a real IPython shell, W&B offline, monitoring logged every 0.5 s.
 
+    The magics' W&B mode comes from the module's workspace (offline); setting it with
+    ``%config`` would stay in the shared shell's config for later tests.
+    """
     from llmops_magics.store.refs import validate_name
 
     base = tmp_path_factory.mktemp("deploy-life")
     home = base / ".llmops"
     refs = register(quiet_workspace(home), build_folders(str(tmp_path_factory.getbasetemp())))
     with module_workspace(home, wandb_dir=base / "wandb") as ws:
-        shell = start_ipython()
+        shell = ipython_shell()
         shell.run_line_magic("load_ext", "llmops_magics")
         shell.run_line_magic("config", f"LLMOps.home = {str(home)!r}")
-        shell.run_line_magic("config", "LLMOps.wandb_mode = 'offline'")
         try:
             line = f"{refs.adapter} --name svc --prompt {refs.prompt} --api-key s3cret --metrics-interval 0.5"
             handle = shell.run_line_magic("deploy", line)

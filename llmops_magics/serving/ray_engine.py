@@ -14,7 +14,6 @@ deletes the Serve application and, for a local Ray, shuts Ray down.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import threading
@@ -32,6 +31,15 @@ def build_service_app(cfg: dict[str, Any]):
     from .service import Service
 
     return build_app(Service.from_config(cfg))
+
+
+def _builder(cfg: dict[str, Any]):
+    """Ray Serve takes a builder only as a plain function (not a ``functools.partial``)."""
+
+    def build():
+        return build_service_app(cfg)
+
+    return build
 
 
 def run_ray(cfg: dict[str, Any], run_dir: Path) -> None:
@@ -65,7 +73,7 @@ def run_ray(cfg: dict[str, Any], run_dir: Path) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": spec.host, "port": port})
-        ingress = serve.ingress(functools.partial(build_service_app, cfg))
+        ingress = serve.ingress(_builder(cfg))
         server_class = ingress(type("LLMOpsServer", (), {"__doc__": f"llmops deployment {spec.name}"}))
         deployment = serve.deployment(
             server_class,

@@ -141,6 +141,12 @@ def test_stop_sequences_cut_the_completion(server):
     assert body["choices"][0] == {**body["choices"][0], "text": full[: full.index(cut)], "finish_reason": "stop"}
 
 
+def test_ignore_eos_makes_every_completion_exactly_max_tokens_long(server):
+    body = server.complete(prompt=PROMPTS[:4], max_tokens=9, ignore_eos=True)
+    assert body["usage"]["completion_tokens"] == 4 * 9
+    assert {c["finish_reason"] for c in body["choices"]} == {"length"}
+
+
 # ---------------------------------------------------------------------- streaming
 
 

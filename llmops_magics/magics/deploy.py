@@ -51,7 +51,7 @@ class DeployMagics(Magics):
     @argument("--max-tokens", type=int, default=64, help="Default completion length for chat requests.")
     @argument("--log-text", action="store_true", help="Store prompt and completion texts in the request log.")
     @argument("--reference-data", default=None, help="Data set drift is measured against (default: the training data).")
-    @argument("--threads", type=int, default=None, help="torch threads in the server process.")
+    @argument("--threads", type=int, default=None, help="torch threads in the server (default: half the cores).")
     @argument("--metrics-interval", type=float, default=30.0, help="Seconds between W&B monitoring logs.")
     @argument("--ray-address", default=None, help="Ray cluster address for --engine ray (default: a local Ray).")
     @argument("--replicas", type=int, default=1, help="Replicas (Ray) or data-parallel ranks (vLLM).")

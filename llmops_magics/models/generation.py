@@ -41,11 +41,13 @@ def generate(
     stop: Sequence[str] = (),
     max_input_tokens: int | None = None,
     streamer: Any = None,
+    min_new_tokens: int | None = None,
 ) -> list[Generation]:
     """Generate a continuation for each prompt in one padded batch.
 
     ``streamer`` (a transformers ``BaseStreamer``) receives the prompt ids, then one
     token per row at every decoding step: the server streams tokens through it.
+    ``min_new_tokens`` keeps EOS from ending a row earlier (fixed-length benchmarks).
     """
     import torch
 
@@ -71,6 +73,8 @@ def generate(
         kwargs.update(do_sample=False)
     if streamer is not None:
         kwargs["streamer"] = streamer
+    if min_new_tokens:
+        kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
     with torch.inference_mode():
         out = loaded.model.generate(**enc, **kwargs)
     width = enc["input_ids"].shape[1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,13 +41,14 @@ class GenParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    min_tokens: int = 0
 
     @property
     def key(self) -> tuple:
         """Jobs batch together only when this is equal (greedy ignores sampling settings)."""
         if self.temperature <= 0:
-            return (self.max_tokens, "greedy", self.stop)
-        return (self.max_tokens, self.temperature, self.top_p, self.seed, self.stop)
+            return (self.max_tokens, self.min_tokens, "greedy", self.stop)
+        return (self.max_tokens, self.min_tokens, self.temperature, self.top_p, self.seed, self.stop)
 
 
 @dataclass(eq=False)
@@ -249,8 +251,10 @@ class DynamicBatcher:
                 seed=p.seed,
                 stop=p.stop,
                 streamer=streamer,
+                min_new_tokens=p.min_tokens or None,
             )
         except Exception as exc:
+            traceback.print_exc()  # into the server log: the client only sees the error's type and message
             for job in batch:
                 job.fail(exc)
             return

@@ -5,10 +5,11 @@ not a guess) and every rejection is OpenAI's error shape with a 4xx status::
 
     {"error": {"message": "...", "type": "invalid_request_error", "param": "max_tokens", "code": null}}
 
-Two extensions ride in fields OpenAI clients pass through untouched: a request
-may send ``variables`` (an object) to fill the deployment's prompt template on
-the server, and every response carries ``llmops`` (deployment, arm, version) as
-well as the ``X-LLMOps-*`` headers.
+Extensions ride in fields OpenAI clients pass through untouched (``extra_body``):
+``variables`` (an object) fills the deployment's prompt template on the server;
+``min_tokens`` and ``ignore_eos`` (as in vLLM) keep EOS from ending a completion
+early, for fixed-length benchmarks. Every response carries ``llmops``
+(deployment, arm, version) as well as the ``X-LLMOps-*`` headers.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class _Common(_Strict):
     seed: int | None = None
     user: str | None = None
     variables: dict[str, Any] | None = None
+    min_tokens: int | None = Field(None, ge=0)
+    ignore_eos: bool | None = None
 
     def stops(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

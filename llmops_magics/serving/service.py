@@ -36,6 +36,46 @@ __all__ = ["Arm", "Service"]
 COMPLETION_DEFAULT_TOKENS = 16
 
 
+def default_threads() -> int:
+    """Half the cores, at most 8: torch spreading small matrix work over every core of a
+    busy machine spends it in spin-waits (measured here: 2 threads on 2 shared cores ran
+    the tiny model 7x slower than 1); the rest is left to the HTTP loop and neighbours."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+class TokenCounter:
+    """Counts tokens on the request threads with a tokenizer of its own.
+
+    A Hugging Face fast tokenizer keeps its padding and truncation settings in the
+    shared Rust object and re-sets them on every call: counting a prompt on the
+    event loop while the batcher encodes a padded batch turned padding off under
+    the batch ("Unable to create tensor…", found by the benchmark). A separate
+    ``tokenizers.Tokenizer`` (or a deep copy of a slow tokenizer) avoids that.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        import threading
+
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            from tokenizers import Tokenizer
+
+            self._fast = Tokenizer.from_str(backend.to_str())
+            self._fast.no_padding()
+            self._fast.no_truncation()
+        else:
+            import copy
+
+            self._fast, self._slow = None, copy.deepcopy(tokenizer)
+        self._lock = threading.Lock()
+
+    def count(self, text: str) -> int:
+        with self._lock:
+            if self._fast is not None:
+                return len(self._fast.encode(text, add_special_tokens=False).ids)
+            return len(self._slow(text, add_special_tokens=False)["input_ids"])
+
+
 @dataclass
 class Arm:
     label: str
@@ -47,6 +87,10 @@ class Arm:
     template: ParsedTemplate | None = None
     template_ref: str | None = None
     template_params: Mapping[str, Any] = field(default_factory=dict)
+    counter: TokenCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counter = TokenCounter(self.loaded.tokenizer)
 
     @property
     def version(self) -> str:
@@ -66,7 +110,7 @@ class Arm:
         return 2048
 
     def count_tokens(self, text: str) -> int:
-        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.counter.count(text)
 
     def describe(self) -> dict[str, Any]:
         base = self.base.ref if self.base is not None else None
@@ -127,10 +171,9 @@ class Service:
         from .telemetry import WandbReporter
 
         spec, rt = DeploymentSpec.from_dict(cfg["spec"]), cfg["runtime"]
-        if spec.threads:
-            import torch
+        import torch
 
-            torch.set_num_threads(spec.threads)
+        torch.set_num_threads(spec.threads or default_threads())
         ws = Workspace(
             Settings(
                 home=rt["home"],
@@ -290,12 +333,14 @@ class Service:
                 code="context_length_exceeded",
             )
         temperature = 1.0 if req.temperature is None else req.temperature
+        max_tokens = limit if limit is not None else min(default, window - longest)
         return GenParams(
-            max_tokens=limit if limit is not None else min(default, window - longest),
+            max_tokens=max_tokens,
             temperature=temperature,
             top_p=1.0 if req.top_p is None else req.top_p,
             seed=req.seed,
             stop=req.stops(),
+            min_tokens=max_tokens if req.ignore_eos else min(req.min_tokens or 0, max_tokens),
         )
 
     # ------------------------------------------------------------------ bookkeeping

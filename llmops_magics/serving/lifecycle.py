@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,13 @@ def deploy(
         from .vllm_engine import export_vllm
 
         return export_vllm(spec, export, merge=merge, workspace=ws)
+    if spec.public and not spec.auth:
+        warnings.warn(
+            f"deployment {spec.name!r} binds {spec.host}, reachable from other machines, without an API key; "
+            "add api_key=... (--api-key)",
+            UserWarning,
+            stacklevel=2,
+        )
     existing = reg.get_state(NAMESPACE, spec.name)
     if existing is not None:
         status, _ = liveness(existing)

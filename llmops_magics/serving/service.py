@@ -13,6 +13,7 @@ server, so clients never hold a copy of the template):
   chat template);
 * chat ``messages`` with a template of one free variable fill it with the last
   user message (``Question: {{ question }}`` + "What is…?" → the trained format);
+  a chat template without variables (a system prompt) goes before the messages;
 * a completion ``prompt`` is always passed through as is (OpenAI semantics).
 """
 
@@ -303,6 +304,9 @@ class Service:
         if arm.template is None:
             return self.format_chat(arm, messages)
         free = arm.template.required(arm.template_params)
+        if not free and arm.template.format == "chat":  # a fixed system prompt: it goes before the conversation
+            fixed = arm.template.render(dict(arm.template_params), where=arm.template_ref or "prompt")
+            return self.format_chat(arm, [*fixed, *messages])
         if len(free) != 1:
             raise RequestError(
                 f"the deployed prompt {arm.template_ref} needs variables {', '.join(free) or '(none)'}; "

@@ -3,7 +3,12 @@
 Request handlers (asyncio) submit a ``Job`` and await it; one worker thread per
 served model collects jobs until it holds ``max_batch_size`` with the same
 generation parameters, or until the oldest has waited ``max_wait_ms``, then runs
-them as one padded batch through ``llmops_magics.models.generate``. With greedy
+them as one padded batch through ``llmops_magics.models.generate``. The window is
+used only under concurrency (the last batch held several jobs, or several are
+waiting), so a lone client never waits for batch mates that will not come; and
+it counts from when the worker became free, so the clients of the batch that
+just finished can rejoin the next one instead of drifting into two half-size
+batches that alternate. With greedy
 decoding a batch gives each prompt the same text as running it alone (left
 padding; the tests hold the server to it). ``max_batch_size=1`` is the unbatched
 mode the benchmark compares against.
@@ -189,6 +194,8 @@ class DynamicBatcher:
         self._pending: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._last_size = 1
+        self._free_since = 0.0
         self.batches = 0
         self._thread = threading.Thread(target=self._run, name=f"llmops-batcher-{label}", daemon=True)
         self._thread.start()
@@ -212,7 +219,9 @@ class DynamicBatcher:
             if not self._pending:
                 return None
             key = self._pending[0].params.key
-            deadline = self._pending[0].submitted + self.max_wait
+            busy = self._last_size > 1 or len(self._pending) > 1
+            start = max(self._pending[0].submitted, self._free_since)
+            deadline = start + (self.max_wait if busy else 0.0)
             while not self._closed:
                 if sum(1 for j in self._pending if j.params.key == key) >= self.max_batch_size:
                     break
@@ -235,6 +244,7 @@ class DynamicBatcher:
 
     def _run_batch(self, batch: list[Job]) -> None:
         started = time.perf_counter()
+        self._last_size = len(batch)
         for job in batch:
             job.started, job.batch_size = started, len(batch)
         if self._on_batch:
@@ -262,6 +272,7 @@ class DynamicBatcher:
             self.batches += 1
         for job, result in zip(batch, results, strict=True):
             job.resolve(result)
+        self._free_since = time.perf_counter()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the batch in flight, fail the jobs still queued, stop the worker."""

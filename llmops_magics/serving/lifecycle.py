@@ -283,20 +283,20 @@ def deploy(
             stacklevel=2,
         )
     existing = reg.get_state(NAMESPACE, spec.name)
-    if existing is not None:
-        status, _ = liveness(existing)
-        if status != "dead":
-            raise ValidationError(
-                f"deployment {spec.name!r} is already {status} at {existing.get('url')}; stop it first "
-                f"(%deploy stop {spec.name}), give another --name, or add a --canary"
-            )
-        reg.delete_state(NAMESPACE, spec.name)
+    status = liveness(existing)[0] if existing is not None else None
+    if status not in (None, "dead"):
+        raise ValidationError(
+            f"deployment {spec.name!r} is already {status} at {existing.get('url')}; stop it first "
+            f"(%deploy stop {spec.name}), give another --name, or add a --canary"
+        )
     if port and not port_free(host, port):
         raise ValidationError(f"port {port} on {host} is already in use; choose another or use port 0 (any free one)")
     if spec.engine == "vllm":
         from .vllm_engine import check_vllm_available
 
         check_vllm_available()
+    if existing is not None:  # a server that died without being stopped: its record goes
+        reg.delete_state(NAMESPACE, spec.name)
     art_dep = _save(reg, spec, source)
     key_sha = hash_api_key(api_key) if api_key is not None else None
     state = _start(ws, art_dep, spec, key_sha, timeout, api_key=api_key)

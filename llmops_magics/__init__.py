@@ -49,6 +49,18 @@ _EXPORTS = {
     "FinetuneJob": ".finetuning",
     "FinetuneResult": ".finetuning",
     "Job": ".jobs",
+    "deploy": ".serving",
+    "list_deployments": ".serving",
+    "get_deployment": ".serving",
+    "deployment_status": ".serving",
+    "deployment_logs": ".serving",
+    "deployment_drift": ".serving",
+    "stop_deployment": ".serving",
+    "promote_deployment": ".serving",
+    "rollback_deployment": ".serving",
+    "set_canary": ".serving",
+    "export_vllm": ".serving",
+    "Deployment": ".serving",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -67,6 +79,7 @@ _EXPORTS = {
     "RegressionError": ".errors",
     "JobCancelledError": ".errors",
     "JobTimeoutError": ".errors",
+    "DeploymentError": ".errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])

@@ -19,7 +19,8 @@ catch the right thing::
     │   ├── JobCancelledError               it stopped on request (its checkpoint is kept)
     │   └── JobTimeoutError (TimeoutError)  wait(timeout) ran out before it ended
     ├── EndpointError (RuntimeError)        an OpenAI-compatible endpoint failed or was unreachable
-    └── RegressionError (RuntimeError)      an A/B eval found B significantly worse (CI gate)
+    ├── RegressionError (RuntimeError)      an A/B eval found B significantly worse (CI gate)
+    └── DeploymentError (RuntimeError)      a model server failed to start, stop or answer
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "RegressionError",
     "JobCancelledError",
     "JobTimeoutError",
+    "DeploymentError",
 ]
 
 
@@ -105,3 +107,7 @@ class JobCancelledError(JobError):
 
 class JobTimeoutError(JobError, TimeoutError):
     """``wait(timeout)`` returned before the job ended; the job goes on."""
+
+
+class DeploymentError(LLMOpsError, RuntimeError):
+    """A deployment's server process failed to start, died, or did not stop; the message says which."""

@@ -80,12 +80,18 @@ def read_wandb_run(run_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
+def ipython_shell():
+    """The session's one test shell (``start_ipython`` returns it only on its first call)."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    return globalipapp.get_ipython()
+
+
 @pytest.fixture
 def ip(workspace):
     """A real IPython shell with the extension loaded, pointed at the test's registry."""
-    from IPython.testing.globalipapp import get_ipython
-
-    shell = get_ipython()
+    shell = ipython_shell()
     shell.run_line_magic("load_ext", "llmops_magics")
     shell.run_line_magic("config", f"LLMOps.home = {str(workspace.home)!r}")
     yield shell

@@ -10,6 +10,7 @@ from typing import Any
 from .. import jobs
 from .cells import CellTracker
 from .dataset import DatasetMagics
+from .deploy import DeployMagics
 from .eval import EvalMagics
 from .finetune import FinetuneMagics
 from .prompt import PromptMagics
@@ -17,7 +18,7 @@ from .settings import LLMOps
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics, DatasetMagics, FinetuneMagics, EvalMagics)
+MAGICS = (PromptMagics, DatasetMagics, FinetuneMagics, EvalMagics, DeployMagics)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .loading import LoadedModel
 
@@ -39,8 +40,15 @@ def generate(
     seed: int | None = 0,
     stop: Sequence[str] = (),
     max_input_tokens: int | None = None,
+    streamer: Any = None,
+    min_new_tokens: int | None = None,
 ) -> list[Generation]:
-    """Generate a continuation for each prompt in one padded batch."""
+    """Generate a continuation for each prompt in one padded batch.
+
+    ``streamer`` (a transformers ``BaseStreamer``) receives the prompt ids, then one
+    token per row at every decoding step: the server streams tokens through it.
+    ``min_new_tokens`` keeps EOS from ending a row earlier (fixed-length benchmarks).
+    """
     import torch
 
     if not prompts:
@@ -63,6 +71,10 @@ def generate(
             torch.manual_seed(seed)
     else:
         kwargs.update(do_sample=False)
+    if streamer is not None:
+        kwargs["streamer"] = streamer
+    if min_new_tokens:
+        kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
     with torch.inference_mode():
         out = loaded.model.generate(**enc, **kwargs)
     width = enc["input_ids"].shape[1]

@@ -1,0 +1,286 @@
+"""The HTTP face of a ``Service``: OpenAI-compatible routes, health and Prometheus metrics.
+
+Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream: true``
+gives server-sent events ending in ``data: [DONE]``), ``GET /v1/models``,
+``GET /v1/models/{id}``, ``GET /health``, ``GET /metrics``. With an API key
+configured every ``/v1`` route wants ``Authorization: Bearer KEY``; ``/health``
+and ``/metrics`` stay open for probes and scrapers (the server binds 127.0.0.1
+unless told otherwise). Every outcome, rejections included, is one call to
+``Service.observe``. Only the server process imports this module (FastAPI at
+module level: route annotations must resolve).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from .batcher import Job, ShuttingDown
+from .protocol import (
+    MAX_BODY_BYTES,
+    ChatRequest,
+    CompletionRequest,
+    RequestError,
+    chat_body,
+    completion_body,
+    error_body,
+    new_id,
+    parse_request,
+    sse,
+)
+from .service import Arm, Service
+
+__all__ = ["build_app"]
+
+
+def _check_auth(service: Service, request: Any) -> None:
+    expected = service.api_key_sha256
+    if not expected:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RequestError(
+            "you didn't provide an API key; send it as Authorization: Bearer KEY", status=401, code="invalid_api_key"
+        )
+    if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).hexdigest(), expected):
+        raise RequestError("incorrect API key provided", status=401, code="invalid_api_key")
+
+
+async def _read_body(request: Any) -> bytes:
+    length = request.headers.get("content-length", "")
+    too_big = RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413, code="request_too_large")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ms(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000.0, 3)
+
+
+class _Call:
+    """One request in flight: what it was, where it went, and its log row."""
+
+    def __init__(self, service: Service, endpoint: str) -> None:
+        self.service, self.endpoint = service, endpoint
+        self.t0 = time.perf_counter()
+        self.rid = new_id("cmpl" if endpoint == "completions" else "chatcmpl")
+        self.row: dict[str, Any] = {"ts": time.time(), "request_id": self.rid, "endpoint": endpoint, "stream": 0}
+        self.arm: Arm | None = None
+        self.req: Any = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        out = {"X-Request-Id": self.rid, "X-LLMOps-Deployment": self.service.spec.name}
+        if self.arm is not None:
+            out.update({"X-LLMOps-Arm": self.arm.label, "X-LLMOps-Version": self.arm.version})
+        return out
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        assert self.arm is not None
+        return {
+            "deployment": self.service.ref,
+            "arm": self.arm.label,
+            "version": self.arm.version,
+            "fingerprint": self.arm.fingerprint,
+        }
+
+    def finish(self, status: int, jobs: list[Job] = (), results: list[Any] = (), error: str | None = None) -> None:
+        end = time.perf_counter()
+        firsts = [j.first_token for j in jobs if j.first_token is not None]
+        starts = [j.started for j in jobs if j.started is not None]
+        self.row.update(
+            status=status,
+            error=error,
+            latency_ms=_ms(self.t0, end),
+            ttft_ms=_ms(self.t0, min(firsts)) if firsts else (_ms(self.t0, end) if results else None),
+            queue_ms=_ms(self.t0, min(starts)) if starts else None,
+            batch_size=max((j.batch_size for j in jobs), default=None),
+            prompt_tokens=sum(r.prompt_tokens for r in results),
+            completion_tokens=sum(r.completion_tokens for r in results),
+            output_text="\n\n".join(r.text for r in results) if results else None,
+        )
+        self.service.observe(self.row)
+
+
+def build_app(service: Service, on_startup: Callable[[], None] | None = None):
+    """The FastAPI app; ``on_startup`` runs once the server accepts connections (the ready file)."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if on_startup is not None:
+            on_startup()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    app = FastAPI(
+        title=f"llmops deployment {service.spec.name}",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
+        message = f"unknown request URL: {request.method} {request.url.path}" if exc.status_code == 404 else exc.detail
+        return JSONResponse(error_body(str(message), code=code), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse(error_body(str(exc.errors()[:1])), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):
+        return JSONResponse(error_body(f"internal server error ({type(exc).__name__})", "server_error"), 500)
+
+    @app.get("/health")
+    async def health():
+        return service.health()
+
+    @app.get("/metrics")
+    async def metrics():
+        service.refresh_depth()
+        body, content_type = service.metrics.render()
+        return Response(content=body, headers={"Content-Type": content_type})
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        try:
+            _check_auth(service, request)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        return {"object": "list", "data": service.models()}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, request: Request):
+        try:
+            _check_auth(service, request)
+            for entry in service.models():
+                if entry["id"] == model_id:
+                    return entry
+            raise RequestError(f"the model {model_id!r} does not exist", status=404, code="model_not_found")
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        return await _handle(_Call(service, "completions"), request, CompletionRequest)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        return await _handle(_Call(service, "chat"), request, ChatRequest)
+
+    async def _handle(call: _Call, request: Request, cls: type):
+        jobs: list[Job] = []
+        try:
+            _check_auth(service, request)
+            req = call.req = parse_request(cls, await _read_body(request))
+            call.row.update(user=req.user, stream=int(bool(req.stream)))
+            arm = call.arm = service.pick(req.model, req.user)
+            call.row.update(arm=arm.label, version=arm.version)
+            if cls is CompletionRequest:
+                inputs, limit, default = service.completion_inputs(arm, req), req.max_tokens, 16
+            else:
+                inputs, limit, default = (
+                    [service.chat_input(arm, req)],
+                    req.token_limit,
+                    service.spec.default_max_tokens,
+                )
+            params = service.params(arm, req, [arm.count_tokens(t) for t in inputs], limit, default)
+            call.row.update(input_chars=sum(len(t) for t in inputs), input_text="\n\n".join(inputs))
+            loop = asyncio.get_running_loop()
+            jobs = [arm.batcher.submit(Job(t, params, loop, stream=bool(req.stream))) for t in inputs]
+            service.refresh_depth()
+            if req.stream:
+                return StreamingResponse(_stream(call, jobs[0]), media_type="text/event-stream", headers=call.headers)
+            results = list(await asyncio.gather(*(j.future for j in jobs)))
+        except RequestError as exc:
+            call.finish(exc.status, jobs, error=exc.code or exc.type)
+            return JSONResponse(exc.body(), status_code=exc.status, headers=call.headers)
+        except ShuttingDown as exc:
+            call.finish(503, jobs, error="shutting_down")
+            return JSONResponse(error_body(str(exc), "server_error", code="shutting_down"), 503, call.headers)
+        except Exception as exc:  # generation itself failed: an answer, never a dropped connection
+            call.finish(500, jobs, error=type(exc).__name__)
+            return JSONResponse(error_body(f"generation failed ({type(exc).__name__}: {exc})", "server_error"), 500)
+        call.finish(200, jobs, results)
+        headers = {**call.headers, "X-LLMOps-Batch-Size": str(max(j.batch_size for j in jobs))}
+        usage = (sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results))
+        model = call.arm.version
+        if cls is CompletionRequest:
+            choices = [
+                {"text": r.text, "index": i, "logprobs": None, "finish_reason": r.finish_reason}
+                for i, r in enumerate(results)
+            ]
+            return JSONResponse(completion_body(call.rid, model, choices, usage, call.extra), headers=headers)
+        r = results[0]
+        message = {"role": "assistant", "content": r.text}
+        choices = [{"index": 0, "message": message, "logprobs": None, "finish_reason": r.finish_reason}]
+        return JSONResponse(chat_body(call.rid, model, choices, usage, call.extra), headers=headers)
+
+    async def _stream(call: _Call, job: Job) -> AsyncIterator[str]:
+        chat = call.endpoint == "chat"
+        model = call.arm.version
+        sent, status, results, error = "", 499, [], None
+
+        def chunk(text: str | None, finish: str | None) -> str:
+            if chat:
+                delta = {} if text is None else {"content": text}
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                return sse(chat_body(call.rid, model, [choice], None, call.extra, chunk=True))
+            choice = {"text": text or "", "index": 0, "logprobs": None, "finish_reason": finish}
+            return sse(completion_body(call.rid, model, [choice], None, call.extra))
+
+        try:
+            if chat:
+                first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None}
+                yield sse(chat_body(call.rid, model, [{**first, "finish_reason": None}], None, call.extra, chunk=True))
+            while True:
+                kind, value = await job.events.get()
+                if kind == "delta":
+                    sent += value
+                    yield chunk(value, None)
+                    continue
+                if kind == "done":
+                    status, results = 200, [value]
+                    rest = value.text[len(sent) :] if value.text.startswith(sent) else ""
+                    if rest:
+                        yield chunk(rest, None)
+                    yield chunk(None, value.finish_reason)
+                    if call.req.include_usage:
+                        usage = (value.prompt_tokens, value.completion_tokens)
+                        body = (chat_body if chat else completion_body)(call.rid, model, [], usage, call.extra)
+                        if chat:
+                            body["object"] = "chat.completion.chunk"
+                        yield sse(body)
+                else:
+                    status, error = (503 if isinstance(value, ShuttingDown) else 500), type(value).__name__
+                    yield sse(error_body(f"generation failed ({error}: {value})", "server_error"))
+                break
+            yield sse("[DONE]")
+        finally:
+            call.finish(status, [job], results, error=error)
+
+    return app

@@ -1,0 +1,285 @@
+"""Dynamic batching: concurrent requests share one ``generate()`` call.
+
+Request handlers (asyncio) submit a ``Job`` and await it; one worker thread per
+served model collects jobs until it holds ``max_batch_size`` with the same
+generation parameters, or until the oldest has waited ``max_wait_ms``, then runs
+them as one padded batch through ``llmops_magics.models.generate``. The window is
+used only under concurrency (the last batch held several jobs, or several are
+waiting), so a lone client never waits for batch mates that will not come; and
+it counts from when the worker became free, so the clients of the batch that
+just finished can rejoin the next one instead of drifting into two half-size
+batches that alternate. With greedy
+decoding a batch gives each prompt the same text as running it alone (left
+padding; the tests hold the server to it). ``max_batch_size=1`` is the unbatched
+mode the benchmark compares against.
+
+Tokens are streamed for real: a ``BatchStreamer`` receives every decoding step of
+the batch and forwards each row's new text to that row's stream, so the
+time-to-first-token metric is the time until the model produced the first token,
+not the time until the whole answer was ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DeploymentError
+
+__all__ = ["GenParams", "Job", "DynamicBatcher", "BatchStreamer", "ShuttingDown"]
+
+
+class ShuttingDown(DeploymentError):
+    """The batcher was closed before this job ran (the server answers 503)."""
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    min_tokens: int = 0
+
+    @property
+    def key(self) -> tuple:
+        """Jobs batch together only when this is equal (greedy ignores sampling settings)."""
+        if self.temperature <= 0:
+            return (self.max_tokens, self.min_tokens, "greedy", self.stop)
+        return (self.max_tokens, self.min_tokens, self.temperature, self.top_p, self.seed, self.stop)
+
+
+@dataclass(eq=False)
+class Job:
+    """One prompt waiting for its continuation; created and awaited on the event loop."""
+
+    prompt: str
+    params: GenParams
+    loop: asyncio.AbstractEventLoop
+    stream: bool = False
+    submitted: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    first_token: float | None = None
+    batch_size: int = 0
+    future: asyncio.Future = field(init=False)
+    events: asyncio.Queue | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.future = self.loop.create_future()
+        if self.stream:
+            self.events = asyncio.Queue()
+
+    def _call(self, fn: Callable, *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed: nobody is waiting any more
+            pass
+
+    def push_text(self, text: str) -> None:
+        if self.events is not None:
+            self._call(self.events.put_nowait, ("delta", text))
+
+    def resolve(self, result: Any) -> None:
+        def done() -> None:
+            if not self.future.done():
+                self.future.set_result(result)
+            if self.events is not None:
+                self.events.put_nowait(("done", result))
+
+        self._call(done)
+
+    def fail(self, exc: BaseException) -> None:
+        def done() -> None:
+            if not self.future.done():
+                self.future.set_exception(exc)
+                self.future.exception()  # mark retrieved: a disconnected client never awaits it
+            if self.events is not None:
+                self.events.put_nowait(("error", exc))
+
+        self._call(done)
+
+
+class BatchStreamer:
+    """A transformers streamer for a whole batch: row ``i``'s tokens go to ``jobs[i]``.
+
+    Text is released only when it cannot change any more: an incomplete UTF-8
+    character and any tail that could begin a stop string are held back, so the
+    streamed pieces always add up to a prefix of the final text.
+    """
+
+    def __init__(self, tokenizer: Any, jobs: Sequence[Job]) -> None:
+        self.tokenizer = tokenizer
+        self.jobs = list(jobs)
+        self.ids: list[list[int]] = [[] for _ in jobs]
+        self.sent = ["" for _ in jobs]
+        self.finished = [False for _ in jobs]
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # the first call carries the prompt ids
+            self._prompt_seen = True
+            return
+        now = time.perf_counter()
+        eos = self.tokenizer.eos_token_id
+        for i, token in enumerate(value.reshape(-1).tolist()):
+            if self.finished[i]:
+                continue
+            if token == eos:
+                self.finished[i] = True
+                continue
+            job = self.jobs[i]
+            if job.first_token is None:
+                job.first_token = now
+            self.ids[i].append(token)
+            if job.stream:
+                self._release(i, job)
+
+    def _release(self, i: int, job: Job) -> None:
+        text = self.tokenizer.decode(self.ids[i], skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            text = text[:-1]
+        for stop in job.params.stop:
+            if stop in text:
+                self.finished[i] = True
+                text = text[: text.index(stop)]
+        if not self.finished[i]:
+            text = text[: len(text) - _held_back(text, job.params.stop)]
+        if len(text) > len(self.sent[i]) and text.startswith(self.sent[i]):
+            job.push_text(text[len(self.sent[i]) :])
+            self.sent[i] = text
+
+    def end(self) -> None:
+        """Nothing to flush: the final text comes from ``generate()`` itself."""
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of ``text`` that is a proper prefix of a stop string."""
+    hold = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                hold = max(hold, k)
+                break
+    return hold
+
+
+class DynamicBatcher:
+    """One worker thread that turns queued jobs into batched ``generate()`` calls."""
+
+    def __init__(
+        self,
+        loaded: Any,
+        *,
+        max_batch_size: int = 16,
+        max_wait_ms: float = 10.0,
+        label: str = "primary",
+        on_batch: Callable[[int, int], None] | None = None,
+        generate: Callable[..., list] | None = None,
+    ) -> None:
+        if generate is None:
+            from ..models.generation import generate
+        self.loaded = loaded
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.label = label
+        self._generate = generate
+        self._on_batch = on_batch
+        self._pending: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._last_size = 1
+        self._free_since = 0.0
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, name=f"llmops-batcher-{label}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def submit(self, job: Job) -> Job:
+        with self._cond:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down")
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def _take(self) -> list[Job] | None:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if not self._pending:
+                return None
+            key = self._pending[0].params.key
+            busy = self._last_size > 1 or len(self._pending) > 1
+            start = max(self._pending[0].submitted, self._free_since)
+            deadline = start + (self.max_wait if busy else 0.0)
+            while not self._closed:
+                if sum(1 for j in self._pending if j.params.key == key) >= self.max_batch_size:
+                    break
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch, rest = [], deque()
+            for job in self._pending:
+                (batch if job.params.key == key and len(batch) < self.max_batch_size else rest).append(job)
+            self._pending = rest
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        started = time.perf_counter()
+        self._last_size = len(batch)
+        for job in batch:
+            job.started, job.batch_size = started, len(batch)
+        if self._on_batch:
+            self._on_batch(len(batch), self.depth)
+        p = batch[0].params
+        streamer = BatchStreamer(self.loaded.tokenizer, batch)
+        try:
+            results = self._generate(
+                self.loaded,
+                [j.prompt for j in batch],
+                max_new_tokens=p.max_tokens,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                seed=p.seed,
+                stop=p.stop,
+                streamer=streamer,
+                min_new_tokens=p.min_tokens or None,
+            )
+        except Exception as exc:
+            traceback.print_exc()  # into the server log: the client only sees the error's type and message
+            for job in batch:
+                job.fail(exc)
+            return
+        finally:
+            self.batches += 1
+        for job, result in zip(batch, results, strict=True):
+            job.resolve(result)
+        self._free_since = time.perf_counter()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the batch in flight, fail the jobs still queued, stop the worker."""
+        with self._cond:
+            self._closed = True
+            leftover, self._pending = list(self._pending), deque()
+            self._cond.notify_all()
+        for job in leftover:
+            job.fail(ShuttingDown("the server is shutting down"))
+        self._thread.join(timeout)

@@ -1,0 +1,263 @@
+"""The OpenAI wire format: request validation, error bodies, response and stream chunks.
+
+Requests are validated strictly (a string where a number belongs is an error,
+not a guess) and every rejection is OpenAI's error shape with a 4xx status::
+
+    {"error": {"message": "...", "type": "invalid_request_error", "param": "max_tokens", "code": null}}
+
+Extensions ride in fields OpenAI clients pass through untouched (``extra_body``):
+``variables`` (an object) fills the deployment's prompt template on the server;
+``min_tokens`` and ``ignore_eos`` (as in vLLM) keep EOS from ending a completion
+early, for fixed-length benchmarks. Every response carries ``llmops``
+(deployment, arm, version) as well as the ``X-LLMOps-*`` headers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticError
+
+from ..errors import ValidationError
+
+__all__ = [
+    "RequestError",
+    "CompletionRequest",
+    "ChatRequest",
+    "ChatMessage",
+    "parse_request",
+    "error_body",
+    "new_id",
+    "completion_body",
+    "chat_body",
+    "sse",
+    "MAX_BODY_BYTES",
+]
+
+MAX_BODY_BYTES = 1_000_000
+MAX_STOP = 4
+
+
+class RequestError(ValidationError):
+    """A request the server rejects; ``status`` is the HTTP code, the rest fills OpenAI's error body."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.message, self.status, self.param, self.code, self.type = message, status, param, code, type
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(message: str, type: str = "invalid_request_error", param: str | None = None, code: str | None = None):
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(_Strict):
+    include_usage: bool | None = None
+
+
+class _Common(_Strict):
+    model: str = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int | None = Field(None, ge=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    variables: dict[str, Any] | None = None
+    min_tokens: int | None = Field(None, ge=0)
+    ignore_eos: bool | None = None
+
+    def stops(self) -> tuple[str, ...]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stops) > MAX_STOP:
+            raise RequestError(f"stop may hold at most {MAX_STOP} sequences, found {len(stops)}", param="stop")
+        if any(not s for s in stops):
+            raise RequestError("stop sequences must be non-empty strings", param="stop")
+        return tuple(stops)
+
+    def check_supported(self) -> None:
+        if (self.n or 1) != 1:
+            raise RequestError("only n=1 is supported by this server", param="n")
+        if self.stream_options is not None and not self.stream:
+            raise RequestError("stream_options is only allowed when stream is true", param="stream_options")
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class CompletionRequest(_Common):
+    prompt: str | list[str] | None = None
+    echo: bool | None = None
+    logprobs: int | None = None
+    best_of: int | None = None
+    suffix: str | None = None
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.echo:
+            raise RequestError("echo is not supported by this server", param="echo")
+        if self.logprobs:
+            raise RequestError("logprobs are not supported by this server", param="logprobs")
+        if (self.best_of or 1) != 1:
+            raise RequestError("best_of is not supported by this server", param="best_of")
+        if self.suffix:
+            raise RequestError("suffix is not supported by this server", param="suffix")
+        if self.prompt is None and self.variables is None:
+            raise RequestError("you must provide a prompt (or variables for the deployed template)", param="prompt")
+        if self.prompt is not None and self.variables is not None:
+            raise RequestError("send either prompt or variables, not both", param="variables")
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise RequestError("prompt must not be an empty list", param="prompt")
+        if isinstance(self.prompt, list) and len(self.prompt) > 1 and self.stream:
+            raise RequestError("streaming takes a single prompt", param="prompt")
+
+
+class ChatRequest(_Common):
+    messages: list[ChatMessage] | None = None
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+
+    def check_supported(self) -> None:
+        super().check_supported()
+        if self.logprobs:
+            raise RequestError("logprobs are not supported by this server", param="logprobs")
+        if self.messages is None and self.variables is None:
+            raise RequestError("you must provide messages (or variables for the deployed template)", param="messages")
+        if self.messages is not None and not self.messages:
+            raise RequestError("messages must not be empty", param="messages")
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _param(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in _TYPE_TAGS or not str(p).replace("_", "").isalnum():
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+def parse_request(cls: type[_Common], raw: bytes) -> Any:
+    """Decode and validate a JSON body, or raise ``RequestError`` with the field that is wrong."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"could not parse the JSON body of your request ({exc})", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"the request body must be a JSON object, found {type(data).__name__}")
+    try:
+        req = cls.model_validate(data)
+    except PydanticError as exc:
+        err = exc.errors()[0]
+        param = _param(err["loc"])
+        if err["type"] == "missing":
+            raise RequestError(f"missing required field {param!r}", param=param, code="missing_field") from None
+        raise RequestError(f"invalid value for {param!r}: {err['msg']}", param=param, code="invalid_value") from None
+    req.check_supported()
+    req.stops()
+    return req
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion_body(
+    rid: str, model: str, choices: list[dict[str, Any]], usage: tuple[int, int] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    out = {
+        "id": rid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "system_fingerprint": extra.get("fingerprint"),
+        "llmops": extra,
+    }
+    if usage is not None:
+        out["usage"] = _usage(*usage)
+    return out
+
+
+def chat_body(
+    rid: str,
+    model: str,
+    choices: list[dict[str, Any]],
+    usage: tuple[int, int] | None,
+    extra: dict[str, Any],
+    chunk=False,
+) -> dict[str, Any]:
+    out = {
+        "id": rid,
+        "object": "chat.completion.chunk" if chunk else "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "system_fingerprint": extra.get("fingerprint"),
+        "llmops": extra,
+    }
+    if usage is not None:
+        out["usage"] = _usage(*usage)
+    return out
+
+
+def sse(payload: Any) -> str:
+    """One server-sent event; ``[DONE]`` ends a stream as OpenAI's does."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"

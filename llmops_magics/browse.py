@@ -284,17 +284,12 @@ def code_snippets(art: Artifact) -> list[dict[str, str]]:
 
 
 def _pid_alive(pid: Any) -> bool | None:
+    """None for a malformed record; otherwise the launcher's check (zombies count as dead)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return None
-    return True
+    from .serving.launcher import pid_alive
+
+    return pid_alive(pid)
 
 
 def _probe(url: Any, timeout: float) -> str | None:

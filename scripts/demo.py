@@ -58,7 +58,7 @@ def summary() -> None:
     print(reg.list())
     for s in reg.names("adapter"):
         art = reg.resolve(f"adapter://{s.name}")
-        metrics = {k: round(v, 4) for k, v in art.metadata.get("metrics", {}).items() if isinstance(v, float)}
+        metrics = {k: round(v, 4) for k, v in art.metadata.get("metrics", {}).items() if k.endswith("loss")}
         print(f"\n{art.ref} (base {art.metadata.get('base_model')}): {metrics}")
     for s in reg.names("eval"):
         art = reg.resolve(f"eval://{s.name}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_02_finetune import FINETUNE
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -81,7 +82,7 @@ def build(cells) -> nbformat.NotebookNode:
     return nb
 
 
-ALL = {"01": ("01-prompts.ipynb", PROMPTS)}
+ALL = {"01": ("01-prompts.ipynb", PROMPTS), "02": ("02-finetune.ipynb", FINETUNE)}
 
 
 if __name__ == "__main__":

@@ -1,15 +1,11 @@
 """The cells of notebooks/02-finetune.ipynb, kept as reviewable source.
 
-Run: .venv/bin/python scripts/notebook_02_finetune.py   (writes notebooks/02-finetune.ipynb)
-``FINETUNE`` has the same shape as the cell lists of ``scripts/make_notebooks.py``.
+Written by ``scripts/make_notebooks.py 02``, which holds the other notebooks' cells too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -100,16 +96,3 @@ FINETUNE = [
     ("md", "W&B mirroring runs in the background; `flush()` waits for it (bounded)."),
     ("code", "assert lm.flush(120)\nlm.registry().resolve(result.ref).wandb"),
 ]
-
-
-def build(cells) -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells]
-    return nb
-
-
-if __name__ == "__main__":
-    path = NOTEBOOKS / "02-finetune.ipynb"
-    nbformat.write(build(FINETUNE), path)
-    print("wrote", path)

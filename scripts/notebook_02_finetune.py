@@ -5,10 +5,6 @@ Written by ``scripts/make_notebooks.py 02``, which holds the other notebooks' ce
 
 from __future__ import annotations
 
-from pathlib import Path
-
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
 FINETUNE = [
     (
         "md",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["esc", "table_html", "kv_html", "mimebundle", "format_time"]
+__all__ = ["VersionHistory", "cell_label", "esc", "format_time", "kv_html", "mimebundle", "table_html"]
 
 STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
 CELL = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
@@ -59,3 +59,32 @@ def format_time(ts: float) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cell_label(source: Mapping[str, Any]) -> str:
+    """``[12]`` for the notebook cell that made a version, empty when it came from elsewhere."""
+    count = source.get("execution_count")
+    return f"[{count}]" if count is not None else ""
+
+
+class VersionHistory:
+    """Display for a ``name`` plus ``versions`` table; subclasses set ``KIND``, ``COLUMNS`` and ``_rows``."""
+
+    KIND = ""
+    COLUMNS: tuple[str, ...] = ()
+
+    def _rows(self):
+        raise TypeError(f"{type(self).__name__} must define _rows()")
+
+    def __len__(self) -> int:
+        return len(self.versions)  # type: ignore[attr-defined]
+
+    @property
+    def title(self) -> str:
+        return f"{self.KIND}://{self.name}"  # type: ignore[attr-defined]
+
+    def __str__(self) -> str:
+        return f"{self.title}\n" + text_table(self.COLUMNS, self._rows())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return mimebundle(str(self), table_html(self.COLUMNS, self._rows(), title=self.title))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import Workspace, current
-from ..display import esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..display import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle, table_html, text_table
 from ..errors import ValidationError
 from .versions import KIND, DatasetVersion, get_dataset
 
@@ -172,7 +172,8 @@ def diff_datasets(ref_a: str, ref_b: str, *, key: str | None = None, workspace: 
 
 
 @dataclass(frozen=True)
-class DatasetHistory:
+class DatasetHistory(VersionHistory):
+    KIND = "dataset"
     name: str
     versions: Sequence[DatasetVersion]
 
@@ -180,9 +181,7 @@ class DatasetHistory:
 
     def _rows(self):
         for v in reversed(self.versions):
-            src = v.artifact.source
             splits = ", ".join(f"{k}={n}" for k, n in v.artifact.metadata.get("splits", {}).items())
-            cell = f"[{src['execution_count']}]" if src.get("execution_count") is not None else ""
             yield (
                 v.version,
                 format_time(v.artifact.created_at),
@@ -191,17 +190,8 @@ class DatasetHistory:
                 v.num_rows,
                 splits,
                 ", ".join(v.columns),
-                cell,
+                cell_label(v.artifact.source),
             )
-
-    def __len__(self) -> int:
-        return len(self.versions)
-
-    def __str__(self) -> str:
-        return f"dataset://{self.name}\n" + text_table(self.COLUMNS, self._rows())
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return mimebundle(str(self), table_html(self.COLUMNS, self._rows(), title=f"dataset://{self.name}"))
 
 
 def dataset_history(name: str, *, workspace: Workspace | None = None) -> DatasetHistory:

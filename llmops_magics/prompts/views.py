@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..display import esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..display import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle
 from ..store.records import thaw
 from .versions import PromptVersion
 
@@ -15,7 +15,8 @@ __all__ = ["PromptHistory", "PromptDiff", "diff_prompts"]
 
 
 @dataclass(frozen=True)
-class PromptHistory:
+class PromptHistory(VersionHistory):
+    KIND = "prompt"
     name: str
     versions: Sequence[PromptVersion]
 
@@ -23,8 +24,6 @@ class PromptHistory:
 
     def _rows(self):
         for v in reversed(self.versions):
-            src = v.artifact.source
-            cell = f"[{src['execution_count']}]" if src.get("execution_count") is not None else ""
             yield (
                 v.version,
                 format_time(v.artifact.created_at),
@@ -32,17 +31,8 @@ class PromptHistory:
                 ", ".join(v.aliases),
                 ", ".join(v.variables),
                 v.description or "",
-                cell,
+                cell_label(v.artifact.source),
             )
-
-    def __len__(self) -> int:
-        return len(self.versions)
-
-    def __str__(self) -> str:
-        return f"prompt://{self.name}\n" + text_table(self.COLUMNS, self._rows())
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return mimebundle(str(self), table_html(self.COLUMNS, self._rows(), title=f"prompt://{self.name}"))
 
 
 @dataclass(frozen=True)

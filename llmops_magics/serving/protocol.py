@@ -218,12 +218,12 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def completion_body(
-    rid: str, model: str, choices: list[dict[str, Any]], usage: tuple[int, int] | None, extra: dict[str, Any]
+def _body(
+    obj: str, rid: str, model: str, choices: list[dict[str, Any]], usage: tuple[int, int] | None, extra: dict[str, Any]
 ) -> dict[str, Any]:
     out = {
         "id": rid,
-        "object": "text_completion",
+        "object": obj,
         "created": int(time.time()),
         "model": model,
         "choices": choices,
@@ -233,6 +233,12 @@ def completion_body(
     if usage is not None:
         out["usage"] = _usage(*usage)
     return out
+
+
+def completion_body(
+    rid: str, model: str, choices: list[dict[str, Any]], usage: tuple[int, int] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    return _body("text_completion", rid, model, choices, usage, extra)
 
 
 def chat_body(
@@ -243,18 +249,7 @@ def chat_body(
     extra: dict[str, Any],
     chunk=False,
 ) -> dict[str, Any]:
-    out = {
-        "id": rid,
-        "object": "chat.completion.chunk" if chunk else "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "system_fingerprint": extra.get("fingerprint"),
-        "llmops": extra,
-    }
-    if usage is not None:
-        out["usage"] = _usage(*usage)
-    return out
+    return _body("chat.completion.chunk" if chunk else "chat.completion", rid, model, choices, usage, extra)
 
 
 def sse(payload: Any) -> str:

@@ -170,3 +170,36 @@ def test_the_wandb_run_logged_monitoring_metrics(wandb_records):
 def test_the_wandb_run_holds_the_deployment_artifact(wandb_records):
     text = json.dumps(wandb_records)
     assert '"deployment"' in text and "llmops-v1" in text
+
+
+def test_a_replacement_listener_leaves_connections_to_the_old_one_until_it_is_ready():
+    import socket
+
+    from llmops_magics.serving.server import bind_socket, steer_port
+
+    def accepted(sock):
+        sock.setblocking(False)
+        n = 0
+        while True:
+            try:
+                sock.accept()[0].close()
+            except BlockingIOError:
+                return n
+            n += 1
+
+    old = bind_socket("127.0.0.1", 0)
+    old.listen(64)
+    port = old.getsockname()[1]
+    new = bind_socket("127.0.0.1", port)
+    new.listen(64)
+    clients = []
+    try:
+        assert steer_port(new, 0)
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        assert (accepted(old), accepted(new)) == (10, 0)
+        assert steer_port(new, 1)
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        assert (accepted(old), accepted(new)) == (0, 10)
+    finally:
+        for c in [*clients, old, new]:
+            c.close()

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 NAMESPACE = "deployments"
+HANDOVER_SECONDS = 0.5
 KIND = "deployment"
 
 
@@ -331,6 +332,7 @@ def _relaunch(
             new = new.with_changes(port=0)
     fresh = _start(ws, art, new, key_sha, timeout, previous=state if overlap else None)
     if overlap:
+        time.sleep(HANDOVER_SECONDS)  # the new server takes every new connection now; the old queue drains
         terminate(state.get("pid"))
     art = reg.set_alias(art, alias)
     return Deployment(name, fresh, art, ws, None)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "bind_socket", "write_ready"]
+__all__ = ["bind_socket", "main", "steer_port", "write_ready"]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -31,6 +31,32 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+_SO_ATTACH_REUSEPORT_CBPF = 51  # Linux <asm-generic/socket.h>; Python's socket module lacks the name
+
+
+def steer_port(sock: socket.socket, index: int) -> bool:
+    """Send every new connection on this port to listener ``index`` (0: the oldest, 1: the next).
+
+    With ``SO_REUSEPORT`` the kernel spreads connections over every listener on the port,
+    and a listener that closes resets the connections still queued on it. A replacement
+    server therefore steers to the running one (0) while it loads and to itself (1) once it
+    accepts, so the old server drains before it is stopped. An index past the last listener
+    makes the kernel fall back to its usual choice. False where the kernel refuses it.
+    """
+    import ctypes
+    import struct
+
+    if not sys.platform.startswith("linux"):
+        return False
+    ret_k = (ctypes.c_ubyte * 8).from_buffer_copy(struct.pack("HBBI", 0x06, 0, 0, index))  # BPF_RET|BPF_K
+    prog = struct.pack("HxxxxxxQ", 1, ctypes.addressof(ret_k))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, prog)
+    except OSError:
+        return False
+    return True
 
 
 def url_for(host: str, port: int) -> str:
@@ -54,10 +80,17 @@ def run_builtin(cfg: dict[str, Any], run_dir: Path) -> None:
 
     spec = DeploymentSpec.from_dict(cfg["spec"])
     sock = bind_socket(spec.host, spec.port)
+    sock.listen(2048)
+    steer_port(sock, 0)  # while this one loads, a server it replaces keeps every new connection
     port = sock.getsockname()[1]
     print(f"llmops: bound {spec.host}:{port}; loading {spec.target}", flush=True)
     service = Service.from_config(cfg)
-    app = build_app(service, on_startup=lambda: write_ready(run_dir, spec.host, port, "builtin"))
+
+    def ready() -> None:
+        steer_port(sock, 1)  # now take them all; a server this replaces drains and is stopped
+        write_ready(run_dir, spec.host, port, "builtin")
+
+    app = build_app(service, on_startup=ready)
     config = uvicorn.Config(
         app,
         log_level=os.environ.get("LLMOPS_SERVER_LOG_LEVEL", "warning"),

@@ -38,8 +38,40 @@ CRASHER = textwrap.dedent(
 )
 
 
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from llmops_magics.store import Registry
+    homes, start = sys.argv[1:-1], float(sys.argv[-1])
+    for i, home in enumerate(homes):
+        while time.time() < start + 0.15 * i:  # every process opens registry i at the same instant
+            pass
+        Registry(home).close()
+    """
+)
+
+
 def _env(home):
     return {**os.environ, "LLMOPS_HOME": str(home), "LLMOPS_WANDB_MODE": "disabled"}
+
+
+@pytest.mark.slow
+def test_eight_processes_opening_the_same_new_registry_at_once_all_succeed(tmp_path):
+    # Two processes turning a brand-new database into WAL at the same moment deadlock on the
+    # lock upgrade and SQLite fails one at once with "database is locked": the first saves of
+    # a fresh workspace from several processes (CI, parallel notebooks) hit exactly that.
+    homes = [str(tmp_path / f"ws{i}" / ".llmops") for i in range(20)]
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPENER, *homes, str(start)], stderr=subprocess.PIPE) for _ in range(8)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    for home in homes:
+        reg = Registry(home)
+        assert reg._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert reg.verify().ok
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,20 @@ class NameSummary:
         }
 
 
+def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
+
+
 class Registry:
     """One registry folder. Thread-safe; open one per process (see ``llmops_magics.registry``)."""
 
@@ -77,12 +92,19 @@ class Registry:
             self.home / "registry.db", timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         self._cache: dict[tuple[str, str, int], Artifact] = {}
         self._cache_stamp: tuple[int, int] | None = None
         self._local_writes = 0
+        _retry_while_locked(self._set_up, busy_timeout)
+
+    def _set_up(self) -> None:
+        # Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
+        # "database is locked" at once (without the busy handler) when two processes opening
+        # the same new registry both hold a read lock and want it; hence the retry around this.
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
     def __repr__(self) -> str:
@@ -102,6 +124,8 @@ class Registry:
                 )
             if current < SCHEMA_VERSION:
                 with self.transaction() as cur:
+                    if cur.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                        return  # another process migrated it while this one waited for the lock
                     for stmt in filter(None, (s.strip() for s in SCHEMA.split(";"))):
                         cur.execute(stmt)
                     cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -130,9 +130,13 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(src.base_path, dtype=torch_dtype)
     if src.adapter_path is not None:
+        import warnings
+
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, src.adapter_path)
+        with warnings.catch_warnings():  # PEFT reads transformers' deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, src.adapter_path)
         if merge:
             model = model.merge_and_unload()
     model.to(device)

@@ -163,3 +163,21 @@ def stop_all(ws) -> None:
     for name in list(ws.registry.list_state(NAMESPACE)):
         with contextlib.suppress(Exception):
             stop_deployment(name, grace=10.0, workspace=ws)
+
+
+def logged_requests(handle, *, at_least: int, with_text: bool = False, timeout: float = 20.0) -> list[dict]:
+    """The server's request log once it holds ``at_least`` rows.
+
+    The server writes its log in the background every 0.25 s; a fixed sleep is
+    enough on an idle machine and flaky on a loaded CI runner, so this polls.
+    """
+    import time
+
+    from llmops_magics.serving.requestlog import read_requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = read_requests(handle.state["monitor_db"], with_text=with_text)
+        if len(rows) >= at_least or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)

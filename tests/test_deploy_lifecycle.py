@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import requests
 from conftest import ipython_shell, read_wandb_run
-from deploy_support import build_folders, module_workspace, quiet_workspace, register, stop_all
+from deploy_support import build_folders, logged_requests, module_workspace, quiet_workspace, register, stop_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.wandb]
 
@@ -98,7 +97,7 @@ def test_the_state_record_has_the_fields_the_sidebar_reads(life):
 
 def test_status_says_running_and_counts_recent_requests(life):
     life["handle"].complete(variables={"question": "What is the capital of Brailand?"}, max_tokens=4)
-    time.sleep(0.8)
+    logged_requests(life["handle"], at_least=1)
     status = life["shell"].run_line_magic("deploy", "status svc")
     assert status.alive and status.summary["all"]["requests"] >= 1
 
@@ -125,9 +124,9 @@ def test_a_second_deploy_under_a_running_name_is_refused_and_writes_nothing(life
 def test_texts_stay_out_of_the_request_log_unless_asked(life):
     from llmops_magics.serving.requestlog import read_requests
 
+    before = len(read_requests(life["handle"].state["monitor_db"]))
     life["handle"].complete(variables={"question": "What color is the flag of Brailand?"}, max_tokens=2)
-    time.sleep(0.8)
-    rows = read_requests(life["handle"].state["monitor_db"], with_text=True)
+    rows = logged_requests(life["handle"], at_least=before + 1, with_text=True)
     assert rows and all(r["input_text"] is None and r["output_text"] is None for r in rows)
     assert all(r["input_chars"] > 0 for r in rows if r["status"] == 200)
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from deploy_support import TEMPLATE, build_folders, module_workspace, register, stop_all
+from deploy_support import TEMPLATE, build_folders, logged_requests, module_workspace, register, stop_all
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def mon(tmp_path_factory):
 def panel(mon):
     from llmops_magics.widgets.deploy_monitor import DeploymentMonitor
 
-    time.sleep(0.6)  # the request log is written every 0.25 s
+    logged_requests(mon["handle"], at_least=12)
     monitor = DeploymentMonitor("mon", live=False, window_s=300.0, workspace=mon["ws"])
     yield monitor
     monitor.close()
@@ -62,7 +62,7 @@ def test_the_panel_title_says_the_deployment_is_running(panel):
 def test_the_panel_counts_new_requests_on_refresh(mon, panel):
     before = panel.snapshot["summary"]["all"]["requests"]
     mon["handle"].complete("The capital of", max_tokens=2)
-    time.sleep(0.6)
+    logged_requests(mon["handle"], at_least=before + 1)
     assert panel.refresh()["summary"]["all"]["requests"] == before + 1
 
 

@@ -348,8 +348,13 @@ def test_every_request_is_logged_with_latency_tokens_status_version_and_text(ser
     rid = server.post("/v1/completions", {"model": "qa", "prompt": "People in", "max_tokens": 3}).headers[
         "X-Request-Id"
     ]
-    time.sleep(1.0)  # the log writer flushes every 0.25 s
-    row = next(r for r in read_requests(server.handle.state["monitor_db"], with_text=True) if r["request_id"] == rid)
+    deadline = time.monotonic() + 20  # the log writer flushes every 0.25 s
+    while not (
+        rows := [r for r in read_requests(server.handle.state["monitor_db"], with_text=True) if r["request_id"] == rid]
+    ):
+        assert time.monotonic() < deadline, "the request never reached the log"
+        time.sleep(0.05)
+    row = rows[0]
     assert (row["status"], row["version"], row["input_text"]) == (200, server.refs.adapter, "People in")
     assert row["latency_ms"] > 0 and row["prompt_tokens"] > 0 and row["ts"] > time.time() - 60
 

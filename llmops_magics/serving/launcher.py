@@ -26,7 +26,18 @@ from typing import Any
 
 from ..errors import DeploymentError
 
-__all__ = ["Launched", "launch", "terminate", "pid_alive", "probe", "http_json", "tail", "port_free", "free_port"]
+__all__ = [
+    "Launched",
+    "launch",
+    "terminate",
+    "pid_alive",
+    "process_started",
+    "probe",
+    "http_json",
+    "tail",
+    "port_free",
+    "free_port",
+]
 
 _children: dict[int, subprocess.Popen] = {}
 
@@ -64,10 +75,6 @@ def pid_alive(pid: int | None) -> bool:
         _children.pop(pid, None)
         return False
     try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -81,6 +88,21 @@ def pid_alive(pid: int | None) -> bool:
         child.poll()
         _children.pop(pid, None)
     return not zombie
+
+
+def process_started(pid: int | None) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None where /proc cannot tell.
+
+    A pid alone does not name a process: after a reboot or a crash the number can
+    belong to anything, so a deployment record keeps this too and nothing is
+    signalled unless both still match.
+    """
+    if not pid or pid <= 0:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def http_json(

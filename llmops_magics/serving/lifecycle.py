@@ -28,7 +28,7 @@ from ..errors import NotFoundError, ValidationError
 from ..provenance import collect
 from ..recording.wandb_recorder import resolve_mode
 from ..store import Artifact, Registry
-from .launcher import launch, pid_alive, port_free, probe, terminate
+from .launcher import launch, pid_alive, port_free, probe, process_started, terminate
 from .requestlog import monitor_path
 from .spec import Canary, DeploymentSpec, hash_api_key, parse_canary
 
@@ -68,10 +68,24 @@ def load_config(state: dict[str, Any]) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def owns_pid(state: dict[str, Any]) -> bool:
+    """The recorded pid is alive and still the process this deployment started (not a reused number)."""
+    pid = state.get("pid")
+    if not pid_alive(pid):
+        return False
+    recorded, now = state.get("pid_started"), process_started(pid)
+    if recorded is not None and now is not None:
+        return recorded == now
+    # No start time to compare (a record from an older version, or no /proc): only a
+    # server that answers /health as this deployment proves the pid is still ours.
+    same_pid = pid if state.get("engine") == "builtin" else None
+    return probe(state.get("url"), state.get("name"), same_pid) is not None
+
+
 def liveness(state: dict[str, Any], timeout: float = 2.0) -> tuple[str, dict | None]:
     """``("running", health)``, ``("unhealthy", None)`` (pid alive, no answer) or ``("dead", None)``."""
     pid = state.get("pid")
-    if not pid_alive(pid):
+    if not owns_pid(state):
         return "dead", None
     same_pid = pid if state.get("engine") == "builtin" else None
     health = probe(state.get("url"), state.get("name"), same_pid, timeout=timeout)
@@ -175,7 +189,8 @@ def _start(
     config = _runtime(ws, art, spec, key_sha)
 
     def spawned(pid: int) -> None:  # recorded before the wait, so a kernel lost mid-start can still stop it
-        reg.put_state(NAMESPACE, spec.name, {**state, "pid": pid})
+        state.update(pid=pid, pid_started=process_started(pid))
+        reg.put_state(NAMESPACE, spec.name, state)
 
     try:
         if spec.engine == "vllm":
@@ -198,6 +213,8 @@ def _start(
         else:
             reg.delete_state(NAMESPACE, spec.name)
         raise
+    if launched.pid != state.get("pid"):
+        state["pid_started"] = process_started(launched.pid)
     state.update(pid=launched.pid, port=launched.port, url=launched.url, status="running", started_at=time.time())
     reg.put_state(NAMESPACE, spec.name, state)
     return state
@@ -326,7 +343,7 @@ def _relaunch(
     art = _save(reg, new, None)
     status, _ = liveness(state)
     overlap = status != "dead" and new.engine == "builtin" and old.engine == "builtin"
-    if not overlap:
+    if not overlap and owns_pid(state):
         terminate(state.get("pid"))
         if new.port and not port_free(new.host, new.port):
             new = new.with_changes(port=0)
@@ -385,7 +402,7 @@ def stop_deployment(name: str, *, grace: float = 15.0, workspace=None):
     ws = workspace or current()
     reg = ws.registry
     state = require_state(reg, name)
-    outcome = terminate(state.get("pid"), grace=grace)
+    outcome = terminate(state.get("pid"), grace=grace) if owns_pid(state) else "not running"
     reg.delete_state(NAMESPACE, name)
     (run_dir(reg, name) / "ready.json").unlink(missing_ok=True)
     return StopResult(name, state.get("pid"), state.get("url"), outcome)

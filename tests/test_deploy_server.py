@@ -398,7 +398,8 @@ def test_sixteen_concurrent_clients_finish_a_fixed_request_count_without_errors(
 
 def _mutations(rng: random.Random) -> list[bytes]:
     valid = {"model": "qa", "prompt": "The capital of", "max_tokens": 4, "temperature": 0}
-    values = [None, True, -1, 0, 10**12, 1.5e308, "", "x" * 50, [], {}, [1, "a"], {"a": {"b": []}}, "\u0000", "😀"]
+    values = [None, True, -1, 0, 10**12, 2**70, 1.5e308, "", [""], "x" * 50, [], {}, [1, "a"], {"a": {"b": []}}]
+    values += ["\u0000", "😀", "\udcff", [{"role": "user", "content": ""}], [{"role": "user", "content": "\udcff"}]]
     bodies = [b"", b"null", b"{", b"}", b"[]", b'"str"', b"\xff\xfe\x00", b"{" * 5000 + b"}" * 5000, b"NaN"]
     for _ in range(150):
         body = dict(valid)
@@ -414,6 +415,28 @@ def _mutations(rng: random.Random) -> list[bytes]:
             raw = raw[:cut] + bytes([rng.randrange(256)]) + raw[cut + 1 :]
         bodies.append(raw)
     return bodies
+
+
+@pytest.mark.parametrize("prompt", ["", [""]])
+def test_an_empty_prompt_is_continued_from_the_start_token(server, prompt):
+    resp = server.post("/v1/completions", {"model": "qa", "prompt": prompt, "max_tokens": 3})
+    assert resp.status_code == 200 and resp.json()["usage"]["prompt_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "qa", "prompt": "\udcff"},
+        {"model": "qa", "prompt": "x", "user": "\udcff"},
+        {"model": "qa", "messages": [{"role": "user", "content": "\udcff"}]},
+        {"model": "qa", "prompt": "x", "temperature": 1, "seed": 2**70},
+    ],
+    ids=["surrogate-prompt", "surrogate-user", "surrogate-chat", "huge-seed"],
+)
+def test_text_no_encoder_can_take_and_seeds_torch_cannot_take_are_400s(server, body):
+    path = "/v1/chat/completions" if "messages" in body else "/v1/completions"
+    resp = server.post(path, body)
+    assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_fuzzed_bodies_never_get_a_5xx_and_the_server_keeps_answering(server):

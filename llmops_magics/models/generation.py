@@ -55,14 +55,14 @@ def generate(
         return []
     tok = loaded.tokenizer
     started = time.perf_counter()
-    enc = tok(
-        list(prompts),
-        return_tensors="pt",
-        padding=True,
-        add_special_tokens=False,
-        truncation=max_input_tokens is not None,
-        max_length=max_input_tokens,
-    )
+    ids = tok(
+        list(prompts), add_special_tokens=False, truncation=max_input_tokens is not None, max_length=max_input_tokens
+    )["input_ids"]
+    # An empty prompt has nothing to condition on: start it from the model's BOS (GPT-2's
+    # <|endoftext|>), as vLLM does, instead of a zero-width batch that generate() cannot take.
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    ids = [row or [start] for row in ids]
+    enc = tok.pad({"input_ids": ids}, return_tensors="pt")
     enc = {k: v.to(loaded.device) for k, v in enc.items()}
     kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
     if temperature and temperature > 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,6 +43,8 @@ from .protocol import (
 from .service import Arm, Service
 
 __all__ = ["build_app"]
+
+log = logging.getLogger("llmops_magics.serving")
 
 
 def _check_auth(service: Service, request: Any) -> None:
@@ -118,7 +121,10 @@ class _Call:
             completion_tokens=sum(r.completion_tokens for r in results),
             output_text="\n\n".join(r.text for r in results) if results else None,
         )
-        self.service.observe(self.row)
+        try:
+            self.service.observe(self.row)
+        except Exception:  # bookkeeping must never turn an answered request into a 500
+            log.exception("could not record request %s", self.row.get("request_id"))
 
 
 def build_app(service: Service, on_startup: Callable[[], None] | None = None):

@@ -99,7 +99,7 @@ class _Common(_Strict):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)  # what torch.manual_seed takes
     user: str | None = None
     variables: dict[str, Any] | None = None
     min_tokens: int | None = Field(None, ge=0)
@@ -193,6 +193,10 @@ def parse_request(cls: type[_Common], raw: bytes) -> Any:
         raise RequestError(f"could not parse the JSON body of your request ({exc})", code="invalid_json") from None
     if not isinstance(data, dict):
         raise RequestError(f"the request body must be a JSON object, found {type(data).__name__}")
+    try:  # JSON escapes can spell lone surrogates ("\udcff"), which no tokenizer or log can encode
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise RequestError("the request body holds text that is not valid Unicode (a lone surrogate)") from None
     try:
         req = cls.model_validate(data)
     except PydanticError as exc:

@@ -97,7 +97,7 @@ class RequestLog:
     def user_digest(self, user: str | None) -> str | None:
         if not user:
             return None
-        return hashlib.sha256(f"{self._salt}:{user}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self._salt}:{user}".encode(errors="surrogatepass")).hexdigest()[:16]
 
     def record(self, row: Mapping[str, Any]) -> None:
         out = {c: row.get(c) for c in COLUMNS}

@@ -18,7 +18,7 @@ __all__ = ["CanaryRouter", "bucket"]
 
 def bucket(salt: str, user: str) -> float:
     """A stable point in [0, 1) for ``user``."""
-    digest = hashlib.sha256(f"{salt}\0{user}".encode()).digest()
+    digest = hashlib.sha256(f"{salt}\0{user}".encode(errors="surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

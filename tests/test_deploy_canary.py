@@ -12,6 +12,9 @@ from deploy_support import build_folders, module_workspace, register, stop_all
 
 pytestmark = pytest.mark.slow
 
+KEY = "ab-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
 
 class Poller(threading.Thread):
     """Calls the deployment without pause, recording every outcome, until stopped."""
@@ -25,7 +28,9 @@ class Poller(threading.Thread):
             while not self.halt.is_set():
                 try:
                     body = {"model": "ab", "prompt": "The capital of", "max_tokens": 1}
-                    self.outcomes.append(s.post(self.url + "/v1/completions", json=body, timeout=30).status_code)
+                    self.outcomes.append(
+                        s.post(self.url + "/v1/completions", json=body, headers=AUTH, timeout=30).status_code
+                    )
                 except requests.RequestException as exc:
                     self.outcomes.append(type(exc).__name__)
                 time.sleep(0.02)
@@ -40,7 +45,7 @@ def canary(tmp_path_factory):
     with module_workspace(tmp_path_factory.mktemp("deploy-canary") / ".llmops") as ws:
         refs = register(ws, folders)
         try:
-            first = deploy(refs.adapter, name="ab", threads=1, workspace=ws)
+            first = deploy(refs.adapter, name="ab", threads=1, api_key=KEY, workspace=ws)
             poller = Poller(first.url)
             poller.start()
             second = set_canary("ab", f"{refs.adapter_v2}:30%", workspace=ws)
@@ -54,7 +59,7 @@ def canary(tmp_path_factory):
 
 def call(url: str, user: str | None = None, model: str = "ab") -> requests.Response:
     body = {"model": model, "prompt": "The flag of", "max_tokens": 1, **({"user": user} if user else {})}
-    r = requests.post(url + "/v1/completions", json=body, timeout=60)
+    r = requests.post(url + "/v1/completions", json=body, headers=AUTH, timeout=60)
     assert r.status_code == 200, r.text
     return r
 
@@ -62,6 +67,11 @@ def call(url: str, user: str | None = None, model: str = "ab") -> requests.Respo
 def versions_for(url: str, users: list[str]) -> list[str]:
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(lambda u: call(url, u).headers["X-LLMOps-Version"], users))
+
+
+def test_the_handle_a_canary_returns_still_carries_the_key_it_was_deployed_with(canary):
+    assert canary["handle"].api_key == KEY
+    assert canary["handle"].complete("The flag of", max_tokens=1)["object"] == "text_completion"
 
 
 def test_adding_a_canary_keeps_the_url(canary):
@@ -107,7 +117,7 @@ def test_metrics_count_requests_per_arm(canary):
 
 
 def test_models_show_both_versions_with_their_weights(canary):
-    data = requests.get(canary["handle"].url + "/v1/models").json()["data"]
+    data = requests.get(canary["handle"].url + "/v1/models", headers=AUTH).json()["data"]
     weights = {m["id"]: m["llmops"]["weight"] for m in data[1:]}
     assert weights == {canary["refs"].adapter: 70.0, canary["refs"].adapter_v2: 30.0}
 
@@ -129,6 +139,7 @@ def promoted(canary):
 def test_promote_serves_only_the_promoted_version(canary, promoted):
     served = versions_for(promoted.url, [f"p{i}" for i in range(30)])
     assert set(served) == {canary["refs"].adapter_v2} and promoted.url == canary["handle"].url
+    assert promoted.api_key == KEY
 
 
 def test_promote_moves_production_to_the_promoted_adapter_and_deployment_version(canary, promoted):

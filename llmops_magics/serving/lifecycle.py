@@ -16,6 +16,7 @@ once the new one answers, so clients see no gap.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 import warnings
@@ -47,6 +48,18 @@ __all__ = [
 NAMESPACE = "deployments"
 HANDOVER_SECONDS = 0.5
 KIND = "deployment"
+
+
+# Keys given to deploy() in this process, so the handles that --canary, promote and
+# rollback return can still call the server. Only the key's hash is ever stored.
+_keys: dict[str, str] = {}
+
+
+def _handle_key(name: str, key_sha: str | None, given: str | None) -> str | None:
+    for key in (given, _keys.get(name)):
+        if key is not None and key_sha is not None and hmac.compare_digest(hash_api_key(key), key_sha):
+            return key
+    return None
 
 
 def run_dir(reg: Registry, name: str) -> Path:
@@ -258,7 +271,7 @@ def deploy(
     ws = workspace or current()
     reg = ws.registry
     if canary is not None and isinstance(target, str) and reg.get_state(NAMESPACE, target) is not None:
-        return set_canary(target, canary, magic=magic, timeout=timeout, workspace=ws)
+        return set_canary(target, canary, magic=magic, timeout=timeout, api_key=api_key, workspace=ws)
     art = _model_artifact(reg, target, "the deployment target")
     prompt_ref = reg.resolve(prompt, "prompt").ref if prompt else None
     canary_obj = None
@@ -318,6 +331,8 @@ def deploy(
     art_dep = _save(reg, spec, source)
     key_sha = hash_api_key(api_key) if api_key is not None else None
     state = _start(ws, art_dep, spec, key_sha, timeout, api_key=api_key)
+    if api_key is not None:
+        _keys[spec.name] = api_key
     art_dep = reg.set_alias(art_dep, "canary" if spec.canary else "production")
     return Deployment(spec.name, state, art_dep, ws, api_key)
 
@@ -330,6 +345,7 @@ def _relaunch(
     alias: str,
     magic: str | None,
     timeout: float,
+    api_key: str | None = None,
 ):
     """Serve a changed spec in place of the running one, on the same port."""
     from .views import Deployment
@@ -352,21 +368,41 @@ def _relaunch(
         time.sleep(HANDOVER_SECONDS)  # the new server takes every new connection now; the old queue drains
         terminate(state.get("pid"))
     art = reg.set_alias(art, alias)
-    return Deployment(name, fresh, art, ws, None)
+    return Deployment(name, fresh, art, ws, _handle_key(name, key_sha, api_key))
 
 
-def set_canary(name: str, canary: str, *, magic: str | None = None, timeout: float = 180.0, workspace=None):
-    """Send ``PERCENT%`` of ``name``'s traffic to another version: ``set_canary("qa", "adapter://qa/2:10%")``."""
+def set_canary(
+    name: str,
+    canary: str,
+    *,
+    magic: str | None = None,
+    timeout: float = 180.0,
+    api_key: str | None = None,
+    workspace=None,
+):
+    """Send ``PERCENT%`` of ``name``'s traffic to another version: ``set_canary("qa", "adapter://qa/2:10%")``.
+
+    ``api_key`` only goes into the returned handle (the server keeps the key it was
+    deployed with); a key given to ``deploy`` in this process is remembered.
+    """
     ws = workspace or current()
     cref, weight = parse_canary(canary)
     target = _model_artifact(ws.registry, cref, "the canary").ref
     require_state(ws.registry, name)
     return _relaunch(
-        ws, name, lambda s: s.with_changes(canary=Canary(target, weight)), alias="canary", magic=magic, timeout=timeout
+        ws,
+        name,
+        lambda s: s.with_changes(canary=Canary(target, weight)),
+        alias="canary",
+        magic=magic,
+        timeout=timeout,
+        api_key=api_key,
     )
 
 
-def promote_deployment(name: str, *, magic: str | None = None, timeout: float = 180.0, workspace=None):
+def promote_deployment(
+    name: str, *, magic: str | None = None, timeout: float = 180.0, api_key: str | None = None, workspace=None
+):
     """Make the canary the only version: it serves all traffic and both it and the deployment get ``production``."""
     ws = workspace or current()
     reg = ws.registry
@@ -381,18 +417,29 @@ def promote_deployment(name: str, *, magic: str | None = None, timeout: float = 
         alias="production",
         magic=magic,
         timeout=timeout,
+        api_key=api_key,
     )
     reg.set_alias(promoted, "production")
     return handle
 
 
-def rollback_deployment(name: str, *, magic: str | None = None, timeout: float = 180.0, workspace=None):
+def rollback_deployment(
+    name: str, *, magic: str | None = None, timeout: float = 180.0, api_key: str | None = None, workspace=None
+):
     """Drop the canary: the primary version serves all traffic again."""
     ws = workspace or current()
     spec = DeploymentSpec.from_dict(load_config(require_state(ws.registry, name))["spec"])
     if spec.canary is None:
         raise ValidationError(f"deployment {name!r} has no canary to roll back")
-    return _relaunch(ws, name, lambda s: s.with_changes(canary=None), alias="production", magic=magic, timeout=timeout)
+    return _relaunch(
+        ws,
+        name,
+        lambda s: s.with_changes(canary=None),
+        alias="production",
+        magic=magic,
+        timeout=timeout,
+        api_key=api_key,
+    )
 
 
 def stop_deployment(name: str, *, grace: float = 15.0, workspace=None):

@@ -26,7 +26,7 @@ from .config import resolve_home
 from .errors import NotFoundError, ValidationError
 from .store import KINDS, Artifact, Reference, Registry
 from .store.records import thaw
-from .store.refs import LATEST, MAX_NAME, validate_kind, validate_name
+from .store.refs import LATEST, MAX_NAME, validate_kind, validate_name, version_number
 
 __all__ = ["Browser", "code_snippets", "deployment_status", "DEFAULT_PAGE", "MAX_PAGE"]
 
@@ -54,8 +54,8 @@ def _reference(kind: str, name: str, version: str | int) -> Reference:
     validate_name(name)
     text = str(version)
     if text.isdigit():
-        number = int(text)
-        if number < 1:
+        number = version_number(text)
+        if number is None:
             raise ValidationError(f"version must be a positive integer, found {text!r}")
         return Reference(kind, name, version=number)
     if text != LATEST:

@@ -29,7 +29,9 @@ def test_an_explicit_kind_that_disagrees_with_the_expected_one_is_rejected():
         parse_reference("dataset://qa/1", kind="prompt")
 
 
-@pytest.mark.parametrize("text", ["", "   ", "prompt://", "qa/0", "qa/x", "qa/1/2", "bogus://qa", "../etc", "a b"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "prompt://", "qa/0", "qa/x", "qa/1/2", "bogus://qa", "../etc", "a b", "qa/²", "qa/" + "9" * 20]
+)
 def test_malformed_references_are_rejected(text):
     with pytest.raises(InvalidReferenceError):
         parse_reference(text)

@@ -63,7 +63,7 @@ def _check_auth(service: Service, request: Any) -> None:
 async def _read_body(request: Any) -> bytes:
     length = request.headers.get("content-length", "")
     too_big = RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413, code="request_too_large")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+    if length.isascii() and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -17,6 +17,17 @@ KINDS = ("prompt", "dataset", "model", "adapter", "eval", "deployment")
 LATEST = "latest"
 MAX_NAME = 128
 
+MAX_VERSION = 2**63 - 1  # SQLite's INTEGER
+
+
+def version_number(text: str) -> int | None:
+    """``text`` as a version number, or None: ASCII digits only ("²".isdigit() is true) and within SQLite's range."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
+
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)://)?(?P<name>[^/@\s]+)(?:/(?P<version>[^/@\s]+)|@(?P<alias>[^/@\s]+))?$")
 
@@ -94,11 +105,11 @@ def parse_reference(text: object, kind: str | None = None) -> Reference:
         raise InvalidReferenceError(f"reference {text!r}: {exc}") from None
     version = None
     if m["version"] is not None:
-        if not m["version"].isdigit() or int(m["version"]) < 1:
+        version = version_number(m["version"])
+        if version is None:
             raise InvalidReferenceError(
                 f"reference {text!r}: version must be a positive integer, found {m['version']!r}"
             )
-        version = int(m["version"])
     alias = m["alias"]
     if alias is not None and alias != LATEST:
         try:

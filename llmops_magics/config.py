@@ -19,6 +19,9 @@ from typing import Any
 from .errors import ValidationError
 
 HOME_ENV = "LLMOPS_HOME"
+# Set by the Jupyter server extension for the kernels it starts: where a kernel whose
+# folder has no registry or project config of its own writes, so the sidebar sees it.
+SERVER_HOME_ENV = "LLMOPS_SERVER_HOME"
 DEFAULT_DIRNAME = ".llmops"
 
 __all__ = ["resolve_home", "project_config", "find_project_root", "ProjectConfig"]
@@ -74,7 +77,9 @@ def resolve_home(start: Path | str | None = None, explicit: Path | str | None = 
     """The registry folder: ``explicit``, then ``$LLMOPS_HOME``, then the project's, then ``./.llmops``.
 
     A relative ``home`` in ``[tool.llmops]`` is taken relative to the ``pyproject.toml``
-    that declares it, so every process in the project agrees.
+    that declares it, so every process in the project agrees. A kernel started by a
+    Jupyter server with the extension, in a folder with neither, uses the server's
+    registry (``$LLMOPS_SERVER_HOME``) rather than creating one the sidebar cannot see.
     """
     if explicit:
         return Path(explicit).expanduser().resolve()
@@ -89,4 +94,7 @@ def resolve_home(start: Path | str | None = None, explicit: Path | str | None = 
                 f"[tool.llmops] home in {cfg.root / 'pyproject.toml'} must be a non-empty string, found {home!r}"
             )
         return (cfg.root / home).expanduser().resolve()
+    server_home = os.environ.get(SERVER_HOME_ENV)
+    if server_home:
+        return Path(server_home).expanduser().resolve()
     return (Path(start or os.getcwd()) / DEFAULT_DIRNAME).resolve()

@@ -31,6 +31,12 @@ def jp_server_config():
     }
 
 
+@pytest.fixture(autouse=True)
+def _server_home_env(monkeypatch):
+    """Loading the extension exports LLMOPS_SERVER_HOME for kernels; undo it after each test."""
+    monkeypatch.setenv("LLMOPS_SERVER_HOME", "")
+
+
 @pytest.fixture
 def home(jp_root_dir, monkeypatch):
     """The registry lives in the server's root folder; no ``LLMOPS_HOME``: the resolver must find it."""
@@ -323,3 +329,13 @@ def test_changes_answers_304_until_the_registry_changes(refs, home, fetch):
     reg.close()
     code, body, resp = fetch("changes", headers={"If-None-Match": etag})
     assert code == 200 and resp.headers["ETag"] != etag
+
+
+def test_a_kernel_in_a_subfolder_without_a_registry_writes_where_the_sidebar_reads(fetch, home, jp_root_dir):
+    assert fetch("artifacts")[0] == 200  # the server (and its extension) is up, with no registry yet
+    assert not home.exists()
+    notebooks = jp_root_dir / "notebooks"
+    notebooks.mkdir()
+    code = "from llmops_magics.config import resolve_home; print(resolve_home())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=notebooks, env=dict(os.environ), capture_output=True)
+    assert out.stdout.decode().strip() == str(home.resolve()), out.stderr.decode()

@@ -95,6 +95,7 @@ class Registry:
         self._cache: dict[tuple[str, str, int], Artifact] = {}
         self._cache_stamp: tuple[int, int] | None = None
         self._local_writes = 0
+        self.closed = False
         _retry_while_locked(self._set_up, busy_timeout)
 
     def _set_up(self) -> None:
@@ -113,6 +114,7 @@ class Registry:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     def _migrate(self) -> None:
         with self._lock:

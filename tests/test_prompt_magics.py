@@ -68,6 +68,8 @@ def test_a_cell_records_its_code_and_execution_count(ip):
         ("qa --bogus", "x", "unrecognized arguments: --bogus"),
         ("qa --param novalue", "x", "key=value"),
         ("qa", "{% if %}", "syntax error"),
+        ("qa", "{{ x | nosuchfilter }}", "unknown filter 'nosuchfilter'"),
+        ("qa", "{% include 'other' %}", "include %} is not supported"),
     ],
 )
 def test_bad_cells_raise_a_one_line_usage_error_and_write_nothing(ip, workspace, line, body, message):
@@ -94,6 +96,13 @@ def test_bad_subcommands_raise_a_one_line_usage_error(ip, line, message):
     with pytest.raises(UsageError, match=message) as info:
         ip.run_line_magic("prompt", line)
     assert type(info.value) is UsageError
+
+
+def test_rendering_with_a_value_the_template_cannot_use_is_a_one_line_usage_error(ip):
+    cell(ip, "loop", "{% for i in items %}{{ i }}{% endfor %}")
+    with pytest.raises(UsageError, match="failed to render: TypeError") as info:
+        ip.run_line_magic("prompt", "render loop items=5")
+    assert type(info.value) is UsageError and "\n" not in str(info.value)
 
 
 def test_a_usage_error_shows_no_traceback_in_the_cell_output(ip, capsys):

@@ -121,12 +121,29 @@ def test_html_output_escapes_template_text(workspace):
         ("ok", "   \n ", "empty"),
         ("ok", "{{ unclosed", "syntax error on line 1"),
         ("ok", "system:\n\nuser:\nhi", "empty 'system' message"),
+        ("ok", "{{ x | nosuchfilter }}", "line 1: unknown filter 'nosuchfilter'"),
+        ("ok", "{% if x is nosuchtest %}y{% endif %}", "line 1: unknown test 'nosuchtest'"),
+        ("ok", "system:\nhi\nuser:\n\nQ: {{ q\n", "syntax error on line 5"),
+        ("ok", "{% include 'other' %}", r"\{% include %\} is not supported"),
+        ("ok", "{% extends 'base' %}", r"\{% extends %\} is not supported"),
+        ("ok", "{% import 'macros' as m %}{{ m.x() }}", r"\{% import %\} is not supported"),
+        ("ok", "{% from 'macros' import x %}{{ x() }}", r"\{% from … import %\} is not supported"),
+        ("ok", "system:\nhi\nuser:\n\n{% include 'q' %}", "line 5: \\{% include"),
     ],
 )
 def test_bad_input_raises_a_typed_error_and_writes_nothing(workspace, name, template, message):
     with pytest.raises(ValidationError, match=message):
         lm.save_prompt(name, template)
     assert workspace.registry.names() == []
+
+
+def test_a_value_the_template_cannot_use_is_a_one_line_render_error(workspace):
+    p = lm.save_prompt("loop", "{% for i in items %}{{ i }}{% endfor %}")
+    with pytest.raises(
+        RenderError, match=r"prompt://loop/1 failed to render: TypeError: 'int' object is not iter"
+    ) as info:
+        p.render(items=5)
+    assert "\n" not in str(info.value)
 
 
 def test_bad_params_are_rejected(workspace):

@@ -51,6 +51,11 @@ def test_the_line_subcommands_return_displayable_results(ip):
         assert {"text/plain", "text/html"} <= set(data)
 
 
+def test_render_accepts_variables_named_like_the_api_arguments(ip):
+    cell(ip, "qa", "{{ ref }} {{ workspace }} {{ values }}")
+    assert ip.run_line_magic("prompt", "render qa ref=1 workspace=2 values=3") == "1 2 3"
+
+
 def test_a_cell_records_its_code_and_execution_count(ip):
     running = ip.execution_count
     ip.run_cell("%%prompt cellsrc\nHello {{ who }}", store_history=True)

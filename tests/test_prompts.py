@@ -39,6 +39,21 @@ def test_rendering_without_a_variable_names_what_is_missing(workspace):
         lm.render_prompt("qa", a=1)
 
 
+def test_a_variable_may_have_any_name_even_one_the_render_functions_use(workspace):
+    p = lm.save_prompt("qa", "{{ ref }} {{ workspace }} {{ values }}")
+    every = {"ref": 1, "workspace": 2, "values": 3}
+    assert p.render(**every) == "1 2 3"
+    assert p.messages(**every) == [{"role": "user", "content": "1 2 3"}]
+    assert lm.render_prompt("qa", every) == "1 2 3"
+    assert lm.render_prompt("qa", {"workspace": 2}, ref=1, values=3) == "1 2 3"
+
+
+def test_keywords_win_over_the_values_mapping(workspace):
+    lm.save_prompt("qa", "{{ q }}")
+    assert lm.render_prompt("qa", {"q": "mapping"}, q="keyword") == "keyword"
+    assert lm.render_prompt("qa", q="keyword") == "keyword"
+
+
 def test_a_chat_prompt_renders_to_messages(workspace):
     p = lm.save_prompt("chat", "system:\nYou are {{ persona }}.\nuser:\nQ: {{ q }}", params={"persona": "terse"})
     assert p.format == "chat"

@@ -115,7 +115,7 @@ class PromptMagics(Magics):
 
     def _render(self, rest):
         args = parse(_render, rest)
-        return prompts.render_prompt(args.ref, **parse_pairs(args.values, "render variable"))
+        return prompts.render_prompt(args.ref, parse_pairs(args.values, "render variable"))
 
     def _history(self, rest):
         return prompts.prompt_history(parse(_history, rest).name)

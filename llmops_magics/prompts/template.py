@@ -90,7 +90,7 @@ class ParsedTemplate:
                 f"{where} needs variable(s) {', '.join(missing)}; given: {', '.join(sorted(values)) or 'none'}"
             )
         try:
-            rendered = [(role, _compiled(src).render(**values)) for role, src in self.parts]
+            rendered = [(role, _compiled(src).render(dict(values))) for role, src in self.parts]
         except Exception as exc:
             # Jinja2 lets the values' own errors through (a for loop over an int raises TypeError):
             # every failure here is the caller's template or values, and must arrive as one line.

@@ -67,18 +67,20 @@ class PromptVersion:
     def required_variables(self) -> tuple[str, ...]:
         return self.parsed.required(self.params)
 
-    def render(self, **values: Any) -> str | list[dict[str, str]]:
+    def render(self, values: Mapping[str, Any] | None = None, /, **kw: Any) -> str | list[dict[str, str]]:
         """Text for a text prompt, a list of ``{"role", "content"}`` messages for a chat prompt.
 
+        Variables come as keywords, as a mapping, or both (keywords win); ``values`` is
+        positional-only so a variable may have any name, ``values`` included.
         ``params`` act as defaults for variables of the same name.
         """
         from .views import RenderedChat, RenderedText
 
-        out = self.parsed.render({**self.params, **values}, where=self.ref)
+        out = self.parsed.render({**self.params, **(values or {}), **kw}, where=self.ref)
         return RenderedChat(out) if isinstance(out, list) else RenderedText(out)
 
-    def messages(self, **values: Any) -> list[dict[str, str]]:
-        out = self.render(**values)
+    def messages(self, values: Mapping[str, Any] | None = None, /, **kw: Any) -> list[dict[str, str]]:
+        out = self.render(values, **kw)
         return out if isinstance(out, list) else [{"role": "user", "content": out}]
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,8 +204,15 @@ def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> P
     return _load(art, ws.registry)
 
 
-def render_prompt(ref: str, *, workspace: Workspace | None = None, **values: Any):
-    return get_prompt(ref, workspace=workspace).render(**values)
+def render_prompt(
+    ref: str, values: Mapping[str, Any] | None = None, /, *, workspace: Workspace | None = None, **kw: Any
+):
+    """Render the version ``ref`` names: ``render_prompt("qa", question="…")`` or ``render_prompt("qa", {…})``.
+
+    ``ref`` and ``values`` are positional-only so a template variable may be called
+    ``ref`` or ``values``; one called ``workspace`` must go in the ``values`` mapping.
+    """
+    return get_prompt(ref, workspace=workspace).render(values, **kw)
 
 
 def prompt_history(name: str, *, workspace: Workspace | None = None):

@@ -36,6 +36,15 @@ def test_running_the_same_cell_twice_keeps_one_version(ip):
     assert cell(ip, "qa", "Answer {{ q }}").created is False
 
 
+def test_rerunning_an_older_cell_says_latest_moved_back_to_it(ip):
+    cell(ip, "qa", "A {{ q }}")
+    cell(ip, "qa", "B {{ q }}")
+    back = cell(ip, "qa", "A {{ q }}")
+    assert "latest now points to it" in str(back)
+    assert ip.run_line_magic("prompt", "show qa").version == 1
+    assert ip.run_line_magic("prompt", "render qa q=x") == "A x"
+
+
 def test_the_line_subcommands_return_displayable_results(ip):
     cell(ip, "qa", "v1 {{ q }}")
     cell(ip, "qa", "v2 {{ q }}")

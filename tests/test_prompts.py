@@ -89,6 +89,26 @@ def test_get_prompt_accepts_every_reference_form(workspace):
     assert lm.get_prompt("prompt://qa@latest").version == 2
 
 
+def test_going_back_to_an_older_template_makes_it_latest_again(workspace):
+    lm.save_prompt("qa", "A {{ q }}")
+    lm.save_prompt("qa", "B {{ q }}")
+    back = lm.save_prompt("qa", "A {{ q }}")
+    assert (back.ref, back.created, back.aliases) == ("prompt://qa/1", False, ("latest",))
+    assert "unchanged: same as version 1; latest now points to it" in str(back)
+    assert lm.get_prompt("qa").version == lm.get_prompt("qa@latest").version == 1
+    assert [v.aliases for v in lm.prompt_history("qa").versions] == [("latest",), ()]
+    assert [(s.versions, s.latest) for s in lm.list_prompts()] == [(2, 1)]
+
+
+def test_going_back_to_an_older_template_mirrors_it_again_with_latest(workspace):
+    lm.save_prompt("qa", "A {{ q }}")
+    lm.save_prompt("qa", "B {{ q }}")
+    lm.save_prompt("qa", "A {{ q }}")
+    assert lm.flush(30)
+    mirrored = [(a["version"], "latest" in a["aliases"]) for a in workspace.memory.artifacts]
+    assert mirrored == [(1, True), (2, True), (1, True)]
+
+
 def test_tagging_moves_an_alias_to_another_version(workspace):
     lm.save_prompt("qa", "v1 {{ q }}", aliases=["production"])
     lm.save_prompt("qa", "v2 {{ q }}")

@@ -1,8 +1,9 @@
 """Versioned prompts on top of the registry: save, get, tag, render, history.
 
 A prompt version's content is its template and its params; saving the same pair
-again returns the existing version (moving any aliases given). The description
-is metadata: changing only it makes no new version.
+again returns the existing version (moving any aliases given, and ``latest``: going
+back to an older template makes that version the one a bare name means). The
+description is metadata: changing only it makes no new version.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PromptVersion:
-    """One immutable prompt version. ``created`` says whether the save that returned it made it."""
+    """One immutable prompt version. ``created`` says whether the save that returned it made it,
+    ``latest_moved`` whether that save moved ``latest`` to it."""
 
     artifact: Artifact
     template: str
     params: Mapping[str, Any] = field(default_factory=dict)
     created: bool | None = None
+    latest_moved: bool = False
 
     @cached_property
     def parsed(self) -> ParsedTemplate:
@@ -94,6 +97,8 @@ class PromptVersion:
 
     def _summary(self) -> dict[str, Any]:
         status = {True: "new version", False: "unchanged (existing version)", None: ""}[self.created]
+        if self.created is False and self.latest_moved:
+            status = f"unchanged: same as version {self.version}; latest now points to it"
         out = {
             "prompt": self.ref,
             "digest": self.artifact.short_digest,
@@ -117,9 +122,9 @@ class PromptVersion:
         return mimebundle(str(self), body, {"ref": self.ref, "digest": self.digest})
 
 
-def _load(art: Artifact, reg: Registry, created: bool | None = None) -> PromptVersion:
+def _load(art: Artifact, reg: Registry, created: bool | None = None, latest_moved: bool = False) -> PromptVersion:
     payload = json.loads(reg.read_bytes(art))
-    return PromptVersion(art, payload["template"], payload.get("params", {}), created)
+    return PromptVersion(art, payload["template"], payload.get("params", {}), created, latest_moved)
 
 
 def _normalize(template: str) -> str:
@@ -184,8 +189,8 @@ def save_prompt(
         },
         aliases=aliases,
     )
-    version = _load(result.artifact, reg, result.created)
-    if result.created or aliases:
+    version = _load(result.artifact, reg, result.created, result.latest_moved)
+    if result.latest_moved or aliases:
         mirror_artifact(ws, version.artifact)
     return version
 

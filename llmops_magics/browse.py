@@ -141,7 +141,7 @@ class Browser:
         validate_name(name)
         reg = self._require()
         versions = reg.versions(kind, name)
-        latest = versions[-1]
+        latest = reg.get(kind, name, reg.latest_version(kind, name))  # not always the newest: see Registry
         return {
             "kind": kind,
             "name": name,

@@ -7,15 +7,25 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .errors import LLMOpsError
+from .errors import LLMOpsError, RegistryError
 
 __all__ = ["main"]
 
 
 def _registry(args):
+    """The registry at ``--home`` (or the default folder), which must already exist.
+
+    The CLI only inspects and maintains registries; opening one creates it, so a
+    mistyped ``--home`` would otherwise leave a new empty registry behind and
+    ``doctor`` would call it healthy.
+    """
+    from .config import resolve_home
     from .store import Registry
 
-    return Registry(args.home) if args.home else Registry()
+    home = resolve_home(explicit=args.home)
+    if not (home / "registry.db").is_file():
+        raise RegistryError(f"no registry at {home}: check --home or $LLMOPS_HOME (a first save creates one)")
+    return Registry(home)
 
 
 def _list(args) -> int:

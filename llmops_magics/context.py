@@ -3,12 +3,19 @@
 Defaults come from ``[tool.llmops]`` in the project's ``pyproject.toml``, then
 environment variables (``LLMOPS_HOME``, ``LLMOPS_WANDB_MODE``, ``LLMOPS_WANDB_PROJECT``,
 ``LLMOPS_WANDB_ENTITY``), then ``configure(...)`` (which ``%config LLMOps.…`` calls).
+
+Changing a setting makes a new ``Workspace`` but never closes the old one: a
+background job (a fine-tune, an eval) keeps the workspace it started with and must
+still be able to register its result after the notebook renamed the W&B project.
+Registries are therefore shared, one open ``Registry`` per folder in the process,
+and closed only when nothing holds them any more.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -53,8 +60,31 @@ def default_settings() -> Settings:
     return Settings(**values)
 
 
+_registries: weakref.WeakValueDictionary[Path, Registry] = weakref.WeakValueDictionary()
+_registries_lock = threading.Lock()
+
+
+def shared_registry(home: Path) -> Registry:
+    """The process's one open ``Registry`` on ``home``, opened on first use.
+
+    Workspaces on the same folder share it, so replacing the current workspace never
+    invalidates a handle another thread obtained earlier; it is closed when the last
+    holder lets go of it.
+    """
+    with _registries_lock:
+        reg = _registries.get(home)
+        if reg is None or reg.closed:
+            reg = Registry(home)
+            _registries[home] = reg
+        return reg
+
+
 class Workspace:
-    """A registry plus the recorder that mirrors it; built lazily, one per settings."""
+    """A registry plus the recorder that mirrors it; built lazily, one per settings.
+
+    ``recorder``: ``"default"`` builds the W&B recorder the settings describe, ``None``
+    records nothing, a ``Recorder`` is used as given.
+    """
 
     def __init__(self, settings: Settings, recorder: Recorder | str | None = "default") -> None:
         self.settings = settings
@@ -71,7 +101,7 @@ class Workspace:
     def registry(self) -> Registry:
         with self._lock:
             if self._registry is None:
-                self._registry = Registry(self.home)
+                self._registry = shared_registry(self.home)
             return self._registry
 
     @property
@@ -99,10 +129,14 @@ class Workspace:
         )
 
     def close(self) -> None:
+        """Wait (bounded) for queued mirroring and let go of the registry.
+
+        The registry itself stays open while other workspaces or running jobs hold it.
+        """
         if self._recorder is not None:
             self._recorder.flush()
-        if self._registry is not None:
-            self._registry.close()
+        with self._lock:
+            self._registry = None
 
 
 _current: Workspace | None = None
@@ -117,10 +151,18 @@ def current() -> Workspace:
         return _current
 
 
-def configure(*, recorder: Recorder | str | None = "default", **changes: Any) -> Workspace:
+_KEEP = "keep"
+
+
+def configure(*, recorder: Recorder | str | None = _KEEP, **changes: Any) -> Workspace:
     """Change the process-wide defaults (for example ``configure(home="/tmp/reg", wandb_mode="disabled")``).
 
-    ``recorder`` replaces the tracker outright (a ``MemoryRecorder`` in unit tests).
+    ``recorder`` replaces the tracker outright (a ``MemoryRecorder`` in unit tests,
+    ``None`` for none, ``"default"`` for the W&B one the settings describe); left out,
+    a recorder given to an earlier ``configure`` stays, whatever else changes.
+
+    The previous workspace is not closed: jobs that hold it keep its registry (shared,
+    see ``shared_registry``) and its recorder, which finishes its queue in the background.
     """
     global _current
     known = {f.name for f in fields(Settings)}
@@ -131,7 +173,7 @@ def configure(*, recorder: Recorder | str | None = "default", **changes: Any) ->
         resolve_mode(changes["wandb_mode"])
     with _current_lock:
         base = _current.settings if _current is not None else default_settings()
-        if _current is not None:
-            _current.close()
+        if recorder == _KEEP:
+            recorder = _current._recorder_choice if _current is not None else "default"
         _current = Workspace(replace(base, **changes), recorder)
         return _current

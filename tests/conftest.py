@@ -96,6 +96,7 @@ def ip(workspace):
     shell.run_line_magic("config", f"LLMOps.home = {str(workspace.home)!r}")
     yield shell
     shell.run_line_magic("unload_ext", "llmops_magics")
+    shell.config.pop("LLMOps", None)  # %config values persist in the shared shell; the next test starts clean
 
 
 # The tiny base model is built once per machine and shared by every test session, notebook and

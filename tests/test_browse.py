@@ -56,6 +56,14 @@ def test_a_deployment_record_with_odd_fields_is_tolerated():
     assert status["state"] == "unknown" and status["name"] == "svc" and status["uptime_s"] is None
 
 
+def test_the_sidebar_shows_latest_where_a_return_to_older_content_moved_it(reg, workspace):
+    for data in (b"A", b"B", b"A"):
+        reg.save("prompt", "p", data=data)
+    detail = Browser(workspace.home).artifact("prompt", "p")
+    assert detail["aliases"]["latest"] == detail["latest"]["version"] == 1
+    assert [v["version"] for v in detail["versions"]] == [2, 1]
+
+
 def test_browsing_a_folder_without_registry_creates_nothing(tmp_path):
     home = tmp_path / "nowhere" / ".llmops"
     browser = Browser(home)

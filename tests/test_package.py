@@ -50,6 +50,7 @@ def test_the_cli_lists_shows_and_checks_the_registry(workspace, capsys):
 
 
 def test_the_cli_reports_bad_references_with_exit_status_2(workspace, capsys):
+    assert workspace.registry.names() == []  # an empty registry, but one that exists
     assert cli(["--home", str(workspace.home), "show", "prompt://nope"]) == 2
     assert "no prompt is named 'nope'" in capsys.readouterr().err
 

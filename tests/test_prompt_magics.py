@@ -36,6 +36,15 @@ def test_running_the_same_cell_twice_keeps_one_version(ip):
     assert cell(ip, "qa", "Answer {{ q }}").created is False
 
 
+def test_rerunning_an_older_cell_says_latest_moved_back_to_it(ip):
+    cell(ip, "qa", "A {{ q }}")
+    cell(ip, "qa", "B {{ q }}")
+    back = cell(ip, "qa", "A {{ q }}")
+    assert "latest now points to it" in str(back)
+    assert ip.run_line_magic("prompt", "show qa").version == 1
+    assert ip.run_line_magic("prompt", "render qa q=x") == "A x"
+
+
 def test_the_line_subcommands_return_displayable_results(ip):
     cell(ip, "qa", "v1 {{ q }}")
     cell(ip, "qa", "v2 {{ q }}")
@@ -49,6 +58,11 @@ def test_the_line_subcommands_return_displayable_results(ip):
         data = obj._repr_mimebundle_()
         data = data[0] if isinstance(data, tuple) else data
         assert {"text/plain", "text/html"} <= set(data)
+
+
+def test_render_accepts_variables_named_like_the_api_arguments(ip):
+    cell(ip, "qa", "{{ ref }} {{ workspace }} {{ values }}")
+    assert ip.run_line_magic("prompt", "render qa ref=1 workspace=2 values=3") == "1 2 3"
 
 
 def test_a_cell_records_its_code_and_execution_count(ip):
@@ -68,6 +82,8 @@ def test_a_cell_records_its_code_and_execution_count(ip):
         ("qa --bogus", "x", "unrecognized arguments: --bogus"),
         ("qa --param novalue", "x", "key=value"),
         ("qa", "{% if %}", "syntax error"),
+        ("qa", "{{ x | nosuchfilter }}", "unknown filter 'nosuchfilter'"),
+        ("qa", "{% include 'other' %}", "include %} is not supported"),
     ],
 )
 def test_bad_cells_raise_a_one_line_usage_error_and_write_nothing(ip, workspace, line, body, message):
@@ -94,6 +110,13 @@ def test_bad_subcommands_raise_a_one_line_usage_error(ip, line, message):
     with pytest.raises(UsageError, match=message) as info:
         ip.run_line_magic("prompt", line)
     assert type(info.value) is UsageError
+
+
+def test_rendering_with_a_value_the_template_cannot_use_is_a_one_line_usage_error(ip):
+    cell(ip, "loop", "{% for i in items %}{{ i }}{% endfor %}")
+    with pytest.raises(UsageError, match="failed to render: TypeError") as info:
+        ip.run_line_magic("prompt", "render loop items=5")
+    assert type(info.value) is UsageError and "\n" not in str(info.value)
 
 
 def test_a_usage_error_shows_no_traceback_in_the_cell_output(ip, capsys):

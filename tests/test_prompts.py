@@ -39,6 +39,21 @@ def test_rendering_without_a_variable_names_what_is_missing(workspace):
         lm.render_prompt("qa", a=1)
 
 
+def test_a_variable_may_have_any_name_even_one_the_render_functions_use(workspace):
+    p = lm.save_prompt("qa", "{{ ref }} {{ workspace }} {{ values }}")
+    every = {"ref": 1, "workspace": 2, "values": 3}
+    assert p.render(**every) == "1 2 3"
+    assert p.messages(**every) == [{"role": "user", "content": "1 2 3"}]
+    assert lm.render_prompt("qa", every) == "1 2 3"
+    assert lm.render_prompt("qa", {"workspace": 2}, ref=1, values=3) == "1 2 3"
+
+
+def test_keywords_win_over_the_values_mapping(workspace):
+    lm.save_prompt("qa", "{{ q }}")
+    assert lm.render_prompt("qa", {"q": "mapping"}, q="keyword") == "keyword"
+    assert lm.render_prompt("qa", q="keyword") == "keyword"
+
+
 def test_a_chat_prompt_renders_to_messages(workspace):
     p = lm.save_prompt("chat", "system:\nYou are {{ persona }}.\nuser:\nQ: {{ q }}", params={"persona": "terse"})
     assert p.format == "chat"
@@ -72,6 +87,26 @@ def test_get_prompt_accepts_every_reference_form(workspace):
     assert lm.get_prompt("qa@production").version == 1
     assert lm.get_prompt("prompt://qa/2").version == 2
     assert lm.get_prompt("prompt://qa@latest").version == 2
+
+
+def test_going_back_to_an_older_template_makes_it_latest_again(workspace):
+    lm.save_prompt("qa", "A {{ q }}")
+    lm.save_prompt("qa", "B {{ q }}")
+    back = lm.save_prompt("qa", "A {{ q }}")
+    assert (back.ref, back.created, back.aliases) == ("prompt://qa/1", False, ("latest",))
+    assert "unchanged: same as version 1; latest now points to it" in str(back)
+    assert lm.get_prompt("qa").version == lm.get_prompt("qa@latest").version == 1
+    assert [v.aliases for v in lm.prompt_history("qa").versions] == [("latest",), ()]
+    assert [(s.versions, s.latest) for s in lm.list_prompts()] == [(2, 1)]
+
+
+def test_going_back_to_an_older_template_mirrors_it_again_with_latest(workspace):
+    lm.save_prompt("qa", "A {{ q }}")
+    lm.save_prompt("qa", "B {{ q }}")
+    lm.save_prompt("qa", "A {{ q }}")
+    assert lm.flush(30)
+    mirrored = [(a["version"], "latest" in a["aliases"]) for a in workspace.memory.artifacts]
+    assert mirrored == [(1, True), (2, True), (1, True)]
 
 
 def test_tagging_moves_an_alias_to_another_version(workspace):
@@ -121,12 +156,29 @@ def test_html_output_escapes_template_text(workspace):
         ("ok", "   \n ", "empty"),
         ("ok", "{{ unclosed", "syntax error on line 1"),
         ("ok", "system:\n\nuser:\nhi", "empty 'system' message"),
+        ("ok", "{{ x | nosuchfilter }}", "line 1: unknown filter 'nosuchfilter'"),
+        ("ok", "{% if x is nosuchtest %}y{% endif %}", "line 1: unknown test 'nosuchtest'"),
+        ("ok", "system:\nhi\nuser:\n\nQ: {{ q\n", "syntax error on line 5"),
+        ("ok", "{% include 'other' %}", r"\{% include %\} is not supported"),
+        ("ok", "{% extends 'base' %}", r"\{% extends %\} is not supported"),
+        ("ok", "{% import 'macros' as m %}{{ m.x() }}", r"\{% import %\} is not supported"),
+        ("ok", "{% from 'macros' import x %}{{ x() }}", r"\{% from … import %\} is not supported"),
+        ("ok", "system:\nhi\nuser:\n\n{% include 'q' %}", "line 5: \\{% include"),
     ],
 )
 def test_bad_input_raises_a_typed_error_and_writes_nothing(workspace, name, template, message):
     with pytest.raises(ValidationError, match=message):
         lm.save_prompt(name, template)
     assert workspace.registry.names() == []
+
+
+def test_a_value_the_template_cannot_use_is_a_one_line_render_error(workspace):
+    p = lm.save_prompt("loop", "{% for i in items %}{{ i }}{% endfor %}")
+    with pytest.raises(
+        RenderError, match=r"prompt://loop/1 failed to render: TypeError: 'int' object is not iter"
+    ) as info:
+        p.render(items=5)
+    assert "\n" not in str(info.value)
 
 
 def test_bad_params_are_rejected(workspace):

@@ -42,6 +42,50 @@ def test_latest_follows_the_newest_version(reg):
     assert "latest" not in reg.resolve("prompt://a/1").aliases
 
 
+def test_saving_older_content_again_moves_latest_back_to_its_version(reg):
+    reg.save("prompt", "a", data=b"A")
+    reg.save("prompt", "a", data=b"B")
+    again = reg.save("prompt", "a", data=b"A")
+    assert (again.created, again.latest_moved, again.artifact.version) == (False, True, 1)
+    assert reg.resolve("prompt://a").version == reg.resolve("a@latest").version == 1
+    assert [v.aliases for v in reg.versions("prompt", "a")] == [("latest",), ()]
+    assert reg.names()[0].latest == 1 and reg.latest_version("prompt", "a") == 1
+    assert reg.aliases("prompt", "a") == {}
+    assert reg.save("prompt", "a", data=b"C").artifact.version == reg.resolve("prompt://a").version == 3
+
+
+def test_saving_the_latest_content_again_moves_nothing(reg):
+    reg.save("prompt", "a", data=b"A")
+    assert reg.save("prompt", "a", data=b"A").latest_moved is False
+
+
+def test_latest_cannot_be_removed_by_hand(reg):
+    reg.save("prompt", "a", data=b"A")
+    with pytest.raises(ValidationError, match="automatic"):
+        reg.remove_alias("prompt", "a", "latest")
+
+
+def test_a_registry_from_before_latest_was_stored_keeps_the_highest_version_as_latest(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "old"
+    reg = Registry(home)
+    reg.save("prompt", "a", data=b"A", aliases=["production"])
+    reg.save("prompt", "a", data=b"B")
+    reg.close()
+    db = sqlite3.connect(home / "registry.db")
+    db.execute("DELETE FROM aliases WHERE alias = 'latest'")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    reg = Registry(home)
+    assert sqlite3.connect(home / "registry.db").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert reg.names()[0].latest == 2 and reg.aliases("prompt", "a") == {"production": 1}
+    assert reg.save("prompt", "a", data=b"A").latest_moved is True
+    assert reg.resolve("prompt://a").version == 1
+    reg.close()
+
+
 def test_an_alias_moves_when_pointed_at_another_version(reg):
     reg.save("prompt", "a", data=b"1", aliases=["production"])
     reg.save("prompt", "a", data=b"2")

@@ -75,6 +75,9 @@ class PromptMagics(Magics):
 
         A new version is saved only when the template or params changed. A cell whose
         first line is ``system:``, ``user:`` or ``assistant:`` is a chat prompt.
+
+        IPython expands ``{expr}`` and ``$name`` in the line first: ``render qa q='{{ x }}'``
+        passes ``{ x }``; write ``{{{{ x }}}}`` or use ``llmops_magics.render_prompt``.
         """
         if cell is not None:
             args = parse(self.prompt, line)
@@ -115,7 +118,7 @@ class PromptMagics(Magics):
 
     def _render(self, rest):
         args = parse(_render, rest)
-        return prompts.render_prompt(args.ref, **parse_pairs(args.values, "render variable"))
+        return prompts.render_prompt(args.ref, parse_pairs(args.values, "render variable"))
 
     def _history(self, rest):
         return prompts.prompt_history(parse(_history, rest).name)

@@ -9,6 +9,8 @@ from .. import context
 
 __all__ = ["LLMOps"]
 
+_NAMES = ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout")
+
 
 class LLMOps(Configurable):
     """Settings shared by every llmops magic. Changing one rebuilds the workspace the API uses."""
@@ -32,22 +34,28 @@ class LLMOps(Configurable):
     ).tag(config=True)
 
     def __init__(self, **kwargs):
+        """Start from the workspace in use, overlay ``%config``/``ipython_config.py`` values, apply once.
+
+        Applying per trait would rebuild the workspace with half-set values (the trait
+        defaults for the rest), so notifications are held until every trait is set.
+        """
         defaults = context.current().settings
-        super().__init__(**kwargs)
-        for name in ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout"):
-            if name not in self.config.get("LLMOps", {}) and name not in kwargs:
-                self.set_trait(name, getattr(defaults, name))
+        self._loading = True
+        with self.hold_trait_notifications():
+            super().__init__(**kwargs)
+            for name in _NAMES:
+                if name not in self.config.get("LLMOps", {}) and name not in kwargs:
+                    self.set_trait(name, getattr(defaults, name))
+        self._loading = False
         self._apply()
 
-    @observe("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout")
+    @observe(*_NAMES)
     def _changed(self, change):
-        self._apply()
+        if not self._loading:
+            self._apply()
 
     def _apply(self) -> None:
-        wanted = {
-            name: getattr(self, name)
-            for name in ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout")
-        }
+        wanted = {name: getattr(self, name) for name in _NAMES}
         ws = context.current()
         if any(getattr(ws.settings, k) != v for k, v in wanted.items()):
             context.configure(**wanted)

@@ -11,6 +11,10 @@ prompt. A role marker is a line holding only ``system:``, ``user:`` or
 
 Each message is rendered on its own, so a variable's value can never inject a
 new role marker.
+
+A prompt version must hold its whole template, so ``{% include %}``, ``{% extends %}``
+and ``{% import %}`` are refused when it is saved (the sandbox has no loader to find
+another template at render time anyway).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ _MARKER = re.compile(r"^(system|user|assistant):\s*$")
 __all__ = ["ParsedTemplate", "parse_template", "ROLES"]
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 @lru_cache(maxsize=1)
 def _env():
     from jinja2 import StrictUndefined
@@ -43,19 +51,24 @@ def _compiled(source: str):
     return _env().from_string(source)
 
 
-def _split_chat(text: str) -> list[tuple[str, str]] | None:
+def _split_chat(text: str) -> list[tuple[str, str, int]] | None:
+    """``(role, body, line of the body's first line in text)`` per message, or None for a text prompt."""
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     if not _MARKER.match(first.strip()):
         return None
-    messages: list[tuple[str, list[str]]] = []
-    for ln in lines:
+    messages: list[tuple[str, list[str], int]] = []
+    for number, ln in enumerate(lines, start=1):
         m = _MARKER.match(ln.strip())
         if m:
-            messages.append((m.group(1), []))
+            messages.append((m.group(1), [], number + 1))
         elif messages:
             messages[-1][1].append(ln)
-    return [(role, "\n".join(body).strip("\n")) for role, body in messages]
+    out = []
+    for role, body, start in messages:
+        blank = next((i for i, ln in enumerate(body) if ln), len(body))
+        out.append((role, "\n".join(body).strip("\n"), start + blank))
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,28 +89,52 @@ class ParsedTemplate:
             raise RenderError(
                 f"{where} needs variable(s) {', '.join(missing)}; given: {', '.join(sorted(values)) or 'none'}"
             )
-        from jinja2 import TemplateError
-
         try:
-            rendered = [(role, _compiled(src).render(**values)) for role, src in self.parts]
-        except TemplateError as exc:
-            raise RenderError(f"{where} failed to render: {exc}") from None
+            rendered = [(role, _compiled(src).render(dict(values))) for role, src in self.parts]
+        except Exception as exc:
+            # Jinja2 lets the values' own errors through (a for loop over an int raises TypeError):
+            # every failure here is the caller's template or values, and must arrive as one line.
+            raise RenderError(f"{where} failed to render: {type(exc).__name__}: {_one_line(exc)}") from None
         if self.format == "text":
             return rendered[0][1]
         return [{"role": role, "content": content} for role, content in rendered]
 
 
-def _variables(sources: list[str]) -> tuple[str, ...]:
-    from jinja2 import TemplateSyntaxError, meta
+_UNSUPPORTED = {"Include": "include", "Extends": "extends", "Import": "import", "FromImport": "from … import"}
+
+
+def _check_nodes(ast, env, line: int) -> None:
+    """Refuse at save time what would only fail at render time: other templates, unknown filters and tests."""
+    from jinja2 import nodes
+
+    for node in ast.find_all((nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)):
+        tag = _UNSUPPORTED[type(node).__name__]
+        raise ValidationError(
+            f"template line {node.lineno + line - 1}: {{% {tag} %}} is not supported; "
+            "a prompt holds its whole template, so paste the other template's text in"
+        )
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        what, known = ("filter", env.filters) if isinstance(node, nodes.Filter) else ("test", env.tests)
+        if node.name not in known:
+            raise ValidationError(f"template line {node.lineno + line - 1}: unknown {what} {node.name!r}")
+
+
+def _variables(sources: list[tuple[str, int]]) -> tuple[str, ...]:
+    """Every variable the sources read; ``(source, line of its first line in the cell)`` pairs."""
+    from jinja2 import TemplateError, TemplateSyntaxError, meta
 
     env = _env()
     seen: dict[str, None] = {}
-    for src in sources:
+    for src, line in sources:
         try:
             ast = env.parse(src)
+            _check_nodes(ast, env, line)
+            found = meta.find_undeclared_variables(ast)
         except TemplateSyntaxError as exc:
-            raise ValidationError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
-        found = meta.find_undeclared_variables(ast)
+            where = (exc.lineno or 1) + line - 1
+            raise ValidationError(f"template syntax error on line {where}: {_one_line(exc.message)}") from None
+        except TemplateError as exc:
+            raise ValidationError(f"template error: {_one_line(exc)}") from None
         # keep the order in which names appear in the source
         for name in sorted(found, key=lambda n: (src.find(n) if src.find(n) >= 0 else len(src), n)):
             seen.setdefault(name, None)
@@ -109,9 +146,9 @@ def parse_template(text: object) -> ParsedTemplate:
         raise ValidationError("prompt template is empty: write the template in the cell body")
     chat = _split_chat(text)
     if chat is not None:
-        if any(not body.strip() for _, body in chat):
-            empty = next(role for role, body in chat if not body.strip())
+        if any(not body.strip() for _, body, _ in chat):
+            empty = next(role for role, body, _ in chat if not body.strip())
             raise ValidationError(f"chat prompt has an empty {empty!r} message")
-        parts = tuple(chat)
-        return ParsedTemplate(text, "chat", parts, _variables([b for _, b in parts]))
-    return ParsedTemplate(text, "text", (("", text),), _variables([text]))
+        parts = tuple((role, body) for role, body, _ in chat)
+        return ParsedTemplate(text, "chat", parts, _variables([(body, line) for _, body, line in chat]))
+    return ParsedTemplate(text, "text", (("", text),), _variables([(text, 1)]))

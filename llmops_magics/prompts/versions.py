@@ -1,8 +1,9 @@
 """Versioned prompts on top of the registry: save, get, tag, render, history.
 
 A prompt version's content is its template and its params; saving the same pair
-again returns the existing version (moving any aliases given). The description
-is metadata: changing only it makes no new version.
+again returns the existing version (moving any aliases given, and ``latest``: going
+back to an older template makes that version the one a bare name means). The
+description is metadata: changing only it makes no new version.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PromptVersion:
-    """One immutable prompt version. ``created`` says whether the save that returned it made it."""
+    """One immutable prompt version. ``created`` says whether the save that returned it made it,
+    ``latest_moved`` whether that save moved ``latest`` to it."""
 
     artifact: Artifact
     template: str
     params: Mapping[str, Any] = field(default_factory=dict)
     created: bool | None = None
+    latest_moved: bool = False
 
     @cached_property
     def parsed(self) -> ParsedTemplate:
@@ -67,18 +70,20 @@ class PromptVersion:
     def required_variables(self) -> tuple[str, ...]:
         return self.parsed.required(self.params)
 
-    def render(self, **values: Any) -> str | list[dict[str, str]]:
+    def render(self, values: Mapping[str, Any] | None = None, /, **kw: Any) -> str | list[dict[str, str]]:
         """Text for a text prompt, a list of ``{"role", "content"}`` messages for a chat prompt.
 
+        Variables come as keywords, as a mapping, or both (keywords win); ``values`` is
+        positional-only so a variable may have any name, ``values`` included.
         ``params`` act as defaults for variables of the same name.
         """
         from .views import RenderedChat, RenderedText
 
-        out = self.parsed.render({**self.params, **values}, where=self.ref)
+        out = self.parsed.render({**self.params, **(values or {}), **kw}, where=self.ref)
         return RenderedChat(out) if isinstance(out, list) else RenderedText(out)
 
-    def messages(self, **values: Any) -> list[dict[str, str]]:
-        out = self.render(**values)
+    def messages(self, values: Mapping[str, Any] | None = None, /, **kw: Any) -> list[dict[str, str]]:
+        out = self.render(values, **kw)
         return out if isinstance(out, list) else [{"role": "user", "content": out}]
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +97,8 @@ class PromptVersion:
 
     def _summary(self) -> dict[str, Any]:
         status = {True: "new version", False: "unchanged (existing version)", None: ""}[self.created]
+        if self.created is False and self.latest_moved:
+            status = f"unchanged: same as version {self.version}; latest now points to it"
         out = {
             "prompt": self.ref,
             "digest": self.artifact.short_digest,
@@ -115,9 +122,9 @@ class PromptVersion:
         return mimebundle(str(self), body, {"ref": self.ref, "digest": self.digest})
 
 
-def _load(art: Artifact, reg: Registry, created: bool | None = None) -> PromptVersion:
+def _load(art: Artifact, reg: Registry, created: bool | None = None, latest_moved: bool = False) -> PromptVersion:
     payload = json.loads(reg.read_bytes(art))
-    return PromptVersion(art, payload["template"], payload.get("params", {}), created)
+    return PromptVersion(art, payload["template"], payload.get("params", {}), created, latest_moved)
 
 
 def _normalize(template: str) -> str:
@@ -182,8 +189,8 @@ def save_prompt(
         },
         aliases=aliases,
     )
-    version = _load(result.artifact, reg, result.created)
-    if result.created or aliases:
+    version = _load(result.artifact, reg, result.created, result.latest_moved)
+    if result.latest_moved or aliases:
         mirror_artifact(ws, version.artifact)
     return version
 
@@ -202,8 +209,15 @@ def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> P
     return _load(art, ws.registry)
 
 
-def render_prompt(ref: str, *, workspace: Workspace | None = None, **values: Any):
-    return get_prompt(ref, workspace=workspace).render(**values)
+def render_prompt(
+    ref: str, values: Mapping[str, Any] | None = None, /, *, workspace: Workspace | None = None, **kw: Any
+):
+    """Render the version ``ref`` names: ``render_prompt("qa", question="…")`` or ``render_prompt("qa", {…})``.
+
+    ``ref`` and ``values`` are positional-only so a template variable may be called
+    ``ref`` or ``values``; one called ``workspace`` must go in the ``values`` mapping.
+    """
+    return get_prompt(ref, workspace=workspace).render(values, **kw)
 
 
 def prompt_history(name: str, *, workspace: Workspace | None = None):

@@ -2,7 +2,7 @@
 
 ``kind://name/3``      version 3
 ``kind://name@alias``  whatever ``alias`` points at (``latest`` is automatic)
-``kind://name``        the latest version
+``kind://name``        the latest version (the one saved most recently)
 ``name``, ``name/3``, ``name@alias``   the same with the kind left to the caller
 """
 
@@ -56,7 +56,7 @@ def validate_alias(alias: object) -> str:
     if alias.isdigit():
         raise ValidationError(f"alias must not be a number (it would read as a version), found {alias!r}")
     if alias == LATEST:
-        raise ValidationError("alias 'latest' is automatic: it always points at the newest version")
+        raise ValidationError("alias 'latest' is automatic: it always points at the most recently saved version")
     return alias
 
 

@@ -6,6 +6,12 @@ IMMEDIATE`` transaction taken after the content is already in the blob store, so
 concurrent writers (kernels, the server extension, CLI runs) serialise on the
 version number and a writer killed at any point leaves either the whole version
 or no row at all.
+
+``latest`` follows W&B: it points at the most recently saved version, and saving
+content that an older version already holds makes no new version but moves
+``latest`` back to that one (so ``%finetune --prompt qa`` uses the template the
+notebook shows last). It is stored as an alias row, and a name without that row
+(a registry written before schema 2) has its highest version as ``latest``.
 """
 
 from __future__ import annotations
@@ -32,12 +38,21 @@ from .schema import SCHEMA, SCHEMA_VERSION
 __all__ = ["Registry", "SaveResult", "NameSummary"]
 
 _COLUMNS = "id, kind, name, version, digest, payload, is_tree, size, created_at, metadata, source, spec, wandb"
+_LATEST_SQL = (
+    "SELECT COALESCE((SELECT version FROM aliases WHERE kind=:kind AND name=:name AND alias='latest'), "
+    "(SELECT MAX(version) FROM artifacts WHERE kind=:kind AND name=:name))"
+)
 
 
 @dataclass(frozen=True)
 class SaveResult:
+    """``created``: a new version was made. ``latest_moved``: ``latest`` now points at a
+    version it did not point at before (always so for a new version; for an existing one,
+    a return to older content, which a mirror must log again to move W&B's ``latest``)."""
+
     artifact: Artifact
     created: bool
+    latest_moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,7 @@ class Registry:
         self._cache: dict[tuple[str, str, int], Artifact] = {}
         self._cache_stamp: tuple[int, int] | None = None
         self._local_writes = 0
+        self.closed = False
         _retry_while_locked(self._set_up, busy_timeout)
 
     def _set_up(self) -> None:
@@ -113,6 +129,7 @@ class Registry:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     def _migrate(self) -> None:
         with self._lock:
@@ -200,6 +217,7 @@ class Registry:
         identity = digest or payload
         now = time.time()
         with self.transaction() as cur:
+            before = self._latest(cur, kind, name)
             row = cur.execute(
                 "SELECT id, version FROM artifacts WHERE kind=? AND name=? AND digest=? ORDER BY version LIMIT 1",
                 (kind, name, identity),
@@ -230,12 +248,13 @@ class Registry:
                 art_id, version = row["id"], row["version"]
             for alias in aliases:
                 self._set_alias(cur, kind, name, alias, version, now)
+            self._set_alias(cur, kind, name, LATEST, version, now)
             for parent_id, relation in parent_ids:
                 cur.execute(
                     "INSERT OR IGNORE INTO edges (source_id, target_id, relation) VALUES (?, ?, ?)",
                     (parent_id, art_id, relation),
                 )
-        return SaveResult(self.get(kind, name, version), created)
+        return SaveResult(self.get(kind, name, version), created, latest_moved=before != version)
 
     @staticmethod
     def _set_alias(cur: sqlite3.Cursor, kind: str, name: str, alias: str, version: int, now: float) -> None:
@@ -254,6 +273,7 @@ class Registry:
         return self.get(art.kind, art.name, art.version)
 
     def remove_alias(self, kind: str, name: str, alias: str) -> None:
+        validate_alias(alias)
         with self.transaction() as cur:
             cur.execute("DELETE FROM aliases WHERE kind=? AND name=? AND alias=?", (kind, name, alias))
             if cur.rowcount == 0:
@@ -307,14 +327,17 @@ class Registry:
     def _stamp(self) -> tuple[int, int]:
         return (self._conn.execute("PRAGMA data_version").fetchone()[0], self._local_writes)
 
+    @staticmethod
+    def _latest(db: sqlite3.Connection | sqlite3.Cursor, kind: str, name: str) -> int | None:
+        """The version ``latest`` points at (see the module docstring), or None for an unknown name."""
+        return db.execute(_LATEST_SQL, {"kind": kind, "name": name}).fetchone()[0]
+
     def _aliases_of(self, kind: str, name: str, version: int) -> tuple[str, ...]:
         rows = self._conn.execute(
-            "SELECT alias FROM aliases WHERE kind=? AND name=? AND version=? ORDER BY alias", (kind, name, version)
+            "SELECT alias FROM aliases WHERE kind=? AND name=? AND version=? AND alias != ? ORDER BY alias",
+            (kind, name, version, LATEST),
         ).fetchall()
-        latest = self._conn.execute(
-            "SELECT MAX(version) FROM artifacts WHERE kind=? AND name=?", (kind, name)
-        ).fetchone()[0]
-        extra = (LATEST,) if latest == version else ()
+        extra = (LATEST,) if self._latest(self._conn, kind, name) == version else ()
         return extra + tuple(r[0] for r in rows)
 
     def _row_to_artifact(self, row: sqlite3.Row) -> Artifact:
@@ -379,10 +402,7 @@ class Registry:
             return self.get(r.kind, r.name, r.version)
         with self._lock:
             if r.alias in (None, LATEST):
-                row = self._conn.execute(
-                    "SELECT MAX(version) FROM artifacts WHERE kind=? AND name=?", (r.kind, r.name)
-                ).fetchone()
-                version = row[0]
+                version = self._latest(self._conn, r.kind, r.name)
                 if version is None:
                     raise NotFoundError(f"no {r.kind} is named {r.name!r}")
             else:
@@ -406,8 +426,20 @@ class Registry:
         return True
 
     def aliases(self, kind: str, name: str) -> dict[str, int]:
-        rows = self._query("SELECT alias, version FROM aliases WHERE kind=? AND name=? ORDER BY alias", (kind, name))
+        """The aliases set by hand (``production``, …); ``latest`` is in ``latest_version``."""
+        rows = self._query(
+            "SELECT alias, version FROM aliases WHERE kind=? AND name=? AND alias != ? ORDER BY alias",
+            (kind, name, LATEST),
+        )
         return {r["alias"]: r["version"] for r in rows}
+
+    def latest_version(self, kind: str, name: str) -> int:
+        """The version a bare ``name`` or ``name@latest`` resolves to."""
+        with self._lock:
+            version = self._latest(self._conn, kind, name)
+        if version is None:
+            raise NotFoundError(f"no {kind} is named {name!r}")
+        return version
 
     def versions(self, kind: str, name: str) -> list[Artifact]:
         rows = self._query("SELECT version FROM artifacts WHERE kind=? AND name=? ORDER BY version", (kind, name))
@@ -421,7 +453,7 @@ class Registry:
         """Artifact names with version counts, ordered by kind then name (paged by ``limit``/``offset``)."""
         where, args = self._filter(kind, search)
         sql = (
-            "SELECT kind, name, COUNT(*) AS n, MAX(version) AS latest, MAX(created_at) AS updated "
+            "SELECT kind, name, COUNT(*) AS n, MAX(version) AS newest, MAX(created_at) AS updated "
             f"FROM artifacts {where} GROUP BY kind, name ORDER BY kind, name"
         )
         if limit is not None:
@@ -429,16 +461,20 @@ class Registry:
             args += [int(limit), int(offset)]
         rows = self._query(sql, args)
         aliases: dict[tuple[str, str], dict[str, int]] = {}
+        latest: dict[tuple[str, str], tuple[int, float]] = {}
         if rows:
             a_where, a_args = self._filter(kind, search)
-            for a in self._query(f"SELECT kind, name, alias, version FROM aliases {a_where}", a_args):
-                aliases.setdefault((a["kind"], a["name"]), {})[a["alias"]] = a["version"]
-        return [
-            NameSummary(
-                r["kind"], r["name"], r["n"], r["latest"], r["updated"], freeze(aliases.get((r["kind"], r["name"]), {}))
-            )
-            for r in rows
-        ]
+            for a in self._query(f"SELECT kind, name, alias, version, updated_at FROM aliases {a_where}", a_args):
+                if a["alias"] == LATEST:
+                    latest[(a["kind"], a["name"])] = (a["version"], a["updated_at"])
+                else:
+                    aliases.setdefault((a["kind"], a["name"]), {})[a["alias"]] = a["version"]
+        out = []
+        for r in rows:
+            key = (r["kind"], r["name"])
+            version, moved_at = latest.get(key, (r["newest"], r["updated"]))
+            out.append(NameSummary(*key, r["n"], version, max(r["updated"], moved_at), freeze(aliases.get(key, {}))))
+        return out
 
     def count_names(self, kind: str | None = None, search: str | None = None) -> int:
         where, args = self._filter(kind, search)

@@ -1,6 +1,12 @@
-"""SQLite schema of the registry, versioned with ``PRAGMA user_version``."""
+"""SQLite schema of the registry, versioned with ``PRAGMA user_version``.
 
-SCHEMA_VERSION = 1
+Every statement is idempotent: a migration runs the whole script. Version 2 stores
+``latest`` as an alias row (moved by every save, also one that finds its content
+already stored); the last statement gives each name of an older registry that row,
+pointing at its highest version, which is what ``latest`` meant there.
+"""
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -47,4 +53,6 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('changes', 0);
+INSERT OR IGNORE INTO aliases (kind, name, alias, version, updated_at)
+    SELECT kind, name, 'latest', MAX(version), MAX(created_at) FROM artifacts GROUP BY kind, name;
 """

@@ -503,7 +503,7 @@ export function parseRef(
   };
 }
 
-/** Aliases to show as chips: `latest` is implied by the version count, so it is left out. */
+/** Aliases to show as chips: `latest` has its own badge (the listing's `latest`), so it is left out. */
 export function visibleAliases(aliases: Record<string, number>): string[] {
   return Object.keys(aliases)
     .filter(a => a !== 'latest')

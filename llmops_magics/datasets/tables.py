@@ -21,20 +21,35 @@ __all__ = ["to_rows", "to_split_rows", "encode_jsonl", "decode_jsonl", "infer_sc
 Rows = list[dict[str, Any]]
 
 
+def _is_missing(value: Any) -> bool:
+    """NaN, ``pd.NaT`` and ``pd.NA``: pandas' ways of saying "no value" (a parquet file says None)."""
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NaTType", "NAType")
+
+
 def _clean(value: Any) -> Any:
-    """JSON-safe scalars: numpy/pandas scalars to Python, NaN to None."""
+    """JSON-safe values, the same whatever the rows were loaded from.
+
+    ``pd.read_parquet`` gives list columns as numpy arrays where pyarrow gives lists, and a
+    DataFrame gives ``NaT`` where pyarrow gives None: arrays become lists (cleaned element by
+    element, so a one-element array stays a list), numpy scalars Python scalars, and every
+    kind of missing value None. Only what is left over becomes text.
+    """
+    if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # numpy arrays of any shape
+        return [_clean(v) for v in value.tolist()]
     if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict, str, bytes)):
         try:
             value = value.item()
         except (ValueError, TypeError):
             pass
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or _is_missing(value):
         return None
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
 

@@ -127,6 +127,20 @@ def test_an_unreadable_file_is_rejected_with_its_path(workspace, tmp_path):
     assert workspace.registry.names("dataset") == []
 
 
+def test_a_bad_jsonl_line_is_reported_with_its_line_number_in_the_file(workspace, tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"question": "ok"}\n\n{not json\n')
+    with pytest.raises(ValidationError, match=r"broken\.jsonl: line 3: Expecting property name"):
+        save_dataset("math", bad)
+
+
+def test_a_json_file_that_is_not_a_list_says_so_once(workspace, tmp_path):
+    bad = tmp_path / "object.json"
+    bad.write_text("{}")
+    with pytest.raises(ValidationError, match=r"^[^:]*object\.json: a \.json data file must hold a list"):
+        save_dataset("math", bad)
+
+
 def test_a_dataset_save_is_mirrored_with_a_preview_table(workspace):
     save_dataset("math", ROWS)
     assert workspace.recorder.flush(30)

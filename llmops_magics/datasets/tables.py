@@ -54,6 +54,20 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
+def _read_jsonl(path: Path) -> Rows:
+    """Each line parsed alone, so an error names the file's line (json would say "line 1" every time)."""
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"cannot read {path}: line {number}: {exc.msg} (column {exc.colno})") from None
+    return rows
+
+
 def _read_file(path: Path) -> Rows:
     suffix = "".join(path.suffixes[-1:]).lower()
     try:
@@ -61,8 +75,7 @@ def _read_file(path: Path) -> Rows:
             with path.open(newline="", encoding="utf-8") as fh:
                 return [dict(r) for r in csv.DictReader(fh)]
         if suffix in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8") as fh:
-                return [json.loads(line) for line in fh if line.strip()]
+            return _read_jsonl(path)
         if suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, list):
@@ -72,6 +85,8 @@ def _read_file(path: Path) -> Rows:
             import pyarrow.parquet as pq
 
             return pq.read_table(path).to_pylist()
+    except ValidationError:
+        raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise ValidationError(f"cannot read {path}: {exc}") from None
     except ImportError as exc:

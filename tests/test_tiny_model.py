@@ -67,3 +67,11 @@ def test_registering_the_tiny_model_twice_keeps_one_version_and_reuses_the_build
     assert (stats.stat().st_mtime if stats.exists() else None) == before
     assert first.metadata["spec_key"] == TinyModelSpec().key
     assert first.metadata["finetune_defaults"]["lr"] > 0
+
+
+def test_registering_the_tiny_model_mirrors_it_once_so_online_runs_can_use_it(workspace, tiny_model_dir):
+    tiny_base_model()
+    tiny_base_model()
+    assert workspace.recorder.flush(60)
+    assert [(a["type"], a["name"]) for a in workspace.memory.artifacts] == [("model", "tiny-gpt2")]
+    assert workspace.registry.resolve("model://tiny-gpt2/1").wandb["mode"] == "memory"

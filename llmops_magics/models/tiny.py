@@ -11,7 +11,7 @@ A build takes about 30 s of one core, so it happens once per machine: the
 result is kept in a cache folder (``$LLMOPS_CACHE``, else the project's
 ``.cache/llmops/``) keyed by the spec, shared by tests, notebooks and the demo.
 ``tiny_base_model`` registers the cached folder as ``model://tiny-gpt2`` in the
-workspace's registry (once per spec).
+workspace's registry (once per spec) and mirrors it to W&B (about 2 MB).
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ def cached_tiny_model(spec: TinyModelSpec | None = None, cache: str | Path | Non
 def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
     """The registered tiny base model (``model://tiny-gpt2``), built on first use and cached."""
     from ..context import current
+    from ..mirror import mirror_artifact
     from ..provenance import collect
 
     ws = workspace or current()
@@ -241,4 +242,6 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
         },
         spec={"op": "tiny_base_model", **asdict(spec)},
     )
+    if result.created:  # mirrored so that, online, a fine-tune's run can use_artifact its base
+        mirror_artifact(ws, result.artifact)
     return result.artifact

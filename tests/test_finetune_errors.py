@@ -59,3 +59,10 @@ def test_data_without_a_known_input_column_asks_for_a_prompt(tiny_model_dir, wor
 def test_a_folder_that_is_not_a_model_is_rejected(qa_dataset, workspace, tmp_path):
     with pytest.raises(ValidationError, match=r"not a Hugging Face model \(no config\.json\)"):
         lm.finetune("qa", base=str(tmp_path))
+
+
+def test_eval_steps_without_evaluation_data_is_rejected(tiny_model_dir, workspace):
+    lm.save_dataset("train-only", [{"question": f"q{i}", "answer": f"a{i}"} for i in range(8)])
+    with pytest.raises(ValidationError, match="eval-steps needs evaluation data"):
+        lm.finetune("train-only", eval_steps=5)
+    nothing_written(workspace)

@@ -312,6 +312,10 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     if eval_ds is not None and eval_split not in eval_ds.splits:
         raise ValidationError(f"{eval_ds.ref} has no split {eval_split!r}; its splits are {', '.join(eval_ds.splits)}")
     s["eval_split"] = eval_split
+    if s["eval_steps"] and eval_ds is None:
+        raise ValidationError(
+            f"eval-steps needs evaluation data: --eval-data REF, or a validation split in {train_ds.ref}"
+        )
     if s["early_stopping"] and eval_ds is None:
         raise ValidationError("early-stopping needs evaluation data: --eval-data REF or a validation split")
     if s["early_stopping"] and not s["eval_steps"]:

@@ -12,13 +12,14 @@ to work on it), then ``DEFAULTS``. Every error here is a ``ValidationError`` or
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..context import Workspace
-from ..errors import NotFoundError, ValidationError
+from ..errors import InvalidReferenceError, NotFoundError, ValidationError
 from ..store import Artifact, validate_alias, validate_name
 from .data import check_template, default_template, pick_target_column
 
@@ -224,14 +225,40 @@ def _base(spec: FinetuneSpec, ws: Workspace) -> _Base:
     assert target is not None
     folder = Path(target).expanduser()
     if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise ValidationError(f"base {target!r} is a folder but not a Hugging Face model (no config.json)")
+        _check_model_folder(folder, target)
         return _Base(folder.resolve(), None, {})
+    if folder.exists():
+        raise ValidationError(f"base {target!r} is a file; give the model's folder (the one with config.json)")
     try:
         art = reg.resolve(target, "model")
-    except NotFoundError:
+    except (InvalidReferenceError, NotFoundError) as exc:
+        # a mistyped path must not be reported as a malformed reference ("version must be an integer")
+        if _looks_like_path(target, unparsable=isinstance(exc, InvalidReferenceError)):
+            raise NotFoundError(
+                f"base {target!r}: local model folder {str(folder.absolute())!r} does not exist"
+            ) from None
+        if isinstance(exc, InvalidReferenceError):
+            raise
         raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
     return _Base(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
+
+
+def _looks_like_path(target: str, unparsable: bool) -> bool:
+    """``./m``, ``~/m``, ``/m`` always; ``models/m`` when it is not a valid reference (``name/3`` is one)."""
+    if "://" in target:
+        return False
+    return target.startswith((".", "~", os.sep)) or (unparsable and os.sep in target)
+
+
+def _check_model_folder(folder: Path, target: str) -> None:
+    if (folder / "config.json").is_file():
+        return
+    if (folder / "adapter_config.json").is_file():
+        raise ValidationError(
+            f"base {target!r} is a PEFT adapter folder, not a model; give its base model as --base "
+            "(or evaluate and serve the adapter itself)"
+        )
+    raise ValidationError(f"base {target!r} is a folder but not a Hugging Face model (no config.json)")
 
 
 def _folder_digest(folder: Path) -> str:

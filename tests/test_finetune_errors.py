@@ -84,3 +84,10 @@ def test_an_adapter_folder_given_as_base_is_named(qa_dataset, workspace, tmp_pat
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ValidationError, match="is a PEFT adapter folder, not a model"):
         lm.finetune("qa", base=str(tmp_path))
+
+
+def test_a_resume_with_nothing_to_resume_writes_nothing_not_even_the_base_model(qa_dataset, workspace):
+    with pytest.raises(ValidationError, match="no cancelled or crashed run of this spec"):
+        lm.finetune("qa", resume=True)
+    assert workspace.registry.names("model") == []
+    nothing_written(workspace)

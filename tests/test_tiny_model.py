@@ -75,3 +75,18 @@ def test_registering_the_tiny_model_mirrors_it_once_so_online_runs_can_use_it(wo
     assert workspace.recorder.flush(60)
     assert [(a["type"], a["name"]) for a in workspace.memory.artifacts] == [("model", "tiny-gpt2")]
     assert workspace.registry.resolve("model://tiny-gpt2/1").wandb["mode"] == "memory"
+
+
+def test_without_a_project_the_cache_is_beside_the_registry_not_in_the_home_folder(tmp_path, monkeypatch):
+    from llmops_magics.config import find_project_root
+    from llmops_magics.models.tiny import cache_dir
+
+    monkeypatch.delenv("LLMOPS_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "work" / ".llmops"))
+    monkeypatch.chdir(tmp_path)
+    assert find_project_root() is None
+    assert cache_dir() == tmp_path / "work" / ".cache" / "llmops"
+    assert cache_dir(tmp_path / "other" / ".llmops") == tmp_path / "other" / ".cache" / "llmops"
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "shared"))
+    assert cache_dir(tmp_path / "other" / ".llmops") == tmp_path / "shared"

@@ -55,12 +55,12 @@ def folder_digest(folder: Path) -> str:
 
 def find_base(target: str | None, ws: Workspace) -> BaseModel:
     """The base model ``target`` names, without writing anything (the tiny model is built into its cache)."""
-    from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cached_tiny_model
+    from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cache_dir, cached_tiny_model
 
     if target in (None, "", "tiny", TINY_MODEL_NAME, f"model://{TINY_MODEL_NAME}") and not (
         target and Path(target).expanduser().is_dir()
     ):
-        return BaseModel(cached_tiny_model(), None, FINETUNE_DEFAULTS, tiny=True)
+        return BaseModel(cached_tiny_model(cache=cache_dir(ws.home)), None, FINETUNE_DEFAULTS, tiny=True)
     assert target is not None
     folder = Path(target).expanduser()
     if folder.is_dir():

@@ -9,7 +9,8 @@ and saves both with ``save_pretrained`` so plain ``AutoModelForCausalLM`` /
 
 A build takes about 30 s of one core, so it happens once per machine: the
 result is kept in a cache folder (``$LLMOPS_CACHE``, else the project's
-``.cache/llmops/``) keyed by the spec, shared by tests, notebooks and the demo.
+``.cache/llmops/``, else one beside the registry folder) keyed by the spec, shared
+by tests, notebooks and the demo.
 ``tiny_base_model`` registers the cached folder as ``model://tiny-gpt2`` in the
 workspace's registry (once per spec) and mirrors it to W&B (about 2 MB).
 """
@@ -169,15 +170,23 @@ def build_tiny_model(dest: str | Path, spec: TinyModelSpec | None = None) -> Pat
     return dest
 
 
-def cache_dir() -> Path:
-    """``$LLMOPS_CACHE``, else ``.cache/llmops`` in the project root, else ``~/.cache/llmops``."""
-    from ..config import find_project_root
+def cache_dir(home: str | Path | None = None) -> Path:
+    """``$LLMOPS_CACHE``, else ``.cache/llmops`` in the project root, else next to the registry folder.
+
+    The model is cached in the workspace, never in the user's home folder: without a project
+    root it goes beside ``home`` (the registry folder; default, the one ``resolve_home`` finds),
+    where W&B's offline runs go too.
+    """
+    from ..config import find_project_root, resolve_home
 
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser().resolve()
     root = find_project_root()
-    return (root / ".cache" / "llmops") if root is not None else Path.home() / ".cache" / "llmops"
+    if root is not None:
+        return root / ".cache" / "llmops"
+    registry = Path(home).expanduser().resolve() if home else resolve_home()
+    return registry.parent / ".cache" / "llmops"
 
 
 @contextlib.contextmanager
@@ -223,7 +232,7 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
         for art in reversed(reg.versions("model", TINY_MODEL_NAME)):
             if art.metadata.get("spec_key") == spec.key:
                 return art
-    folder = cached_tiny_model(spec)
+    folder = cached_tiny_model(spec, cache_dir(ws.home))
     stats_file = folder.parent / f"tiny-{spec.key}.build.json"
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
     meta = json.loads((folder / INFO_FILE).read_text())

@@ -26,11 +26,52 @@ def test_with_a_key_an_edited_row_is_changed_and_names_its_columns(workspace):
     assert 'a: "a1" → "fixed"' in str(d)
 
 
-def test_without_a_key_an_edited_row_is_one_removed_and_one_added(workspace):
+NO_ID = [{"q": r["q"], "a": r["a"]} for r in V1]
+
+
+def test_without_a_key_or_an_id_column_an_edited_row_is_one_removed_and_one_added(workspace):
+    save_dataset("d", NO_ID)
+    save_dataset("d", [*NO_ID[:5], {"q": "q5", "a": "other"}])
+    d = diff_datasets("d/1", "d/2")
+    assert (d.key, d.added, d.removed, d.changed) == (None, 1, 1, 0)
+
+
+def test_without_a_key_a_unique_id_column_is_detected_and_matches_rows(workspace):
     save_dataset("d", V1)
     save_dataset("d", [*V1[:5], {"id": 5, "q": "q5", "a": "other"}])
     d = diff_datasets("d/1", "d/2")
-    assert (d.added, d.removed, d.changed) == (1, 1, 0)
+    assert (d.key, d.key_detected, d.added, d.removed, d.changed) == ("id", True, 0, 0, 1)
+    assert "matched on detected id column 'id'" in str(d)
+
+
+def test_detection_can_be_turned_off_to_compare_whole_rows(workspace):
+    save_dataset("d", V1)
+    save_dataset("d", [*V1[:5], {"id": 5, "q": "q5", "a": "other"}])
+    d = diff_datasets("d/1", "d/2", detect_key=False)
+    assert (d.key, d.added, d.removed, d.changed) == (None, 1, 1, 0)
+
+
+def test_an_id_column_that_repeats_is_not_used_as_the_key(workspace):
+    rows = [{"user_id": i % 2, **r} for i, r in enumerate(NO_ID)]
+    save_dataset("d", rows)
+    save_dataset("d", [*rows[:5], {**rows[5], "a": "other"}])
+    d = diff_datasets("d/1", "d/2")
+    assert (d.key, d.added, d.removed, d.changed) == (None, 1, 1, 0)
+
+
+def test_adding_a_column_is_a_schema_change_not_a_change_of_every_row(workspace):
+    save_dataset("d", NO_ID)
+    save_dataset("d", [{**r, "source": "web"} for r in NO_ID])
+    d = diff_datasets("d/1", "d/2")
+    assert (d.added_columns, d.changes) == (("source",), ())
+    assert "rows compared on: shared columns a, q" in str(d)
+
+
+def test_with_an_id_column_adding_a_column_changes_no_rows(workspace):
+    save_dataset("d", V1)
+    save_dataset("d", [{**r, "source": "web"} for r in V1])
+    d = diff_datasets("d/1", "d/2")
+    assert (d.key, d.added_columns, d.changes) == ("id", ("source",), ())
 
 
 def test_schema_changes_are_reported_as_added_removed_and_retyped_columns(workspace):

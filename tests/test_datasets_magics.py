@@ -67,3 +67,36 @@ def test_the_python_api_twin_lists_and_diffs_the_same_way(workspace):
     assert [s.name for s in lm.list_datasets()] == ["qa"]
     assert lm.diff_datasets("qa/1", "qa/2").removed == 1
     assert [v.version for v in lm.dataset_history("qa").versions] == [1, 2]
+
+
+def test_register_creates_a_dataset_whose_name_is_a_subcommand(ip):
+    ip.user_ns["rows"] = ROWS
+    v = ip.run_line_magic("dataset", "register list --from rows")
+    assert v.ref == "dataset://list/1"
+    assert [n.name for n in ip.run_line_magic("dataset", "list")] == ["list"]
+
+
+def test_a_subcommand_given_a_source_points_at_register(ip):
+    ip.user_ns["rows"] = ROWS
+    with pytest.raises(UsageError, match="write %dataset register show --from"):
+        ip.run_line_magic("dataset", "show --from rows")
+    assert lm.registry().names("dataset") == []
+
+
+def test_quoted_values_lose_their_quotes(ip, tmp_path):
+    import json
+
+    path = tmp_path / "my rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    v = ip.run_line_magic("dataset", f"qa --from '{path}' --description 'two words'")
+    assert (v.num_rows, v.artifact.metadata["description"]) == (10, "two words")
+
+
+def test_diff_whole_rows_turns_off_id_detection(ip):
+    ip.user_ns["v1"] = [{"id": i, **r} for i, r in enumerate(ROWS)]
+    ip.user_ns["v2"] = [{"id": i, **r, "answer": "x" if i == 0 else r["answer"]} for i, r in enumerate(ROWS)]
+    ip.run_line_magic("dataset", "qa --from v1")
+    ip.run_line_magic("dataset", "qa --from v2")
+    detected = ip.run_line_magic("dataset", "diff qa/1 qa/2")
+    whole = ip.run_line_magic("dataset", "diff qa/1 qa/2 --whole-rows")
+    assert (detected.changed, whole.changed, whole.added, whole.removed) == (1, 0, 1, 1)

@@ -36,6 +36,26 @@ def test_a_dataframe_a_jsonl_file_a_parquet_file_and_an_hf_dataset_make_the_same
         assert (again.ref, again.created) == (first.ref, False)
 
 
+def test_list_columns_and_missing_times_read_back_from_parquet_make_the_same_version_as_the_file(workspace, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "tagged.parquet"
+    pd.DataFrame(
+        {
+            "tags": [["a", "b"], ["c"]],
+            "embedding": [[0.1, 0.2], [0.3]],
+            "seen": [pd.Timestamp("2024-01-01"), pd.NaT],
+        }
+    ).to_parquet(path)
+    from_file = save_dataset("tagged", path)
+    from_frame = save_dataset("tagged", pd.read_parquet(path))
+    assert (from_frame.ref, from_frame.created) == (from_file.ref, False)
+    assert from_file.records() == [
+        {"tags": ["a", "b"], "embedding": [0.1, 0.2], "seen": "2024-01-01 00:00:00"},
+        {"tags": ["c"], "embedding": [0.3], "seen": None},
+    ]
+
+
 def test_csv_values_are_text_so_a_csv_is_a_different_version(workspace, tmp_path):
     df, paths = write_sources(tmp_path)
     assert save_dataset("math", df).digest != save_dataset("math", paths["csv"]).digest
@@ -105,6 +125,20 @@ def test_an_unreadable_file_is_rejected_with_its_path(workspace, tmp_path):
     with pytest.raises(ValidationError, match="does not exist"):
         save_dataset("math", tmp_path / "missing.csv")
     assert workspace.registry.names("dataset") == []
+
+
+def test_a_bad_jsonl_line_is_reported_with_its_line_number_in_the_file(workspace, tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"question": "ok"}\n\n{not json\n')
+    with pytest.raises(ValidationError, match=r"broken\.jsonl: line 3: Expecting property name"):
+        save_dataset("math", bad)
+
+
+def test_a_json_file_that_is_not_a_list_says_so_once(workspace, tmp_path):
+    bad = tmp_path / "object.json"
+    bad.write_text("{}")
+    with pytest.raises(ValidationError, match=r"^[^:]*object\.json: a \.json data file must hold a list"):
+        save_dataset("math", bad)
 
 
 def test_a_dataset_save_is_mirrored_with_a_preview_table(workspace):

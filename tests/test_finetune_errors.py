@@ -59,3 +59,35 @@ def test_data_without_a_known_input_column_asks_for_a_prompt(tiny_model_dir, wor
 def test_a_folder_that_is_not_a_model_is_rejected(qa_dataset, workspace, tmp_path):
     with pytest.raises(ValidationError, match=r"not a Hugging Face model \(no config\.json\)"):
         lm.finetune("qa", base=str(tmp_path))
+
+
+def test_eval_steps_without_evaluation_data_is_rejected(tiny_model_dir, workspace):
+    lm.save_dataset("train-only", [{"question": f"q{i}", "answer": f"a{i}"} for i in range(8)])
+    with pytest.raises(ValidationError, match="eval-steps needs evaluation data"):
+        lm.finetune("train-only", eval_steps=5)
+    nothing_written(workspace)
+
+
+@pytest.mark.parametrize("base", ["models/foo", "./models/foo", "~/no-such-dir/model", "/no/such/model"])
+def test_a_mistyped_base_path_says_the_folder_does_not_exist(qa_dataset, workspace, base):
+    with pytest.raises(NotFoundError, match=r"local model folder '.*model.*' does not exist"):
+        lm.finetune("qa", base=base)
+    nothing_written(workspace)
+
+
+def test_a_registered_model_with_a_missing_version_is_still_named_a_reference(qa_dataset, workspace):
+    with pytest.raises(NotFoundError, match="'tiny-gpt2/7' is neither a registered model nor a local model folder"):
+        lm.finetune("qa", base="tiny-gpt2/7")
+
+
+def test_an_adapter_folder_given_as_base_is_named(qa_dataset, workspace, tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ValidationError, match="is a PEFT adapter folder, not a model"):
+        lm.finetune("qa", base=str(tmp_path))
+
+
+def test_a_resume_with_nothing_to_resume_writes_nothing_not_even_the_base_model(qa_dataset, workspace):
+    with pytest.raises(ValidationError, match="no cancelled or crashed run of this spec"):
+        lm.finetune("qa", resume=True)
+    assert workspace.registry.names("model") == []
+    nothing_written(workspace)

@@ -110,3 +110,22 @@ def test_an_unknown_mode_is_a_validation_error():
     with pytest.raises(ValidationError):
         resolve_mode("sometimes")
     assert issubclass(RecordingError, lm.LLMOpsError)
+
+
+def test_an_input_that_w_and_b_cannot_find_still_lets_the_output_artifact_be_logged(wandb_workspace):
+    """Online, ``use_artifact`` raises for an input never mirrored; offline W&B raises the same way."""
+    from llmops_magics.recording.wandb_recorder import WandbRun
+
+    reg = wandb_workspace.registry
+    base = reg.save("model", "never-mirrored", data=b"weights").artifact
+    out = reg.save("adapter", "qa-lora", data=b"adapter", parents=[(base.ref, "base")]).artifact
+    inner = WandbRecorder(WandbOptions(mode="offline", project="tests")).start_run(job_type="unit")
+    run = WandbRun(inner._run, "online")  # take the online path on a real (offline) run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = run.log_artifact(out, None, [(base, "base")])
+    run.finish()
+    assert info["artifact"] == "qa-lora:llmops-v1"
+    assert any(issubclass(w.category, RecordingWarning) and "not linked" in str(w.message) for w in caught)
+    [art] = _artifact_records(run.info["run_dir"])
+    assert (art["type"], art["name"]) == ("adapter", "qa-lora")

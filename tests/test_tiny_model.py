@@ -14,25 +14,24 @@ BUILD_AND_DIGEST = """
 import sys
 from pathlib import Path
 from llmops_magics.finetuning.spec import _folder_digest
-from llmops_magics.models.tiny import TinyModelSpec, build_tiny_model
-folder = build_tiny_model(Path(sys.argv[1]), TinyModelSpec(steps=15, vocab_size=400))
-print(_folder_digest(folder))
+from llmops_magics.models.tiny import build_tiny_model
+print(_folder_digest(build_tiny_model(Path(sys.argv[1]))))
 """
 
 
 @pytest.mark.slow
-def test_two_builds_in_separate_processes_have_the_same_digest(tmp_path):
-    digests = [
-        subprocess.run(
-            [sys.executable, "-c", BUILD_AND_DIGEST, str(tmp_path / f"build{i}")],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=300,
-        ).stdout.split()[-1]
-        for i in (1, 2)
-    ]
-    assert digests[0] == digests[1] and len(digests[0]) == 64
+def test_a_fresh_build_of_the_shipped_model_in_another_process_matches_the_cached_one(tmp_path, tiny_model_dir):
+    """The shipped default spec, not a reduced one: its cache entry is trusted because builds are identical."""
+    from llmops_magics.finetuning.spec import _folder_digest
+
+    out = subprocess.run(
+        [sys.executable, "-c", BUILD_AND_DIGEST, str(tmp_path / "fresh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert out.stdout.split()[-1] == _folder_digest(tiny_model_dir)
 
 
 def test_a_different_seed_is_a_different_cache_entry():
@@ -67,3 +66,26 @@ def test_registering_the_tiny_model_twice_keeps_one_version_and_reuses_the_build
     assert (stats.stat().st_mtime if stats.exists() else None) == before
     assert first.metadata["spec_key"] == TinyModelSpec().key
     assert first.metadata["finetune_defaults"]["lr"] > 0
+
+
+def test_registering_the_tiny_model_mirrors_it_once_so_online_runs_can_use_it(workspace, tiny_model_dir):
+    tiny_base_model()
+    tiny_base_model()
+    assert workspace.recorder.flush(60)
+    assert [(a["type"], a["name"]) for a in workspace.memory.artifacts] == [("model", "tiny-gpt2")]
+    assert workspace.registry.resolve("model://tiny-gpt2/1").wandb["mode"] == "memory"
+
+
+def test_without_a_project_the_cache_is_beside_the_registry_not_in_the_home_folder(tmp_path, monkeypatch):
+    from llmops_magics.config import find_project_root
+    from llmops_magics.models.tiny import cache_dir
+
+    monkeypatch.delenv("LLMOPS_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "work" / ".llmops"))
+    monkeypatch.chdir(tmp_path)
+    assert find_project_root() is None
+    assert cache_dir() == tmp_path / "work" / ".cache" / "llmops"
+    assert cache_dir(tmp_path / "other" / ".llmops") == tmp_path / "other" / ".cache" / "llmops"
+    monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "shared"))
+    assert cache_dir(tmp_path / "other" / ".llmops") == tmp_path / "shared"

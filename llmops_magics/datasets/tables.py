@@ -21,22 +21,51 @@ __all__ = ["to_rows", "to_split_rows", "encode_jsonl", "decode_jsonl", "infer_sc
 Rows = list[dict[str, Any]]
 
 
+def _is_missing(value: Any) -> bool:
+    """NaN, ``pd.NaT`` and ``pd.NA``: pandas' ways of saying "no value" (a parquet file says None)."""
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NaTType", "NAType")
+
+
 def _clean(value: Any) -> Any:
-    """JSON-safe scalars: numpy/pandas scalars to Python, NaN to None."""
+    """JSON-safe values, the same whatever the rows were loaded from.
+
+    ``pd.read_parquet`` gives list columns as numpy arrays where pyarrow gives lists, and a
+    DataFrame gives ``NaT`` where pyarrow gives None: arrays become lists (cleaned element by
+    element, so a one-element array stays a list), numpy scalars Python scalars, and every
+    kind of missing value None. Only what is left over becomes text.
+    """
+    if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # numpy arrays of any shape
+        return [_clean(v) for v in value.tolist()]
     if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict, str, bytes)):
         try:
             value = value.item()
         except (ValueError, TypeError):
             pass
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or _is_missing(value):
         return None
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def _read_jsonl(path: Path) -> Rows:
+    """Each line parsed alone, so an error names the file's line (json would say "line 1" every time)."""
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"cannot read {path}: line {number}: {exc.msg} (column {exc.colno})") from None
+    return rows
 
 
 def _read_file(path: Path) -> Rows:
@@ -46,8 +75,7 @@ def _read_file(path: Path) -> Rows:
             with path.open(newline="", encoding="utf-8") as fh:
                 return [dict(r) for r in csv.DictReader(fh)]
         if suffix in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8") as fh:
-                return [json.loads(line) for line in fh if line.strip()]
+            return _read_jsonl(path)
         if suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, list):
@@ -57,6 +85,8 @@ def _read_file(path: Path) -> Rows:
             import pyarrow.parquet as pq
 
             return pq.read_table(path).to_pylist()
+    except ValidationError:
+        raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise ValidationError(f"cannot read {path}: {exc}") from None
     except ImportError as exc:

@@ -2,10 +2,13 @@
 
 A diff reports the schema (columns added, removed, retyped), the split sizes, and
 the rows. Rows are compared over all splits together, so re-splitting the same
-rows is not a row change. With a ``key`` column, rows are matched by key and a
-row whose other columns differ is *changed* (with the columns that changed);
-without one, rows are compared whole, as a multiset: an edited row shows as one
-removed and one added.
+rows is not a row change, and on the columns both versions have, so adding or
+dropping a column is a schema change, not a change of every row. With a ``key``
+column, rows are matched by key and a row whose other columns differ is
+*changed* (with the columns that changed). Without one, an id-like column
+(``id`` or ``*_id``, of one type and unique in both versions) is used as the key
+when there is one, and the diff says it was detected; otherwise rows are
+compared whole, as a multiset: an edited row shows as one removed and one added.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class DatasetDiff:
     removed_columns: tuple[str, ...]
     retyped_columns: Mapping[str, tuple[str, str]]
     changes: Sequence[RowChange] = field(default_factory=tuple)
+    key_detected: bool = False  # the key was not given but found (an id-like column)
+    compared_columns: tuple[str, ...] = ()  # the shared columns rows were compared on, when the schema changed
 
     @property
     def identical(self) -> bool:
@@ -78,7 +83,10 @@ class DatasetDiff:
             "rows removed": self.removed,
         }
         if self.key:
-            out["rows changed"] = f"{self.changed} (matched on {self.key!r})"
+            how = "detected id column" if self.key_detected else "key"
+            out["rows changed"] = f"{self.changed} (matched on {how} {self.key!r})"
+        if self.compared_columns:
+            out["rows compared on"] = "shared columns " + ", ".join(self.compared_columns)
         if self.added_columns:
             out["columns added"] = ", ".join(self.added_columns)
         if self.removed_columns:
@@ -119,11 +127,22 @@ class DatasetDiff:
         return mimebundle(str(self), body)
 
 
-def _row_changes(a: list[dict], b: list[dict], key: str | None) -> list[RowChange]:
+def _project(row: Mapping[str, Any], columns: Sequence[str] | None) -> dict[str, Any]:
+    return dict(row) if columns is None else {c: row[c] for c in columns if c in row}
+
+
+def _row_changes(a: list[dict], b: list[dict], key: str | None, columns: Sequence[str] | None) -> list[RowChange]:
+    """Row changes, looking only at ``columns`` (None: all) so a schema change is not a row change."""
     if key is None:
-        ca, cb = Counter(_canon(r) for r in a), Counter(_canon(r) for r in b)
-        removed = [json.loads(r) for r, n in (ca - cb).items() for _ in range(n)]
-        added = [json.loads(r) for r, n in (cb - ca).items() for _ in range(n)]
+        rows_a: dict[str, list[dict]] = {}
+        rows_b: dict[str, list[dict]] = {}
+        for rows, by_canon in ((a, rows_a), (b, rows_b)):
+            for r in rows:
+                by_canon.setdefault(_canon(_project(r, columns)), []).append(r)
+        ca = Counter({k: len(v) for k, v in rows_a.items()})
+        cb = Counter({k: len(v) for k, v in rows_b.items()})
+        removed = [r for k, n in (ca - cb).items() for r in rows_a[k][:n]]
+        added = [r for k, n in (cb - ca).items() for r in rows_b[k][:n]]
         return [RowChange("removed", None, r, None) for r in removed] + [
             RowChange("added", None, None, r) for r in added
         ]
@@ -133,8 +152,10 @@ def _row_changes(a: list[dict], b: list[dict], key: str | None) -> list[RowChang
         new = by_b.get(k)
         if new is None:
             out.append(RowChange("removed", k, old, None))
-        elif _canon(old) != _canon(new):
-            cols = tuple(c for c in dict.fromkeys([*old, *new]) if old.get(c) != new.get(c))
+            continue
+        old_p, new_p = _project(old, columns), _project(new, columns)
+        if _canon(old_p) != _canon(new_p):
+            cols = tuple(c for c in dict.fromkeys([*old_p, *new_p]) if old_p.get(c) != new_p.get(c))
             out.append(RowChange("changed", k, old, new, cols))
     out.extend(RowChange("added", k, None, new) for k, new in by_b.items() if k not in by_a)
     return out
@@ -151,15 +172,50 @@ def _index(rows: list[dict], key: str) -> dict[Any, dict]:
     return out
 
 
-def diff_datasets(ref_a: str, ref_b: str, *, key: str | None = None, workspace: Workspace | None = None) -> DatasetDiff:
-    """Schema, split and row changes from ``ref_a`` to ``ref_b``; ``key`` matches rows by a column."""
+def _is_unique_id(rows: list[dict], column: str) -> bool:
+    values = [r.get(column) for r in rows]
+    return all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) and len(set(values)) == len(
+        values
+    )
+
+
+def _detect_key(a: DatasetVersion, b: DatasetVersion) -> str | None:
+    """An id-like column both versions have with one scalar type, unique and never empty in each."""
+    sa, sb = a.schema, b.schema
+    names = [c for c in sa if c in sb and sa[c] == sb[c] and sa[c] in ("int", "str")]
+    candidates = [c for c in names if c.lower() == "id"] + [c for c in names if c.lower().endswith("_id")]
+    rows_a, rows_b = a.records(), b.records()
+    return next((c for c in candidates if _is_unique_id(rows_a, c) and _is_unique_id(rows_b, c)), None)
+
+
+def diff_datasets(
+    ref_a: str,
+    ref_b: str,
+    *,
+    key: str | None = None,
+    detect_key: bool = True,
+    workspace: Workspace | None = None,
+) -> DatasetDiff:
+    """Schema, split and row changes from ``ref_a`` to ``ref_b``; ``key`` matches rows by a column.
+
+    With no ``key``, an id-like column is used when one qualifies (see the module docstring);
+    ``detect_key=False`` compares whole rows instead.
+    """
     a, b = get_dataset(ref_a, workspace=workspace), get_dataset(ref_b, workspace=workspace)
     if key is not None:
         a.require_columns([key])
         b.require_columns([key])
     sa, sb = a.schema, b.schema
     retyped = {c: (sa[c], sb[c]) for c in sa if c in sb and sa[c] != sb[c]}
-    changes = [] if a.digest == b.digest else _row_changes(a.records(), b.records(), key)
+    shared = tuple(c for c in sa if c in sb)
+    compared = shared if set(sa) != set(sb) else ()
+    changes: list[RowChange] = []
+    detected = False
+    if a.digest != b.digest:
+        if key is None and detect_key:
+            key = _detect_key(a, b)
+            detected = key is not None
+        changes = _row_changes(a.records(), b.records(), key, compared or None)
     return DatasetDiff(
         a,
         b,
@@ -168,6 +224,8 @@ def diff_datasets(ref_a: str, ref_b: str, *, key: str | None = None, workspace: 
         tuple(c for c in sa if c not in sb),
         retyped,
         tuple(changes),
+        key_detected=detected,
+        compared_columns=compared,
     )
 
 

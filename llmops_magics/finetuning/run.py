@@ -30,7 +30,7 @@ from ..provenance import collect
 from ..store.records import thaw
 from .launch import run_launcher
 from .outputs import FinetuneResult, register_outputs
-from .spec import FinetuneSpec, ResolvedRun, resolve_spec, spec_key
+from .spec import FinetuneSpec, ResolvedRun, resolve_spec, spec_key, with_registered_base
 from .train import last_checkpoint
 
 __all__ = ["finetune", "FinetuneJob", "finetune_runs", "STATE_NAMESPACE"]
@@ -274,16 +274,18 @@ def finetune(
         if stored is None:
             raise NotFoundError(f"no fine-tune run {resume!r}")
         request = FinetuneSpec.from_dict(stored["request"])
-    resolved = resolve_spec(request, ws)
-    key = spec_key(resolved.spec)
+    resolved = resolve_spec(request, ws, register=False)
     resume_from = None
-    if resume:
+    if resume:  # checked before the base model is registered: a failed resume writes nothing
+        key = spec_key(resolved.spec)
         run_id, record = _find_resumable(ws, resume, key)
         if record.get("spec_key") != key:
             raise ValidationError(f"run {run_id} was started with a different spec; resume it without changing options")
         resume_from = last_checkpoint(Path(record["run_dir"]) / "checkpoints")
     else:
         run_id = _new_run_id()
+    resolved = with_registered_base(resolved, ws)
+    key = spec_key(resolved.spec)
     run_dir = ws.registry.home / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = dict(spec or {})

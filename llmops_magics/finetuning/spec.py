@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..context import Workspace
 from ..errors import NotFoundError, ValidationError
 from ..store import Artifact, validate_alias, validate_name
+from .base_model import BaseModel, find_base, register_base, registered_base
+from .base_model import folder_digest as _folder_digest  # the eval consistency check imports it from here
 from .data import check_template, default_template, pick_target_column
 
-__all__ = ["FinetuneSpec", "ResolvedRun", "resolve_spec", "DEFAULTS", "METHODS", "LAUNCHERS"]
+__all__ = ["FinetuneSpec", "ResolvedRun", "resolve_spec", "with_registered_base", "DEFAULTS", "METHODS", "LAUNCHERS"]
 
 METHODS = ("lora", "full")
 LAUNCHERS = ("none", "torchrun", "accelerate")
@@ -108,7 +110,7 @@ class ResolvedRun:
     """A spec with everything looked up: what the trainer and the registration need."""
 
     spec: dict[str, Any]  # every hyperparameter, resolved (stored with the artifact)
-    base_ref: str  # "model://tiny-gpt2/1" or an absolute folder path
+    base_ref: str  # "model://tiny-gpt2/1"; the folder path until the base is registered
     base_path: Path
     base_artifact: Artifact | None
     base_digest: str
@@ -125,6 +127,7 @@ class ResolvedRun:
     target_column: str
     name: str
     aliases: list[str] = field(default_factory=list)
+    base: BaseModel | None = None  # what ``with_registered_base`` registers when base_artifact is None
 
     @property
     def inputs(self) -> list[tuple[Artifact, str]]:
@@ -203,52 +206,6 @@ def _target_modules(value: Any) -> str | list[str]:
     return mods
 
 
-@dataclass(frozen=True)
-class _Base:
-    path: Path
-    artifact: Artifact | None
-    defaults: Mapping[str, Any]
-    tiny: bool = False  # the embedded model, registered only once the request is known to be valid
-
-
-def _base(spec: FinetuneSpec, ws: Workspace) -> _Base:
-    """Find the base model without writing anything (the tiny model is built into the cache if needed)."""
-    from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cached_tiny_model
-
-    reg = ws.registry
-    target = spec.base
-    if target in (None, "", "tiny", TINY_MODEL_NAME, f"model://{TINY_MODEL_NAME}") and not (
-        target and Path(target).expanduser().is_dir()
-    ):
-        return _Base(cached_tiny_model(), None, FINETUNE_DEFAULTS, tiny=True)
-    assert target is not None
-    folder = Path(target).expanduser()
-    if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise ValidationError(f"base {target!r} is a folder but not a Hugging Face model (no config.json)")
-        return _Base(folder.resolve(), None, {})
-    try:
-        art = reg.resolve(target, "model")
-    except NotFoundError:
-        raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
-    return _Base(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
-
-
-def _folder_digest(folder: Path) -> str:
-    """The digest the registry would give this folder (same manifest scheme), without storing it."""
-    import hashlib
-
-    files = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            h = hashlib.sha256()
-            with p.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
-    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _weight_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
 
@@ -273,10 +230,13 @@ def _dataset(ref: str, what: str, ws: Workspace):
         raise NotFoundError(f"{what}: {exc}") from None
 
 
-def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
-    """Check ``spec`` against the registry and fill in every default; see the module docstring."""
+def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) -> ResolvedRun:
+    """Check ``spec`` against the registry and fill in every default; see the module docstring.
+
+    ``register=False`` writes nothing: a base model not registered yet keeps its folder path
+    as ``base_ref`` (no earlier run can then share this spec) until ``with_registered_base``.
+    """
     from ..models.loading import tokenizer_digest
-    from ..models.tiny import tiny_base_model
     from ..prompts import get_prompt
 
     if not spec.data:
@@ -287,7 +247,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     train_ds = _dataset(spec.data, "--data", ws)
     eval_ds = _dataset(spec.eval_data, "--eval-data", ws) if spec.eval_data else None
     prompt = get_prompt(spec.prompt, workspace=ws) if spec.prompt else None
-    base = _base(spec, ws)
+    base = find_base(spec.base, ws)
     base_path = base.path
 
     given = {k: v for k, v in spec.to_dict().items() if v is not None and k in DEFAULTS}
@@ -312,6 +272,10 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     if eval_ds is not None and eval_split not in eval_ds.splits:
         raise ValidationError(f"{eval_ds.ref} has no split {eval_split!r}; its splits are {', '.join(eval_ds.splits)}")
     s["eval_split"] = eval_split
+    if s["eval_steps"] and eval_ds is None:
+        raise ValidationError(
+            f"eval-steps needs evaluation data: --eval-data REF, or a validation split in {train_ds.ref}"
+        )
     if s["early_stopping"] and eval_ds is None:
         raise ValidationError("early-stopping needs evaluation data: --eval-data REF or a validation split")
     if s["early_stopping"] and not s["eval_steps"]:
@@ -335,10 +299,9 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     validate_name(name)
     if s["threads"] is None and _weight_bytes(base_path) < SMALL_MODEL_BYTES:
         s["threads"] = 1
-    # every check passed: only now may the embedded model be registered
-    base_art = tiny_base_model(ws) if base.tiny else base.artifact
+    base_digest = base.artifact.digest if base.artifact is not None else _folder_digest(base_path)
+    base_art = registered_base(base, ws, base_digest)
     base_ref = base_art.ref if base_art is not None else str(base_path)
-    base_digest = base_art.digest if base_art is not None else _folder_digest(base_path)
     resolved = {
         **s,
         "base": base_ref,
@@ -348,9 +311,9 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
         "target_column": target_column,
         "name": name,
         "aliases": aliases,
-        "defaults_from": base_art.ref if model_defaults else None,
+        "defaults_from": base_ref if model_defaults else None,
     }
-    return ResolvedRun(
+    resolved_run = ResolvedRun(
         spec=resolved,
         base_ref=base_ref,
         base_path=base_path,
@@ -369,7 +332,23 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
         target_column=target_column,
         name=name,
         aliases=aliases,
+        base=base,
     )
+    return with_registered_base(resolved_run, ws) if register else resolved_run
+
+
+def with_registered_base(run: ResolvedRun, ws: Workspace) -> ResolvedRun:
+    """``run`` with its base model registered (a local folder or the tiny model), for the ``base`` edge.
+
+    Call it only once every check has passed: it is the first write of a fine-tune.
+    """
+    if run.base_artifact is not None or run.base is None:
+        return run
+    art = register_base(run.base, ws, run.base_digest)
+    spec = {**run.spec, "base": art.ref}
+    if spec.get("defaults_from") == run.base_ref:
+        spec["defaults_from"] = art.ref
+    return replace(run, spec=spec, base_ref=art.ref, base_artifact=art, base_digest=art.digest)
 
 
 def spec_key(resolved: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_training", "Plan", "last_checkpoint", "map_logs"]
+__all__ = ["run_training", "Plan", "last_checkpoint", "map_logs", "load_dtype"]
 
 Plan = dict[str, Any]
 Emit = Callable[[Mapping[str, Any]], None]
@@ -188,12 +188,24 @@ def _rows(path: str | None) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def load_dtype(method: str, bf16: bool) -> str:
+    """The dtype the base weights are loaded in: bf16 only for a frozen LoRA base.
+
+    Trainer's ``bf16=True`` is autocast; the optimizer updates the weights in their own
+    dtype. A full fine-tune loaded in bf16 would have no fp32 master weights, and
+    AdamW's small updates would round away. LoRA's trainable weights are fp32 either
+    way (PEFT upcasts adapters on a bf16 base), so its frozen base can stay in bf16.
+    """
+    return "bfloat16" if bf16 and method != "full" else "float32"
+
+
 def _model(plan: Plan, bf16: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
     s = plan["spec"]
-    model = AutoModelForCausalLM.from_pretrained(plan["base_path"], dtype=torch.bfloat16 if bf16 else torch.float32)
+    dtype = getattr(torch, load_dtype(s["method"], bf16))
+    model = AutoModelForCausalLM.from_pretrained(plan["base_path"], dtype=dtype)
     if s["method"] == "full":
         return model
     import warnings

@@ -1,4 +1,9 @@
-"""``%dataset NAME --from VAR_OR_PATH`` and ``%dataset list|show|diff|history``."""
+"""``%dataset NAME --from VAR_OR_PATH`` and ``%dataset list|show|diff|history|register``.
+
+A name that is also a subcommand (``list``, ``show``…) is registered with
+``%dataset register NAME --from …``; the short form reads the first word as a
+subcommand whenever it is one.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,14 @@ from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import datasets
-from .base import route, usage_errors
+from .base import split, usage_errors
 
 __all__ = ["DatasetMagics"]
 
-SUBCOMMANDS = ("list", "show", "diff", "history")
+SUBCOMMANDS = ("list", "show", "diff", "history", "register")
 
 
 @magic_arguments()
@@ -31,9 +36,15 @@ def _show(line):
 @magic_arguments()
 @argument("ref_a")
 @argument("ref_b")
-@argument("--key", "-k", default=None, help="Column that identifies a row, to report changed rows.")
+@argument(
+    "--key",
+    "-k",
+    default=None,
+    help="Column that identifies a row, to report changed rows (default: an id-like column if one is unique).",
+)
+@argument("--whole-rows", action="store_true", help="Compare whole rows; do not look for an id column.")
 def _diff(line):
-    """%dataset diff REF_A REF_B [--key COLUMN]"""
+    """%dataset diff REF_A REF_B [--key COLUMN | --whole-rows]"""
 
 
 @magic_arguments()
@@ -45,7 +56,11 @@ def _history(line):
 @magics_class
 class DatasetMagics(Magics):
     @magic_arguments()
-    @argument("name", help="Dataset name (letters, digits, '.', '_', '-'), or list|show|diff|history.")
+    @argument(
+        "name",
+        help="Dataset name (letters, digits, '.', '_', '-'), or list|show|diff|history; "
+        "'register NAME' registers a dataset whose name is a subcommand.",
+    )
     @argument(
         "--from",
         "-f",
@@ -65,14 +80,27 @@ class DatasetMagics(Magics):
         """Version a DataFrame, a file or an HF dataset (with a train/validation split), or manage datasets.
 
         %dataset NAME --from VAR_OR_PATH [--validation 0.2] [--seed N] [--alias A] [--require col,...]
-        %dataset list [SEARCH] | show REF | diff REF_A REF_B [--key COL] | history NAME
+        %dataset register NAME --from VAR_OR_PATH ...   (any name, also list, show, diff or history)
+        %dataset list [SEARCH] | show REF | diff REF_A REF_B [--key COL | --whole-rows] | history NAME
 
         The same rows make the same version, whatever format they came in.
         """
-        if line.strip().split(" ", 1)[0] in SUBCOMMANDS:
+        words = split(line)
+        head = words[0] if words else ""
+        if head == "register":
+            return self._register(words[1:], line)
+        if head in SUBCOMMANDS:
+            if any(w in ("-f", "--from") or w.startswith("--from=") for w in words[1:]):
+                raise UsageError(
+                    f"{head!r} is a %dataset subcommand; to register a dataset named {head!r} "
+                    f"write %dataset register {head} --from ..."
+                )
             commands = {"list": self._list, "show": self._show, "diff": self._diff, "history": self._history}
-            return route(line, commands, "dataset")
-        args = parse_argstring(self.dataset, line)
+            return commands[head](words[1:])
+        return self._register(words, line)
+
+    def _register(self, words: list[str], line: str):
+        args = self.dataset.parser.parse_args(words)
         return datasets.save_dataset(
             args.name,
             self._lookup(args.source),
@@ -92,15 +120,15 @@ class DatasetMagics(Magics):
             return source
         raise UsageError(f"--from {source!r} is neither a variable in this notebook nor an existing file")
 
-    def _list(self, rest):
-        return datasets.list_datasets(parse_argstring(_list, rest).search)
+    def _list(self, words):
+        return datasets.list_datasets(_list.parser.parse_args(words).search)
 
-    def _show(self, rest):
-        return datasets.get_dataset(parse_argstring(_show, rest).ref)
+    def _show(self, words):
+        return datasets.get_dataset(_show.parser.parse_args(words).ref)
 
-    def _diff(self, rest):
-        args = parse_argstring(_diff, rest)
-        return datasets.diff_datasets(args.ref_a, args.ref_b, key=args.key)
+    def _diff(self, words):
+        args = _diff.parser.parse_args(words)
+        return datasets.diff_datasets(args.ref_a, args.ref_b, key=args.key, detect_key=not args.whole_rows)
 
-    def _history(self, rest):
-        return datasets.dataset_history(parse_argstring(_history, rest).name)
+    def _history(self, words):
+        return datasets.dataset_history(_history.parser.parse_args(words).name)

@@ -9,9 +9,10 @@ and saves both with ``save_pretrained`` so plain ``AutoModelForCausalLM`` /
 
 A build takes about 30 s of one core, so it happens once per machine: the
 result is kept in a cache folder (``$LLMOPS_CACHE``, else the project's
-``.cache/llmops/``) keyed by the spec, shared by tests, notebooks and the demo.
+``.cache/llmops/``, else one beside the registry folder) keyed by the spec, shared
+by tests, notebooks and the demo.
 ``tiny_base_model`` registers the cached folder as ``model://tiny-gpt2`` in the
-workspace's registry (once per spec).
+workspace's registry (once per spec) and mirrors it to W&B (about 2 MB).
 """
 
 from __future__ import annotations
@@ -169,15 +170,23 @@ def build_tiny_model(dest: str | Path, spec: TinyModelSpec | None = None) -> Pat
     return dest
 
 
-def cache_dir() -> Path:
-    """``$LLMOPS_CACHE``, else ``.cache/llmops`` in the project root, else ``~/.cache/llmops``."""
-    from ..config import find_project_root
+def cache_dir(home: str | Path | None = None) -> Path:
+    """``$LLMOPS_CACHE``, else ``.cache/llmops`` in the project root, else next to the registry folder.
+
+    The model is cached in the workspace, never in the user's home folder: without a project
+    root it goes beside ``home`` (the registry folder; default, the one ``resolve_home`` finds),
+    where W&B's offline runs go too.
+    """
+    from ..config import find_project_root, resolve_home
 
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser().resolve()
     root = find_project_root()
-    return (root / ".cache" / "llmops") if root is not None else Path.home() / ".cache" / "llmops"
+    if root is not None:
+        return root / ".cache" / "llmops"
+    registry = Path(home).expanduser().resolve() if home else resolve_home()
+    return registry.parent / ".cache" / "llmops"
 
 
 @contextlib.contextmanager
@@ -213,6 +222,7 @@ def cached_tiny_model(spec: TinyModelSpec | None = None, cache: str | Path | Non
 def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
     """The registered tiny base model (``model://tiny-gpt2``), built on first use and cached."""
     from ..context import current
+    from ..mirror import mirror_artifact
     from ..provenance import collect
 
     ws = workspace or current()
@@ -222,7 +232,7 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
         for art in reversed(reg.versions("model", TINY_MODEL_NAME)):
             if art.metadata.get("spec_key") == spec.key:
                 return art
-    folder = cached_tiny_model(spec)
+    folder = cached_tiny_model(spec, cache_dir(ws.home))
     stats_file = folder.parent / f"tiny-{spec.key}.build.json"
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
     meta = json.loads((folder / INFO_FILE).read_text())
@@ -241,4 +251,6 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
         },
         spec={"op": "tiny_base_model", **asdict(spec)},
     )
+    if result.created:  # mirrored so that, online, a fine-tune's run can use_artifact its base
+        mirror_artifact(ws, result.artifact)
     return result.artifact

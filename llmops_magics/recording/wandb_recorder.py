@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..errors import RecordingError, ValidationError
 from ..store.records import Artifact, thaw
-from .base import LineageLink, Recorder, Run, Tables
+from .base import LineageLink, Recorder, RecordingWarning, Run, Tables
 
 __all__ = ["WandbRecorder", "WandbOptions", "resolve_mode"]
 
@@ -93,9 +94,9 @@ class WandbRun(Run):
         edges = [{"source": a.ref, "target": artifact.ref, "relation": rel} for a, rel in inputs]
         if edges:
             self._run.config.update({"llmops_lineage": edges}, allow_val_change=True)
-            if self.mode == "online":
-                for a, _rel in inputs:  # W&B refuses use_artifact offline; the edges above carry it then
-                    self._run.use_artifact(f"{a.name}:{version_alias(a)}", type=a.kind)
+            if self.mode == "online":  # W&B refuses use_artifact offline; the edges above carry it then
+                for a, _rel in inputs:
+                    self._use_input(a, artifact)
         meta = {
             "llmops_ref": artifact.ref,
             "llmops_digest": artifact.digest,
@@ -121,6 +122,23 @@ class WandbRun(Run):
             "type": artifact.kind,
             "aliases": aliases,
         }
+
+    def _use_input(self, source: Artifact, target: Artifact) -> None:
+        """Mark ``source`` as an input of this run, best effort.
+
+        An input that was never mirrored (a local folder registered as a base model, or one
+        whose own mirror failed or is still uploading) makes ``use_artifact`` raise; that must
+        not stop the output from being logged, and the edge is in the run's config anyway.
+        """
+        try:
+            self._run.use_artifact(f"{source.name}:{version_alias(source)}", type=source.kind)
+        except Exception as exc:
+            warnings.warn(
+                f"W&B lineage {source.ref} → {target.ref} not linked ({type(exc).__name__}: {exc}); "
+                "the edge is in the run's config (llmops_lineage)",
+                RecordingWarning,
+                stacklevel=2,
+            )
 
     def finish(self, exit_code: int = 0) -> None:
         self._run.finish(exit_code=exit_code)

@@ -1,0 +1,153 @@
+"""The base model of a fine-tune: found without writing, registered only once the run is valid.
+
+A base is the embedded tiny model, a registered ``model`` reference, or a local
+Hugging Face folder. Every fine-tune's output gets a ``base`` lineage edge, so a
+local folder is registered too, as a content-addressed ``model`` artifact named
+after the folder (``metadata["source_path"]`` says where it came from). Its
+digest is the registry's folder digest, so a folder whose content is already a
+registered model (the tiny model's cache folder is ``model://tiny-gpt2``) reuses
+that artifact instead of storing the weights again.
+
+``find_base`` never writes; ``register_base`` does, and is called only after
+every check of the request (and of a resume) has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..context import Workspace
+from ..errors import InvalidReferenceError, NotFoundError, ValidationError
+from ..store import Artifact
+
+__all__ = ["BaseModel", "find_base", "registered_base", "register_base", "folder_digest"]
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """Where the base weights are, and what the registry already knows of them."""
+
+    path: Path
+    artifact: Artifact | None  # the registered artifact, when there is one already
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    tiny: bool = False  # the embedded model (registered by ``tiny_base_model``)
+
+
+def folder_digest(folder: Path) -> str:
+    """The digest the registry would give this folder (same manifest scheme), without storing it."""
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            h = hashlib.sha256()
+            with p.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
+    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def find_base(target: str | None, ws: Workspace) -> BaseModel:
+    """The base model ``target`` names, without writing anything (the tiny model is built into its cache)."""
+    from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cache_dir, cached_tiny_model
+
+    if target in (None, "", "tiny", TINY_MODEL_NAME, f"model://{TINY_MODEL_NAME}") and not (
+        target and Path(target).expanduser().is_dir()
+    ):
+        return BaseModel(cached_tiny_model(cache=cache_dir(ws.home)), None, FINETUNE_DEFAULTS, tiny=True)
+    assert target is not None
+    folder = Path(target).expanduser()
+    if folder.is_dir():
+        _check_model_folder(folder, target)
+        return BaseModel(folder.resolve(), None)
+    if folder.exists():
+        raise ValidationError(f"base {target!r} is a file; give the model's folder (the one with config.json)")
+    reg = ws.registry
+    try:
+        art = reg.resolve(target, "model")
+    except (InvalidReferenceError, NotFoundError) as exc:
+        # a mistyped path must not be reported as a malformed reference ("version must be an integer")
+        if _looks_like_path(target, unparsable=isinstance(exc, InvalidReferenceError)):
+            raise NotFoundError(
+                f"base {target!r}: local model folder {str(folder.absolute())!r} does not exist"
+            ) from None
+        if isinstance(exc, InvalidReferenceError):
+            raise
+        raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
+    return BaseModel(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
+
+
+def _looks_like_path(target: str, unparsable: bool) -> bool:
+    """``./m``, ``~/m``, ``/m`` always; ``models/m`` when it is not a valid reference (``name/3`` is one)."""
+    if "://" in target:
+        return False
+    return target.startswith((".", "~", os.sep)) or (unparsable and os.sep in target)
+
+
+def _check_model_folder(folder: Path, target: str) -> None:
+    if (folder / "config.json").is_file():
+        return
+    if (folder / "adapter_config.json").is_file():
+        raise ValidationError(
+            f"base {target!r} is a PEFT adapter folder, not a model; give its base model as --base "
+            "(or evaluate and serve the adapter itself)"
+        )
+    raise ValidationError(f"base {target!r} is a folder but not a Hugging Face model (no config.json)")
+
+
+def registered_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact | None:
+    """The artifact already holding this base (by tiny spec, or any ``model`` with this digest), or None."""
+    if base.artifact is not None:
+        return base.artifact
+    reg = ws.registry
+    if base.tiny:
+        from ..models.tiny import TINY_MODEL_NAME, TinyModelSpec
+
+        key = TinyModelSpec().key
+        if reg.exists(f"model://{TINY_MODEL_NAME}"):
+            return next(
+                (a for a in reversed(reg.versions("model", TINY_MODEL_NAME)) if a.metadata.get("spec_key") == key),
+                None,
+            )
+        return None
+    return next((a for a in reg.all_artifacts("model") if a.digest == digest), None)
+
+
+def register_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact:
+    """The registered artifact for ``base``, registering a local folder (or the tiny model) if needed."""
+    found = registered_base(base, ws, digest)
+    if found is not None:
+        return found
+    if base.tiny:
+        from ..models.tiny import tiny_base_model
+
+        return tiny_base_model(ws)
+    from ..provenance import collect
+
+    folder = base.path
+    config = json.loads((folder / "config.json").read_text())
+    result = ws.registry.save(
+        "model",
+        _name_for(folder),
+        path=folder,
+        source=collect(),
+        metadata={
+            "source_path": str(folder),
+            "registered_by": "finetune (local --base folder)",
+            "architecture": config.get("model_type"),
+        },
+        spec={"op": "register_model_folder", "path": str(folder)},
+    )
+    return result.artifact
+
+
+def _name_for(folder: Path) -> str:
+    """A registry name from the folder's name (letters, digits, ``. _ -``; at most 128 characters)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).replace("..", ".").lstrip("._-")[:128].rstrip("._-")
+    return name or "local-model"

@@ -147,3 +147,12 @@ def test_a_dataset_save_is_mirrored_with_a_preview_table(workspace):
     (mirrored,) = workspace.memory.artifacts
     columns, rows = mirrored["tables"]["preview"]
     assert (mirrored["type"], columns, len(rows)) == ("dataset", ["question", "answer", "level"], 5)
+
+
+def test_going_back_to_older_rows_makes_them_latest_again_here_and_in_wandb(workspace):
+    save_dataset("math", ROWS)
+    save_dataset("math", ROWS[:3])
+    back = save_dataset("math", ROWS)
+    assert back.ref == "dataset://math/1" and get_dataset("math").ref == "dataset://math/1"
+    assert workspace.recorder.flush(30)
+    assert [a["version"] for a in workspace.memory.artifacts] == [1, 2, 1]

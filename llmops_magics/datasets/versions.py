@@ -182,7 +182,7 @@ def save_dataset(
             },
         )
     version = _load(result.artifact, ws, result.created)
-    if result.created or aliases:
+    if result.latest_moved or aliases:  # a return to older rows moves W&B's latest too
         columns = list(schema)
         preview = [[r.get(c) for c in columns] for r in all_rows[:WANDB_PREVIEW_ROWS]]
         mirror_artifact(ws, version.artifact, tables={"preview": (columns, preview)})

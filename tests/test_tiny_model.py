@@ -13,10 +13,10 @@ from llmops_magics.models.tiny import INFO_FILE, TinyModelSpec
 BUILD_AND_DIGEST = """
 import sys
 from pathlib import Path
-from llmops_magics.finetuning.spec import _folder_digest
+from llmops_magics.models.loading import tree_digest
 from llmops_magics.models.tiny import TinyModelSpec, build_tiny_model
 folder = build_tiny_model(Path(sys.argv[1]), TinyModelSpec(steps=15, vocab_size=400))
-print(_folder_digest(folder))
+print(tree_digest(folder))
 """
 
 

@@ -234,21 +234,6 @@ def _base(spec: FinetuneSpec, ws: Workspace) -> _Base:
     return _Base(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
 
 
-def _folder_digest(folder: Path) -> str:
-    """The digest the registry would give this folder (same manifest scheme), without storing it."""
-    import hashlib
-
-    files = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            h = hashlib.sha256()
-            with p.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
-    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _weight_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
 
@@ -275,7 +260,7 @@ def _dataset(ref: str, what: str, ws: Workspace):
 
 def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     """Check ``spec`` against the registry and fill in every default; see the module docstring."""
-    from ..models.loading import tokenizer_digest
+    from ..models.loading import tokenizer_digest, tree_digest
     from ..models.tiny import tiny_base_model
     from ..prompts import get_prompt
 
@@ -338,7 +323,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace) -> ResolvedRun:
     # every check passed: only now may the embedded model be registered
     base_art = tiny_base_model(ws) if base.tiny else base.artifact
     base_ref = base_art.ref if base_art is not None else str(base_path)
-    base_digest = base_art.digest if base_art is not None else _folder_digest(base_path)
+    base_digest = base_art.digest if base_art is not None else tree_digest(base_path)
     resolved = {
         **s,
         "base": base_ref,

@@ -37,6 +37,16 @@ def test_metrics_may_be_repeated_and_comma_separated(ip, eval_ws):
     assert list(result.artifact.spec["metrics"]) == ["exact_match", "contains", "tokens"]
 
 
+def test_a_regex_metric_keeps_the_commas_of_its_pattern(ip, eval_ws):
+    result = ip.run_line_magic("eval", LINE + r" -m 'regex:^[^,]*$,tokens'")
+    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^[^,]*$", "tokens"]
+
+
+def test_a_regex_repetition_survives_the_magic_with_doubled_braces(ip, eval_ws):
+    result = ip.run_line_magic("eval", LINE + r" -m 'regex:^.{{0,500}}$'")
+    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^.{0,500}$"]
+
+
 def test_stop_strings_accept_escapes(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + r" --stop '\n'")
     assert list(result.artifact.spec["stop"]) == ["\n"]

@@ -178,3 +178,13 @@ def test_unknown_metric_names_list_the_known_ones():
 def test_metric_specs_split_commas_and_keep_the_argument_after_the_first_colon():
     calls = parse_metric_specs(r"exact_match, regex:^a:b$")
     assert [(c.name, c.arg) for c in calls] == [("exact_match", None), ("regex", "^a:b$")]
+
+
+def test_a_regex_spec_keeps_the_commas_of_its_pattern():
+    calls = parse_metric_specs(r"regex:^\d{1,3}$,exact_match")
+    assert [(c.name, c.arg) for c in calls] == [("regex", r"^\d{1,3}$"), ("exact_match", None)]
+
+
+def test_a_comma_followed_by_a_metric_name_still_separates_metrics_after_a_regex():
+    calls = parse_metric_specs(r"exact_match, regex:[a,b]{2, 4}, contains")
+    assert [(c.name, c.arg) for c in calls] == [("exact_match", None), ("regex", "[a,b]{2, 4}"), ("contains", None)]

@@ -35,6 +35,14 @@ def test_the_summary_holds_the_mean_of_each_metric(eval_ws):
     assert result.summary["A"]["n"] == 8
 
 
+def test_a_metrics_string_keeps_the_commas_of_a_regex_pattern(eval_ws):
+    result = evaluate(
+        "model://tiny-gpt2", data="qa-task", limit=2, max_new_tokens=2, metrics=r"regex:^.{0,500}$,tokens"
+    )
+    assert list(result.artifact.spec["metrics"]) == [r"regex:^.{0,500}$", "tokens"]
+    assert result.summary["A"]["regex"] == 1.0
+
+
 def test_the_validation_split_is_evaluated_by_default(eval_ws):
     from llmops_magics.datasets import get_dataset
 

@@ -35,6 +35,7 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "parse_metric_specs",
+    "split_metric_specs",
     "run_metric",
 ]
 
@@ -192,10 +193,32 @@ def list_metrics() -> MetricList:
     return MetricList((s.name, s.direction, ", ".join(s.needs), s.description) for s in specs)
 
 
+def split_metric_specs(text: str) -> list[str]:
+    """``"exact_match,regex:^\\d{1,3}$"`` to ``["exact_match", "regex:^\\d{1,3}$"]``.
+
+    Commas separate metrics, but an argument may hold commas too (a regex's ``{1,3}``): a
+    comma starts a new metric only when a registered metric name follows it, otherwise it
+    belongs to the argument before it. A pattern with a comma followed by a metric name
+    (``regex:a,tokens``) must be passed as a list item instead, which is never split.
+    """
+    _ensure_builtins()
+    items: list[str] = []
+    for piece in text.split(","):
+        head = piece.partition(":")[0].strip()
+        if items and ":" in items[-1] and head not in _REGISTRY:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    return [m.strip() for m in items if m.strip()]
+
+
 def parse_metric_specs(metrics: str | Sequence[str]) -> list[MetricCall]:
-    """``"exact_match,rouge_l"`` or ``["exact_match", "regex:^[A-Z]"]`` to metric calls, validated."""
+    """``"exact_match,rouge_l"`` or ``["exact_match", "regex:^[A-Z]"]`` to metric calls, validated.
+
+    A string is split with ``split_metric_specs``; list items are taken whole.
+    """
     if isinstance(metrics, str):
-        items = [m.strip() for m in metrics.split(",")]
+        items = split_metric_specs(metrics)
     else:
         items = [str(m).strip() for m in metrics]
     items = [m for m in items if m]

@@ -17,7 +17,7 @@ from .cache import GenerationCache
 from .consistency import check_adapter
 from .generations import GenParams, generate_cached
 from .judge import JudgeRunner
-from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric
+from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric, split_metric_specs
 from .options import DEFAULT_METRICS, EvalOptions, as_tuple
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
@@ -68,8 +68,8 @@ def evaluate(
     references (run by ``model``) or OpenAI-compatible endpoint URLs. ``data``: a dataset
     reference; ``split`` defaults to ``validation``, then ``test``, then every row.
     ``metrics``: names from ``list_metrics()``, as a list or ``"a,b"``; ``regex:PATTERN``
-    passes an argument. Answers are cached (see ``evaluation.cache``); ``cache=False``
-    regenerates. With ``fail_on_regression`` a ``RegressionError`` is raised (after the
+    passes an argument (commas in it are kept, see ``split_metric_specs``). Answers are
+    cached (see ``evaluation.cache``); ``cache=False`` regenerates. With ``fail_on_regression`` a ``RegressionError`` is raised (after the
     eval is saved) when a compared target is significantly worse than A on a quality
     metric. ``seed`` seeds sampling (``temperature > 0``), which is cached only when seeded,
     and the bootstrap (0 when None). ``magic`` is the ``%eval`` line, stored in the spec
@@ -82,7 +82,7 @@ def evaluate(
         targets=targets_in,
         data=data,
         split=split,
-        metrics=tuple(m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)),
+        metrics=tuple(split_metric_specs(metrics) if isinstance(metrics, str) else (m.strip() for m in metrics)),
         model=model,
         prompt=prompt,
         limit=limit,

@@ -19,7 +19,10 @@ def _unescape(text: str) -> str:
 
 
 def _metrics(values: list[str]) -> list[str] | None:
-    names = [m.strip() for v in values for m in v.split(",") if m.strip()]
+    """Each ``--metrics`` value split like the API splits a string, so ``regex:^\\d{1,3}$`` stays one metric."""
+    from ..evaluation.metrics import split_metric_specs
+
+    names = [m for v in values for m in split_metric_specs(v)]
     return names or None
 
 
@@ -35,7 +38,11 @@ class EvalMagics(Magics):
     @argument("--data", "-d", default=None, help="Dataset reference, e.g. qa-task or dataset://qa-task/2.")
     @argument("--split", default=None, help="Split to evaluate (default: validation, then test, then all rows).")
     @argument(
-        "--metrics", "-m", action="append", default=[], help="Comma-separated metrics (repeatable); regex:PATTERN."
+        "--metrics",
+        "-m",
+        action="append",
+        default=[],
+        help="Comma-separated metrics (repeatable); regex:PATTERN keeps its commas; write {{ }} for { }.",
     )
     @argument("--prompt", "-p", default=None, help="Prompt reference to render every row with.")
     @argument("--model", default=None, help="Model that runs prompt targets (reference, folder or URL).")

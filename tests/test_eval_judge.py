@@ -26,9 +26,32 @@ def judged(eval_models, tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("reply", "score"),
-    [(" 4", 0.75), ("Score: 5/5", 1.0), ("1. Wrong.", 0.0), ("3.5", 0.625), ("none", None), (" 9", None), ("", None)],
+    [
+        (" 4", 0.75),
+        ("Score: 5/5", 1.0),
+        ("4 out of 5", 0.75),
+        ("Score: 4 (it misses 2 of 3 details)", 0.75),
+        ("1. Wrong.", 0.0),
+        ("3.5", 0.625),
+        ("none", None),
+        (" 9", None),
+        ("", None),
+    ],
 )
-def test_the_first_number_on_the_scale_is_the_score(reply, score):
+def test_a_plain_or_labelled_number_on_the_scale_is_the_score(reply, score):
+    assert parse_score(reply, 1, 5) == score
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("1-5: 3", 0.5),
+        ("On a scale of 1 to 5 I give it a 2.", 0.25),
+        ("Initial score: 2. Final rating: 4", 0.75),
+        ("It has 2 errors, so 3", 0.5),
+    ],
+)
+def test_a_labelled_or_last_number_wins_over_an_echoed_scale(reply, score):
     assert parse_score(reply, 1, 5) == score
 
 
@@ -101,6 +124,15 @@ def test_a_custom_judge_prompt_is_rendered_with_the_candidate_answer(eval_ws):
     result = evaluate("adapter://qa-lora", metrics="judge", judge_prompt="strict", **JUDGED)
     assert result.artifact.spec["judge_prompt"] == "prompt://strict/1"
     assert any(e.source == "prompt://strict/1" for e in eval_ws.registry.upstream(result.ref, depth=1))
+
+
+def test_a_judge_prompt_with_an_empty_scale_is_rejected_before_anything_runs(eval_ws):
+    from llmops_magics.errors import ValidationError
+
+    llmops_magics.save_prompt("flat", "Rate '{{ answer }}':", params={"min_score": 3, "max_score": 3})
+    with pytest.raises(ValidationError, match="min_score must be below max_score, found 3 and 3"):
+        evaluate("adapter://qa-lora", metrics="judge", judge_prompt="flat", **JUDGED)
+    assert not eval_ws.registry.names("eval")
 
 
 def test_faithfulness_judge_skips_rows_without_context(eval_ws):

@@ -1,14 +1,15 @@
 """LLM-as-judge mechanics: score parsing, k samples, variance, counted failures, registered prompts.
 
-The judge here is the tiny model, whose scores mean nothing; what is checked is that
-it is asked k times per example, that its replies are parsed or counted as failures,
-and that the judge prompt and model are recorded.
+Most tests judge with the tiny model, whose scores mean nothing; they check that it is
+asked k times per example, that its replies are parsed or counted as failures, and that
+the judge prompt and model are recorded. ``ScriptedJudge`` is a real HTTP endpoint that
+replies fixed scores, so the per-example mean, variance and failures can be checked exactly.
 """
 
 from __future__ import annotations
 
 import pytest
-from eval_support import shared_workspace
+from eval_support import OpenAIServer, shared_workspace
 
 import llmops_magics
 from llmops_magics.evaluation import evaluate
@@ -151,3 +152,34 @@ def test_faithfulness_judge_skips_rows_without_context(eval_ws):
     result = evaluate("adapter://qa-lora", metrics="faithfulness_judge", **options)
     assert result.summary["A"]["faithfulness_judge_calls"] == 1 * 3
     assert result.df["faithfulness_judge_failures"].isna().tolist() == [False, True]
+
+
+class ScriptedJudge(OpenAIServer):
+    """An endpoint judge whose reply depends only on the question judged and the sample's seed."""
+
+    def __init__(self, model_path, replies: dict[str, list[str]]) -> None:
+        super().__init__(model_path)
+        self.replies = replies
+
+    def complete(self, prompt, body):
+        question = next(q for q in self.replies if f"Question: {q}\n" in prompt)
+        return self.replies[question][body["seed"]], 10, 1, "stop"
+
+
+def test_an_endpoint_judges_scores_give_the_exact_mean_variance_and_failures(eval_ws, eval_models):
+    from llmops_magics.datasets import get_dataset
+
+    questions = [r["question"] for r in get_dataset("qa-task").records("validation")[:3]]
+    script = {
+        questions[0]: ["4", "2", "4"],  # 0.75, 0.25, 0.75
+        questions[1]: ["Score: 5", "5", "I cannot tell."],  # 1.0, 1.0 and one failure
+        questions[2]: ["2", "2", "1"],  # 0.25, 0.25, 0.0
+    }
+    with ScriptedJudge(eval_models.base, script) as judge:
+        result = evaluate("model://tiny-gpt2", **{**JUDGED, "limit": 3, "judge_model": judge.url}, metrics="judge")
+    df = result.df
+    assert df["judge"].tolist() == pytest.approx([7 / 12, 1.0, 1 / 6])
+    assert df["judge_var"].tolist() == pytest.approx([1 / 12, 0.0, 1 / 48])
+    assert df["judge_failures"].tolist() == [0.0, 1.0, 0.0]
+    assert result.summary["A"]["judge"] == pytest.approx((7 / 12 + 1.0 + 1 / 6) / 3)
+    assert (result.summary["A"]["judge_parse_failures"], result.summary["A"]["judge_calls"]) == (1, 9)

@@ -145,6 +145,23 @@ def test_perplexity_equals_exp_of_the_models_mean_loss_on_the_reference(eval_ws)
     assert value == pytest.approx(math.exp(loss), rel=1e-4)
 
 
+def test_perplexity_after_an_empty_prompt_does_not_depend_on_its_batch_neighbours(eval_ws):
+    import torch
+
+    from llmops_magics.evaluation.targets import resolve_targets
+
+    backend = resolve_targets(["model://tiny-gpt2"], eval_ws, ["question", "answer"])[0].backend
+    alone = backend.log_likelihoods([""], ["Tosmar"])[0]
+    batched = backend.log_likelihoods(["", "Question: What is the capital of Brelia?\nAnswer:"], ["Tosmar", " Tosmar"])
+    assert batched[0] == pytest.approx(alone, rel=1e-5)
+
+    tok, model = backend.loaded.tokenizer, backend.loaded.model
+    ids = tok("Tosmar", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        loss = model(input_ids=torch.tensor([[tok.bos_token_id, *ids]]), labels=torch.tensor([[-100, *ids]])).loss
+    assert alone[1] == len(ids) and alone[0] == pytest.approx(-loss.item() * len(ids), rel=1e-4)
+
+
 def test_a_registered_user_metric_runs_with_the_same_signature():
     @metric(name="starts_upper", needs=("reference",), replace=True)
     def starts_upper(examples, ctx):

@@ -4,7 +4,8 @@ Semantic similarity and the similarity-based faithfulness check use all-MiniLM-L
 (``llmops_magics.models.embeddings``: offline, mean pooling). Perplexity is the
 target model's perplexity on the *reference* given the rendered prompt, so it needs a
 local model and a reference column; it says how likely the model finds the right
-answer, whatever it generated.
+answer, whatever it generated. After an empty prompt the reference is scored after the
+tokenizer's BOS (else EOS) token, so its value does not depend on the batch.
 """
 
 from __future__ import annotations

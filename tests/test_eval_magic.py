@@ -65,6 +65,12 @@ def test_a_regression_fails_the_magic_with_a_usage_error(ip, eval_ws):
         ip.run_line_magic("eval", line + r" --metrics 'regex:\w+' --fail-on-regression")
 
 
+def test_min_delta_keeps_a_smaller_difference_from_failing_the_magic(ip, eval_ws):
+    line = r"adapter://qa-lora --compare model://tiny-gpt2 --data qa-task --limit 24 --max-new-tokens 4"
+    result = ip.run_line_magic("eval", line + r" --metrics 'regex:\w+' --fail-on-regression --min-delta 1.01")
+    assert result.regressions == [] and result.artifact.spec["min_delta"] == 1.01
+
+
 def test_an_unset_api_key_variable_is_a_usage_error(ip, eval_ws):
     with pytest.raises(UsageError, match="LLMOPS_NO_SUCH_KEY is not set"):
         ip.run_line_magic("eval", "http://127.0.0.1:9 --data qa-task --api-key-env LLMOPS_NO_SUCH_KEY")

@@ -64,6 +64,12 @@ class EvalMagics(Magics):
     @argument("--name", default=None, help="Name of the eval artifact (default: data and targets).")
     @argument("--no-cache", action="store_true", help="Regenerate every answer instead of using the cache.")
     @argument("--fail-on-regression", action="store_true", help="Fail when B is significantly worse than A.")
+    @argument(
+        "--min-delta",
+        type=float,
+        default=None,
+        help="Smallest mean difference that can be significant (default: float noise only).",
+    )
     @argument("--panel", action="store_true", help="Also display the side-by-side comparison panel.")
     @argument("--show", default=None, metavar="REF", help="Show a recorded eval instead of running one.")
     @argument("--list-metrics", action="store_true", help="List the registered metrics.")
@@ -125,6 +131,7 @@ class EvalMagics(Magics):
             name=args.name,
             cache=not args.no_cache,
             fail_on_regression=args.fail_on_regression,
+            min_delta=args.min_delta,
         )
         metrics = _metrics(args.metrics)
         if metrics:

@@ -104,6 +104,21 @@ def test_semantic_similarity_ranks_a_paraphrase_above_an_unrelated_sentence():
     assert values[0] > values[1] + 0.3
 
 
+@pytest.mark.parametrize("name", ["exact_match", "contains", "rouge_l", "bleu", "chrf", "semantic_similarity"])
+@pytest.mark.parametrize("reference", ["", "  \n"])
+def test_a_blank_reference_makes_a_reference_metric_not_applicable(name, reference):
+    assert score(name, [ex("", reference=reference), ex("  ", reference=reference), ex("Paris", reference=reference)])[
+        name
+    ] == [None, None, None]
+
+
+def test_perplexity_of_a_blank_reference_is_not_applicable(eval_ws):
+    from llmops_magics.evaluation.targets import resolve_targets
+
+    target = resolve_targets(["model://tiny-gpt2"], eval_ws, ["question", "answer"])[0]
+    assert score("perplexity", [ex("whatever", reference="  ")], target=target)["perplexity"] == [None]
+
+
 def test_latency_reports_each_examples_seconds():
     assert score("latency", [ex("a")]) == {"latency_s": [0.25]}
 

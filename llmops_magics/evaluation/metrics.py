@@ -12,6 +12,11 @@ example, left out of means and comparisons), or a mapping of column name to such
 sequence whose first column is the metric's primary value (compared in A/B tests) and
 the rest auxiliary columns (reported only), as ``judge`` does with ``judge_std``.
 
+A reference that is missing or blank (empty once stripped) makes every built-in
+reference metric not applicable (``None``) for that example: an empty reference is a
+data gap, not an answer that any output contains or that an empty output matches.
+``reference_text(ex)`` applies the same rule in your own metrics.
+
 ``needs`` lets bad input fail before any generation: ``"reference"`` (a target
 column), ``"context"`` (a ``context`` column), ``"model"`` (a local model target, not
 an endpoint), ``"judge"`` (a judge model).
@@ -35,6 +40,7 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "parse_metric_specs",
+    "reference_text",
     "split_metric_specs",
     "run_metric",
 ]
@@ -62,6 +68,14 @@ class Example:
     def context(self) -> str | None:
         value = self.row.get("context")
         return None if value is None or value == "" else str(value)
+
+
+def reference_text(ex: Example) -> str | None:
+    """The example's reference with surrounding whitespace stripped; ``None`` when missing or blank."""
+    if ex.reference is None:
+        return None
+    text = str(ex.reference).strip()
+    return text or None
 
 
 @dataclass

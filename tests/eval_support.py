@@ -152,7 +152,8 @@ class OpenAIServer:
 
     One model call at a time (a lock); requests arrive concurrently and are answered in
     threads. ``api_key`` makes it demand ``Authorization: Bearer KEY``. ``requests``
-    records every body, so tests can see what the client sent.
+    records every body, so tests can see what the client sent; ``models`` is what
+    ``GET /v1/models`` lists.
     """
 
     def __init__(self, model_path: Path, api_key: str | None = None) -> None:
@@ -161,6 +162,7 @@ class OpenAIServer:
         self.loaded = load_model(model_path)
         self.api_key = api_key
         self.requests: list[dict] = []
+        self.models: list[dict] = [{"id": "tiny", "object": "model"}]
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -208,7 +210,7 @@ class OpenAIServer:
                 if not self._authorized():
                     return
                 if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
+                    self._send(200, {"object": "list", "data": server.models})
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible endpoint as the eval target, against a real HTTP server on 127.0.0.1."""
+"""An OpenAI-compatible endpoint as the eval target, against a real HTTP server on 127.0.0.1 (and a real ``%deploy``)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,38 @@ def test_an_endpoint_eval_has_lineage_to_its_data_and_prompt(qa_ws, server):
     result = evaluate(server.url, api_key=KEY, **OPTIONS)
     edges = {(e.source, e.relation) for e in qa_ws.registry.upstream(result.ref, depth=1)}
     assert edges == {("dataset://qa-task/1", "data"), ("prompt://qa/1", "prompt")}
+
+
+def test_an_eval_of_a_deployment_links_to_it_and_is_named_after_it(qa_ws):
+    from llmops_magics.serving import deploy
+
+    handle = deploy("adapter://qa-lora", name="qa", threads=1, max_batch_size=2, default_max_tokens=4)
+    try:
+        result = evaluate(handle.url, **{**OPTIONS, "limit": 2, "max_new_tokens": 2})
+    finally:
+        handle.stop()
+    edges = {(e.source, e.relation) for e in qa_ws.registry.upstream(result.ref, depth=1)}
+    assert (handle.ref, "deployment") in edges
+    assert result.ref == "eval://qa-task-qa.1/1"
+    assert result.targets[0]["model"] == handle.url  # what a replay passes
+
+
+def test_only_a_deployment_serving_this_registrys_artifacts_is_linked(qa_ws, server):
+    deployment = qa_ws.registry.save("deployment", "qa", data=b'{"target": "adapter://qa-lora/1"}').artifact
+    adapter = qa_ws.adapter
+
+    def listing(digest):
+        head = {"id": "qa", "object": "model", "llmops": {"deployment": deployment.ref}}
+        arm = {"id": adapter.ref, "object": "model", "llmops": {"arm": "primary", "version": adapter.ref}}
+        arm["llmops"]["digest"] = digest
+        return [head, arm]
+
+    linked = []
+    for digest in (adapter.digest, "0" * 64):
+        server.models = listing(digest)
+        try:
+            result = evaluate(server.url, api_key=KEY, **{**OPTIONS, "limit": 1})
+        finally:
+            server.models = [{"id": "tiny", "object": "model"}]
+        linked.append(any(e.relation == "deployment" for e in qa_ws.registry.upstream(result.ref, depth=1)))
+    assert linked == [True, False]

@@ -1,14 +1,15 @@
 """LLM-as-judge mechanics: score parsing, k samples, variance, counted failures, registered prompts.
 
-The judge here is the tiny model, whose scores mean nothing; what is checked is that
-it is asked k times per example, that its replies are parsed or counted as failures,
-and that the judge prompt and model are recorded.
+Most tests judge with the tiny model, whose scores mean nothing; they check that it is
+asked k times per example, that its replies are parsed or counted as failures, and that
+the judge prompt and model are recorded. ``ScriptedJudge`` is a real HTTP endpoint that
+replies fixed scores, so the per-example mean, variance and failures can be checked exactly.
 """
 
 from __future__ import annotations
 
 import pytest
-from eval_support import shared_workspace
+from eval_support import OpenAIServer, shared_workspace
 
 import llmops_magics
 from llmops_magics.evaluation import evaluate
@@ -26,9 +27,32 @@ def judged(eval_models, tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("reply", "score"),
-    [(" 4", 0.75), ("Score: 5/5", 1.0), ("1. Wrong.", 0.0), ("3.5", 0.625), ("none", None), (" 9", None), ("", None)],
+    [
+        (" 4", 0.75),
+        ("Score: 5/5", 1.0),
+        ("4 out of 5", 0.75),
+        ("Score: 4 (it misses 2 of 3 details)", 0.75),
+        ("1. Wrong.", 0.0),
+        ("3.5", 0.625),
+        ("none", None),
+        (" 9", None),
+        ("", None),
+    ],
 )
-def test_the_first_number_on_the_scale_is_the_score(reply, score):
+def test_a_plain_or_labelled_number_on_the_scale_is_the_score(reply, score):
+    assert parse_score(reply, 1, 5) == score
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("1-5: 3", 0.5),
+        ("On a scale of 1 to 5 I give it a 2.", 0.25),
+        ("Initial score: 2. Final rating: 4", 0.75),
+        ("It has 2 errors, so 3", 0.5),
+    ],
+)
+def test_a_labelled_or_last_number_wins_over_an_echoed_scale(reply, score):
     assert parse_score(reply, 1, 5) == score
 
 
@@ -103,6 +127,15 @@ def test_a_custom_judge_prompt_is_rendered_with_the_candidate_answer(eval_ws):
     assert any(e.source == "prompt://strict/1" for e in eval_ws.registry.upstream(result.ref, depth=1))
 
 
+def test_a_judge_prompt_with_an_empty_scale_is_rejected_before_anything_runs(eval_ws):
+    from llmops_magics.errors import ValidationError
+
+    llmops_magics.save_prompt("flat", "Rate '{{ answer }}':", params={"min_score": 3, "max_score": 3})
+    with pytest.raises(ValidationError, match="min_score must be below max_score, found 3 and 3"):
+        evaluate("adapter://qa-lora", metrics="judge", judge_prompt="flat", **JUDGED)
+    assert not eval_ws.registry.names("eval")
+
+
 def test_faithfulness_judge_skips_rows_without_context(eval_ws):
     from llmops_magics.datasets import save_dataset
 
@@ -119,3 +152,34 @@ def test_faithfulness_judge_skips_rows_without_context(eval_ws):
     result = evaluate("adapter://qa-lora", metrics="faithfulness_judge", **options)
     assert result.summary["A"]["faithfulness_judge_calls"] == 1 * 3
     assert result.df["faithfulness_judge_failures"].isna().tolist() == [False, True]
+
+
+class ScriptedJudge(OpenAIServer):
+    """An endpoint judge whose reply depends only on the question judged and the sample's seed."""
+
+    def __init__(self, model_path, replies: dict[str, list[str]]) -> None:
+        super().__init__(model_path)
+        self.replies = replies
+
+    def complete(self, prompt, body):
+        question = next(q for q in self.replies if f"Question: {q}\n" in prompt)
+        return self.replies[question][body["seed"]], 10, 1, "stop"
+
+
+def test_an_endpoint_judges_scores_give_the_exact_mean_variance_and_failures(eval_ws, eval_models):
+    from llmops_magics.datasets import get_dataset
+
+    questions = [r["question"] for r in get_dataset("qa-task").records("validation")[:3]]
+    script = {
+        questions[0]: ["4", "2", "4"],  # 0.75, 0.25, 0.75
+        questions[1]: ["Score: 5", "5", "I cannot tell."],  # 1.0, 1.0 and one failure
+        questions[2]: ["2", "2", "1"],  # 0.25, 0.25, 0.0
+    }
+    with ScriptedJudge(eval_models.base, script) as judge:
+        result = evaluate("model://tiny-gpt2", **{**JUDGED, "limit": 3, "judge_model": judge.url}, metrics="judge")
+    df = result.df
+    assert df["judge"].tolist() == pytest.approx([7 / 12, 1.0, 1 / 6])
+    assert df["judge_var"].tolist() == pytest.approx([1 / 12, 0.0, 1 / 48])
+    assert df["judge_failures"].tolist() == [0.0, 1.0, 0.0]
+    assert result.summary["A"]["judge"] == pytest.approx((7 / 12 + 1.0 + 1 / 6) / 3)
+    assert (result.summary["A"]["judge_parse_failures"], result.summary["A"]["judge_calls"]) == (1, 9)

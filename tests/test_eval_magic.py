@@ -37,6 +37,16 @@ def test_metrics_may_be_repeated_and_comma_separated(ip, eval_ws):
     assert list(result.artifact.spec["metrics"]) == ["exact_match", "contains", "tokens"]
 
 
+def test_a_regex_metric_keeps_the_commas_of_its_pattern(ip, eval_ws):
+    result = ip.run_line_magic("eval", LINE + r" -m 'regex:^[^,]*$,tokens'")
+    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^[^,]*$", "tokens"]
+
+
+def test_a_regex_repetition_survives_the_magic_with_doubled_braces(ip, eval_ws):
+    result = ip.run_line_magic("eval", LINE + r" -m 'regex:^.{{0,500}}$'")
+    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^.{0,500}$"]
+
+
 def test_stop_strings_accept_escapes(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + r" --stop '\n'")
     assert list(result.artifact.spec["stop"]) == ["\n"]
@@ -53,6 +63,12 @@ def test_a_regression_fails_the_magic_with_a_usage_error(ip, eval_ws):
     line = r"adapter://qa-lora --compare model://tiny-gpt2 --data qa-task --limit 24 --max-new-tokens 4"
     with pytest.raises(UsageError, match="regression in eval://"):
         ip.run_line_magic("eval", line + r" --metrics 'regex:\w+' --fail-on-regression")
+
+
+def test_min_delta_keeps_a_smaller_difference_from_failing_the_magic(ip, eval_ws):
+    line = r"adapter://qa-lora --compare model://tiny-gpt2 --data qa-task --limit 24 --max-new-tokens 4"
+    result = ip.run_line_magic("eval", line + r" --metrics 'regex:\w+' --fail-on-regression --min-delta 1.01")
+    assert result.regressions == [] and result.artifact.spec["min_delta"] == 1.01
 
 
 def test_an_unset_api_key_variable_is_a_usage_error(ip, eval_ws):

@@ -104,6 +104,21 @@ def test_semantic_similarity_ranks_a_paraphrase_above_an_unrelated_sentence():
     assert values[0] > values[1] + 0.3
 
 
+@pytest.mark.parametrize("name", ["exact_match", "contains", "rouge_l", "bleu", "chrf", "semantic_similarity"])
+@pytest.mark.parametrize("reference", ["", "  \n"])
+def test_a_blank_reference_makes_a_reference_metric_not_applicable(name, reference):
+    assert score(name, [ex("", reference=reference), ex("  ", reference=reference), ex("Paris", reference=reference)])[
+        name
+    ] == [None, None, None]
+
+
+def test_perplexity_of_a_blank_reference_is_not_applicable(eval_ws):
+    from llmops_magics.evaluation.targets import resolve_targets
+
+    target = resolve_targets(["model://tiny-gpt2"], eval_ws, ["question", "answer"])[0]
+    assert score("perplexity", [ex("whatever", reference="  ")], target=target)["perplexity"] == [None]
+
+
 def test_latency_reports_each_examples_seconds():
     assert score("latency", [ex("a")]) == {"latency_s": [0.25]}
 
@@ -145,6 +160,23 @@ def test_perplexity_equals_exp_of_the_models_mean_loss_on_the_reference(eval_ws)
     assert value == pytest.approx(math.exp(loss), rel=1e-4)
 
 
+def test_perplexity_after_an_empty_prompt_does_not_depend_on_its_batch_neighbours(eval_ws):
+    import torch
+
+    from llmops_magics.evaluation.targets import resolve_targets
+
+    backend = resolve_targets(["model://tiny-gpt2"], eval_ws, ["question", "answer"])[0].backend
+    alone = backend.log_likelihoods([""], ["Tosmar"])[0]
+    batched = backend.log_likelihoods(["", "Question: What is the capital of Brelia?\nAnswer:"], ["Tosmar", " Tosmar"])
+    assert batched[0] == pytest.approx(alone, rel=1e-5)
+
+    tok, model = backend.loaded.tokenizer, backend.loaded.model
+    ids = tok("Tosmar", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        loss = model(input_ids=torch.tensor([[tok.bos_token_id, *ids]]), labels=torch.tensor([[-100, *ids]])).loss
+    assert alone[1] == len(ids) and alone[0] == pytest.approx(-loss.item() * len(ids), rel=1e-4)
+
+
 def test_a_registered_user_metric_runs_with_the_same_signature():
     @metric(name="starts_upper", needs=("reference",), replace=True)
     def starts_upper(examples, ctx):
@@ -178,3 +210,13 @@ def test_unknown_metric_names_list_the_known_ones():
 def test_metric_specs_split_commas_and_keep_the_argument_after_the_first_colon():
     calls = parse_metric_specs(r"exact_match, regex:^a:b$")
     assert [(c.name, c.arg) for c in calls] == [("exact_match", None), ("regex", "^a:b$")]
+
+
+def test_a_regex_spec_keeps_the_commas_of_its_pattern():
+    calls = parse_metric_specs(r"regex:^\d{1,3}$,exact_match")
+    assert [(c.name, c.arg) for c in calls] == [("regex", r"^\d{1,3}$"), ("exact_match", None)]
+
+
+def test_a_comma_followed_by_a_metric_name_still_separates_metrics_after_a_regex():
+    calls = parse_metric_specs(r"exact_match, regex:[a,b]{2, 4}, contains")
+    assert [(c.name, c.arg) for c in calls] == [("exact_match", None), ("regex", "[a,b]{2, 4}"), ("contains", None)]

@@ -35,6 +35,14 @@ def test_the_summary_holds_the_mean_of_each_metric(eval_ws):
     assert result.summary["A"]["n"] == 8
 
 
+def test_a_metrics_string_keeps_the_commas_of_a_regex_pattern(eval_ws):
+    result = evaluate(
+        "model://tiny-gpt2", data="qa-task", limit=2, max_new_tokens=2, metrics=r"regex:^.{0,500}$,tokens"
+    )
+    assert list(result.artifact.spec["metrics"]) == [r"regex:^.{0,500}$", "tokens"]
+    assert result.summary["A"]["regex"] == 1.0
+
+
 def test_the_validation_split_is_evaluated_by_default(eval_ws):
     from llmops_magics.datasets import get_dataset
 
@@ -232,3 +240,40 @@ def test_a_consistent_adapter_raises_no_warning(eval_ws):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConsistencyWarning)
         assert evaluate("adapter://qa-lora", **FAST).mismatches == []
+
+
+def _adapter_on_base_folder(ws, models, folder, name="on-folder"):
+    """An adapter registered the way ``%finetune --base PATH`` records it: base named by path and folder digest."""
+    from eval_support import register_models
+
+    from llmops_magics.evaluation.targets import resolve_targets
+    from llmops_magics.models.loading import tree_digest
+
+    register_models(ws, models, adapter_name=name, base_model=str(folder), base_digest=tree_digest(models.base))
+    return resolve_targets([f"adapter://{name}"], ws, ["question", "answer"])[0]
+
+
+def test_an_adapter_trained_on_a_local_base_folder_matches_that_folder(eval_ws, eval_models):
+    from llmops_magics.evaluation.consistency import check_adapter
+
+    target = _adapter_on_base_folder(eval_ws, eval_models, eval_models.base)
+    assert check_adapter(target, warn=False) == []
+
+
+def test_an_adapter_trained_on_a_local_base_folder_warns_when_loaded_on_another(eval_ws, eval_models, tmp_path):
+    import shutil
+
+    from llmops_magics.evaluation.consistency import check_adapter
+    from llmops_magics.models.loading import tree_digest
+
+    other = shutil.copytree(eval_models.base, tmp_path / "other-base")
+    (other / "generation_config.json").write_text('{"do_sample": false}')
+    target = _adapter_on_base_folder(eval_ws, eval_models, other)
+    (mismatch,) = check_adapter(target, warn=False)
+    assert (mismatch.field, mismatch.loaded) == ("base_digest", tree_digest(other))
+
+
+def test_a_base_folder_digest_is_the_digest_the_registry_gives_it(eval_ws, eval_models):
+    from llmops_magics.models.loading import tree_digest
+
+    assert tree_digest(eval_models.base) == eval_ws.base.digest

@@ -95,3 +95,30 @@ def test_the_bootstrap_is_reproducible_for_a_seed():
     deltas = [y - x for x, y in zip(a, b, strict=True)]
     assert paired_bootstrap(deltas, seed=7) == paired_bootstrap(deltas, seed=7)
     assert sign_flip_p_value(deltas, seed=7) == sign_flip_p_value(deltas, seed=7)
+
+
+def test_a_noise_level_delta_is_no_difference_however_consistent():
+    a = [0.5 + i / 100 for i in range(30)]
+    c = compare_paired("exact_match", "A", "B", a, [x + 1e-9 for x in a])
+    assert c.outcome == "same" and not c.regression
+    assert c.verdict.startswith("no significant difference between B and A on exact_match: ")
+    assert c.verdict.endswith(f", below min_delta {c.min_delta:.2g}")
+
+
+def test_min_delta_zero_lets_any_consistent_delta_be_significant():
+    a = [0.5 + i / 100 for i in range(30)]
+    assert compare_paired("exact_match", "A", "B", a, [x + 1e-9 for x in a], min_delta=0).outcome == "better"
+
+
+def test_a_significant_delta_below_min_delta_is_a_tie():
+    a, b = synthetic(200, 0.3)
+    assert compare_paired("rouge_l", "A", "B", a, b, min_delta=0.5).outcome == "same"
+    assert compare_paired("rouge_l", "A", "B", a, b, min_delta=0.1).outcome == "better"
+
+
+def test_a_negative_min_delta_is_rejected():
+    from llmops_magics.errors import ValidationError
+    from llmops_magics.evaluation.options import EvalOptions
+
+    with pytest.raises(ValidationError, match=r"min_delta must be a number >= 0, found -0\.1"):
+        EvalOptions(targets=("a",), data="qa", min_delta=-0.1)

@@ -5,7 +5,8 @@ import shutil
 import pytest
 
 import llmops_magics as lm
-from llmops_magics.finetuning.spec import FinetuneSpec, _folder_digest, resolve_spec
+from llmops_magics.finetuning.spec import FinetuneSpec, resolve_spec
+from llmops_magics.models.loading import tree_digest
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def test_a_local_folder_is_registered_as_a_model_named_after_it(qa_dataset, work
     art = run.base_artifact
     assert (art.ref, run.base_ref, run.spec["base"]) == ("model://My-Model/1",) * 3
     assert art.metadata["source_path"] == str(model_folder)
-    assert run.base_digest == art.digest == _folder_digest(model_folder)
+    assert run.base_digest == art.digest == tree_digest(model_folder)
     assert (run.base_path, run.inputs[0]) == (model_folder, (art, "base"))
 
 

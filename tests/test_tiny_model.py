@@ -13,16 +13,16 @@ from llmops_magics.models.tiny import INFO_FILE, TinyModelSpec
 BUILD_AND_DIGEST = """
 import sys
 from pathlib import Path
-from llmops_magics.finetuning.spec import _folder_digest
+from llmops_magics.models.loading import tree_digest
 from llmops_magics.models.tiny import build_tiny_model
-print(_folder_digest(build_tiny_model(Path(sys.argv[1]))))
+print(tree_digest(build_tiny_model(Path(sys.argv[1]))))
 """
 
 
 @pytest.mark.slow
 def test_a_fresh_build_of_the_shipped_model_in_another_process_matches_the_cached_one(tmp_path, tiny_model_dir):
     """The shipped default spec, not a reduced one: its cache entry is trusted because builds are identical."""
-    from llmops_magics.finetuning.spec import _folder_digest
+    from llmops_magics.models.loading import tree_digest
 
     out = subprocess.run(
         [sys.executable, "-c", BUILD_AND_DIGEST, str(tmp_path / "fresh")],
@@ -31,7 +31,7 @@ def test_a_fresh_build_of_the_shipped_model_in_another_process_matches_the_cache
         check=True,
         timeout=300,
     )
-    assert out.stdout.split()[-1] == _folder_digest(tiny_model_dir)
+    assert out.stdout.split()[-1] == tree_digest(tiny_model_dir)
 
 
 def test_a_different_seed_is_a_different_cache_entry():

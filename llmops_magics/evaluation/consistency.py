@@ -6,6 +6,10 @@ was trained with. ``%finetune`` records their digests in the adapter's metadata
 compares them with what it is about to load and warns loudly (``ConsistencyWarning``)
 about each difference, and the eval artifact records them. Everything is computed from
 files, so the check costs no model load and also runs when every answer is cached.
+
+A base model given to ``%finetune`` as a folder has no artifact; its digest is then
+recomputed from the folder the eval loads, with the registry's scheme
+(``models.loading.tree_digest``), which is also what a registered base's digest is.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.loading import tokenizer_digest
+from ..models.loading import tokenizer_digest, tree_digest
 
 __all__ = ["ConsistencyWarning", "Mismatch", "check_adapter"]
 
@@ -64,6 +68,13 @@ def chat_template_of(folder: Path) -> str | None:
     return None
 
 
+def _base_folder_digest(src: Any, meta: dict[str, Any]) -> str | None:
+    """The digest of an unregistered base folder, hashed only when training recorded one to compare with."""
+    if "base_digest" not in meta:
+        return None
+    return tree_digest(src.base_path)
+
+
 def check_adapter(target: Any, warn: bool = True) -> list[Mismatch]:
     """Mismatches between an adapter target's recorded training setup and what will be loaded."""
     adapter = target.adapter
@@ -73,7 +84,7 @@ def check_adapter(target: Any, warn: bool = True) -> list[Mismatch]:
     meta = adapter.metadata
     tok_dir = tokenizer_folder(src.base_path, src.adapter_path)
     loaded = {
-        "base_digest": src.base_artifact.digest if src.base_artifact is not None else None,
+        "base_digest": src.base_artifact.digest if src.base_artifact is not None else _base_folder_digest(src, meta),
         "tokenizer_digest": tokenizer_digest(tok_dir),
         "chat_template": chat_template_of(tok_dir),
     }

@@ -6,6 +6,10 @@ already runs an event loop, so no ``asyncio.run``). Connection failures, 429 and
 answers are retried twice with a short back-off; anything else fails fast with an
 ``EndpointError`` naming the URL and the server's message. The API key is sent as a
 bearer token and never stored.
+
+``GET /v1/models`` is read once: its first entry names the model requests ask for, and
+a ``%deploy`` server's entries carry an ``llmops`` object naming the deployment and the
+artifacts it serves (see ``deployment_behind``), which gives the eval its lineage.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class EndpointBackend:
         self.timeout = timeout
         self._model = model
         self._client: Any = None
+        self._listed: list[dict[str, Any]] | None = None
 
     @property
     def label(self) -> str:
@@ -90,15 +95,30 @@ class EndpointBackend:
                 time.sleep(0.5 * (attempt + 1))
         raise EndpointError(f"{method} {self.url}{path} failed: {last}")
 
+    def listed_models(self) -> list[dict[str, Any]]:
+        """The entries of the server's ``GET /v1/models``, read once; empty when it cannot be read.
+
+        One attempt, no retries: this runs while targets are resolved, before ``check``
+        reports an unreachable URL, and an unlisted model is no error.
+        """
+        if self._listed is None:
+            import httpx
+
+            try:
+                resp = self._http().get("/v1/models")
+                data = resp.json() if resp.status_code < 400 else {}
+            except (httpx.HTTPError, ValueError):
+                data = {}
+            listed = data.get("data") if isinstance(data, Mapping) else None
+            self._listed = [dict(e) for e in listed if isinstance(e, Mapping)] if isinstance(listed, list) else []
+        return self._listed
+
     @property
     def model(self) -> str:
         """The model name sent in requests: the one given, else the first the server lists."""
         if self._model is None:
-            try:
-                listed = self._request("GET", "/v1/models").get("data") or []
-            except EndpointError:
-                listed = []
-            self._model = str(listed[0].get("id")) if listed and isinstance(listed[0], Mapping) else "default"
+            listed = self.listed_models()
+            self._model = str(listed[0].get("id")) if listed else "default"
         return self._model
 
     def check(self) -> None:

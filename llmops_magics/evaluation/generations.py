@@ -210,6 +210,8 @@ class LocalBackend:
             for payload, cont in zip(payloads[start : start + 16], continuations[start : start + 16], strict=True):
                 p_ids = tok(self.as_text(payload), add_special_tokens=False)["input_ids"]
                 c_ids = tok(cont, add_special_tokens=False)["input_ids"]
+                if not p_ids:
+                    p_ids, c_ids = _start_of_text(tok, c_ids)
                 if window is not None:
                     c_ids = c_ids[: window - 1]
                     p_ids = p_ids[-(window - len(c_ids)) :]  # keep the prompt's end, next to the continuation
@@ -234,6 +236,20 @@ class LocalBackend:
 
     def close(self) -> None:
         """Models stay in the per-process cache; ``clear_loaded_models()`` frees them."""
+
+
+def _start_of_text(tok: Any, c_ids: list[int]) -> tuple[list[int], list[int]]:
+    """A context for a continuation with an empty prompt: the first token needs a position before it.
+
+    Without one, its score would be read at position -1, which wraps to whatever ends the
+    padded row (another example's padding). As in transformers' perplexity guide, the
+    BOS token (else EOS) stands for "start of text"; a tokenizer with neither leaves the
+    first continuation token unscored, as the context of the rest.
+    """
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    if start is not None:
+        return [start], c_ids
+    return c_ids[:1], c_ids[1:]
 
 
 def generate_cached(

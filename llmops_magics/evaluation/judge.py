@@ -5,8 +5,8 @@ The judge prompt is an ordinary prompt version (``prompt://judge-correctness`` a
 judged makes a new, diffable version. It is rendered per example with the row's
 columns plus ``question``, ``answer`` (the candidate output, shadowing a data column of
 that name), ``output``, ``reference``, ``context`` and ``prompt``. Its params
-``min_score``/``max_score`` (default 1 and 5) give the scale; scores are rescaled to
-0-1.
+``min_score``/``max_score`` (default 1 and 5, checked before anything runs) give the
+scale; scores are read with ``parse_score`` and rescaled to 0-1.
 
 The judge model is any model, adapter, folder or endpoint (``judge_model=``). Each
 example is judged ``k`` times with seeds ``seed, seed+1, …`` (from 0 when the eval has no
@@ -52,18 +52,28 @@ DEFAULT_JUDGE_PROMPTS = {
     ),
 }
 JUDGE_VARIABLES = ("question", "answer", "output", "reference", "context", "prompt")
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+# "4/5" and "4 out of 5" keep their numerator; "1-5" and "1 to 5" name the scale, not a score
+_SCALE = re.compile(
+    rf"({_NUMBER})\s*(?:/|out of)\s*\d+(?:\.\d+)?|\d+(?:\.\d+)?\s*(?:-|\u2013|to)\s*\d+(?:\.\d+)?", re.I
+)
+_LABELLED = re.compile(rf"\b(?:score|rating)\b[^\d+-]{{0,20}}({_NUMBER})", re.I)
 
 
 def parse_score(text: str, lo: float = 1, hi: float = 5) -> float | None:
-    """The first number in the judge's reply, rescaled to 0-1; ``None`` when absent or off the scale."""
-    m = _NUMBER.search(text or "")
-    if m is None:
+    """The judge's score in its reply, rescaled to 0-1; ``None`` when there is none on the scale.
+
+    Judges echo the scale and reason before they answer, so the first number is often
+    not the verdict (``"1-5: 3"``). Scale mentions (``1-5``, ``1 to 5``, the ``/5`` of
+    ``4/5``) are set aside; then the last number labelled ``score``/``rating`` on the
+    scale wins, else the last number on the scale. A bare ``"4"`` is simply 4.
+    """
+    cleaned = _SCALE.sub(lambda m: f" {m.group(1)} " if m.group(1) else " ", text or "")
+    on_scale = lambda values: [v for v in map(float, values) if lo <= v <= hi]
+    found = on_scale(_LABELLED.findall(cleaned)) or on_scale(re.findall(_NUMBER, cleaned))
+    if not found:
         return None
-    value = float(m.group())
-    if not lo <= value <= hi:
-        return None
-    return (value - lo) / (hi - lo)
+    return (found[-1] - lo) / (hi - lo)
 
 
 def aggregate_scores(scores: Sequence[float | None]) -> tuple[float | None, float | None, int]:
@@ -124,6 +134,7 @@ class JudgeRunner:
             )
         if self.options.judge_k < 1:
             raise ValidationError(f"judge_k must be at least 1, found {self.options.judge_k}")
+        _scale(params, metric_name)
 
     def _prompt(self, metric_name: str, arg: str | None):
         key = f"{metric_name}:{arg}"
@@ -157,7 +168,7 @@ class JudgeRunner:
         self, metric_name: str, arg: str | None, examples: Sequence[Example], ctx: MetricContext
     ) -> dict[str, list]:
         pv = self._prompt(metric_name, arg)
-        lo, hi = float(pv.params.get("min_score", 1)), float(pv.params.get("max_score", 5))
+        lo, hi = _scale(pv.params, metric_name)
         todo = [i for i, ex in enumerate(examples) if metric_name != "faithfulness_judge" or ex.context]
         payloads = [pv.render(**_variables(examples[i])) for i in todo]
         payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
@@ -178,6 +189,25 @@ class JudgeRunner:
             ctx.count(f"{metric_name}_parse_failures", f)
         ctx.count(f"{metric_name}_calls", len(todo) * o.judge_k)
         return {metric_name: mean, f"{metric_name}_var": var, f"{metric_name}_failures": fails}
+
+
+def _scale(params: Mapping[str, Any], metric_name: str) -> tuple[float, float]:
+    """The judge prompt's ``(min_score, max_score)``, checked before any judging (scores divide by the span)."""
+    bounds = []
+    for key, default in (("min_score", 1), ("max_score", 5)):
+        value = params.get(key, default)
+        try:
+            bounds.append(float(value))
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"judge prompt for {metric_name!r}: param {key} must be a number, found {value!r}"
+            ) from None
+    lo, hi = bounds
+    if not lo < hi:
+        raise ValidationError(
+            f"judge prompt for {metric_name!r}: min_score must be below max_score, found {lo:g} and {hi:g}"
+        )
+    return lo, hi
 
 
 def _variables(ex: Example) -> Mapping[str, Any]:

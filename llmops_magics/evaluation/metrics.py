@@ -12,6 +12,11 @@ example, left out of means and comparisons), or a mapping of column name to such
 sequence whose first column is the metric's primary value (compared in A/B tests) and
 the rest auxiliary columns (reported only), as ``judge`` does with ``judge_std``.
 
+A reference that is missing or blank (empty once stripped) makes every built-in
+reference metric not applicable (``None``) for that example: an empty reference is a
+data gap, not an answer that any output contains or that an empty output matches.
+``reference_text(ex)`` applies the same rule in your own metrics.
+
 ``needs`` lets bad input fail before any generation: ``"reference"`` (a target
 column), ``"context"`` (a ``context`` column), ``"model"`` (a local model target, not
 an endpoint), ``"judge"`` (a judge model).
@@ -35,6 +40,8 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "parse_metric_specs",
+    "reference_text",
+    "split_metric_specs",
     "run_metric",
 ]
 
@@ -61,6 +68,14 @@ class Example:
     def context(self) -> str | None:
         value = self.row.get("context")
         return None if value is None or value == "" else str(value)
+
+
+def reference_text(ex: Example) -> str | None:
+    """The example's reference with surrounding whitespace stripped; ``None`` when missing or blank."""
+    if ex.reference is None:
+        return None
+    text = str(ex.reference).strip()
+    return text or None
 
 
 @dataclass
@@ -192,10 +207,32 @@ def list_metrics() -> MetricList:
     return MetricList((s.name, s.direction, ", ".join(s.needs), s.description) for s in specs)
 
 
+def split_metric_specs(text: str) -> list[str]:
+    """``"exact_match,regex:^\\d{1,3}$"`` to ``["exact_match", "regex:^\\d{1,3}$"]``.
+
+    Commas separate metrics, but an argument may hold commas too (a regex's ``{1,3}``): a
+    comma starts a new metric only when a registered metric name follows it, otherwise it
+    belongs to the argument before it. A pattern with a comma followed by a metric name
+    (``regex:a,tokens``) must be passed as a list item instead, which is never split.
+    """
+    _ensure_builtins()
+    items: list[str] = []
+    for piece in text.split(","):
+        head = piece.partition(":")[0].strip()
+        if items and ":" in items[-1] and head not in _REGISTRY:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    return [m.strip() for m in items if m.strip()]
+
+
 def parse_metric_specs(metrics: str | Sequence[str]) -> list[MetricCall]:
-    """``"exact_match,rouge_l"`` or ``["exact_match", "regex:^[A-Z]"]`` to metric calls, validated."""
+    """``"exact_match,rouge_l"`` or ``["exact_match", "regex:^[A-Z]"]`` to metric calls, validated.
+
+    A string is split with ``split_metric_specs``; list items are taken whole.
+    """
     if isinstance(metrics, str):
-        items = [m.strip() for m in metrics.split(",")]
+        items = split_metric_specs(metrics)
     else:
         items = [str(m).strip() for m in metrics]
     items = [m for m in items if m]

@@ -4,7 +4,8 @@ Semantic similarity and the similarity-based faithfulness check use all-MiniLM-L
 (``llmops_magics.models.embeddings``: offline, mean pooling). Perplexity is the
 target model's perplexity on the *reference* given the rendered prompt, so it needs a
 local model and a reference column; it says how likely the model finds the right
-answer, whatever it generated.
+answer, whatever it generated. After an empty prompt the reference is scored after the
+tokenizer's BOS (else EOS) token, so its value does not depend on the batch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from .metrics import Example, MetricContext, metric
+from .metrics import Example, MetricContext, metric, reference_text
 
 __all__ = ["split_sentences"]
 
@@ -26,10 +27,14 @@ def split_sentences(text: str) -> list[str]:
 
 @metric(needs=("reference",))
 def semantic_similarity(examples: Sequence[Example], ctx: MetricContext):
-    """Cosine similarity of output and reference embeddings (all-MiniLM-L6-v2)."""
+    """Cosine similarity of output and reference embeddings (all-MiniLM-L6-v2).
+
+    A blank reference gives no value.
+    """
     from ..models.embeddings import cosine_similarity
 
-    pairs = [(i, ex.output.strip(), str(ex.reference).strip()) for i, ex in enumerate(examples) if ex.reference]
+    refs = [(i, ex, reference_text(ex)) for i, ex in enumerate(examples)]
+    pairs = [(i, ex.output.strip(), ref) for i, ex, ref in refs if ref is not None]
     out: list[float | None] = [None] * len(examples)
     if pairs:
         sims = cosine_similarity([p[1] for p in pairs], [p[2] for p in pairs])
@@ -47,8 +52,11 @@ def continuation_for(prompt: str, reference: str) -> str:
 
 @metric(higher_is_better=False, needs=("reference", "model"))
 def perplexity(examples: Sequence[Example], ctx: MetricContext):
-    """exp(mean negative log-likelihood) of the reference tokens given the prompt (lower is better)."""
-    todo = [(i, ex) for i, ex in enumerate(examples) if ex.reference is not None]
+    """exp(mean negative log-likelihood) of the reference tokens given the prompt (lower is better).
+
+    A blank reference gives no value, like every reference metric.
+    """
+    todo = [(i, ex) for i, ex in enumerate(examples) if reference_text(ex) is not None]
     out: list[float | None] = [None] * len(examples)
     if not todo:
         return out

@@ -48,6 +48,7 @@ class EvalOptions:
     fail_on_regression: bool = False
     n_resamples: int = 2000
     alpha: float = 0.05
+    min_delta: float | None = None
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit, allow_none=True)
@@ -62,6 +63,10 @@ class EvalOptions:
                 raise ValidationError(f"{name} must be a number >= 0, found {value!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValidationError(f"seed must be an integer, found {self.seed!r}")
+        if self.min_delta is not None and (
+            isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) or not self.min_delta >= 0
+        ):
+            raise ValidationError(f"min_delta must be a number >= 0, found {self.min_delta!r}")
         if not 0 < self.alpha < 1:
             raise ValidationError(f"alpha must be between 0 and 1, found {self.alpha!r}")
         if not isinstance(self.data, str) or not self.data.strip():

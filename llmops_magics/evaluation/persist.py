@@ -4,8 +4,9 @@ The artifact is a folder (``examples.jsonl``, ``summary.json``) whose content de
 only on the inputs and the answers, so re-running a cached eval returns the same
 version. Its spec is the resolved arguments (plus the ``%eval`` line); its parents are
 every input: the dataset version (``data``), models (``model``), adapters
-(``adapter``), prompt versions (``prompt``), the judge's prompt and model
-(``judge_prompt``, ``judge_model``). The W&B run gets the spec as config, a table of
+(``adapter``), the deployment behind an endpoint of this registry (``deployment``),
+prompt versions (``prompt``), the judge's prompt and model (``judge_prompt``,
+``judge_model``). The W&B run gets the spec as config, a table of
 examples, the summary metrics, and the artifact; it is queued, never awaited.
 """
 
@@ -38,13 +39,15 @@ def _slug(text: str) -> str:
 def default_name(data_name: str, targets: Sequence[Mapping[str, Any]]) -> str:
     """``qa-task-tiny-gpt2.1-vs-qa-lora.1``: the data set, then what tells the targets apart.
 
-    Targets that share one model are named by their prompts (``qa-task-qa.1-vs-qa.2``).
+    Targets that share one model are named by their prompts (``qa-task-qa.1-vs-qa.2``);
+    an endpoint that serves a deployment of this registry by the deployment, not its
+    (often temporary) URL.
     """
     models = [str(t["model"]) for t in targets]
     by_prompt = len(targets) > 1 and len(set(models)) == 1
     parts = []
     for t in targets:
-        text = str(t["prompt"] if by_prompt else t["model"])
+        text = str(t["prompt"] if by_prompt else t.get("deployment") or t["model"])
         parts.append(_slug(Path(text).name if text.startswith("/") else text))
     name = f"{data_name}-" + "-vs-".join(parts)
     return name[:128].rstrip("-._")

@@ -17,7 +17,7 @@ from .cache import GenerationCache
 from .consistency import check_adapter
 from .generations import GenParams, generate_cached
 from .judge import JudgeRunner
-from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric
+from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric, split_metric_specs
 from .options import DEFAULT_METRICS, EvalOptions, as_tuple
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
@@ -58,6 +58,7 @@ def evaluate(
     cache: bool = True,
     fail_on_regression: bool = False,
     n_resamples: int = 2000,
+    min_delta: float | None = None,
     magic: str | None = None,
     source: Mapping[str, Any] | None = None,
     workspace: Workspace | None = None,
@@ -68,12 +69,14 @@ def evaluate(
     references (run by ``model``) or OpenAI-compatible endpoint URLs. ``data``: a dataset
     reference; ``split`` defaults to ``validation``, then ``test``, then every row.
     ``metrics``: names from ``list_metrics()``, as a list or ``"a,b"``; ``regex:PATTERN``
-    passes an argument. Answers are cached (see ``evaluation.cache``); ``cache=False``
-    regenerates. With ``fail_on_regression`` a ``RegressionError`` is raised (after the
-    eval is saved) when a compared target is significantly worse than A on a quality
-    metric. ``seed`` seeds sampling (``temperature > 0``), which is cached only when seeded,
-    and the bootstrap (0 when None). ``magic`` is the ``%eval`` line, stored in the spec
-    for replay.
+    passes an argument (commas in it are kept, see ``split_metric_specs``). Answers are
+    cached (see ``evaluation.cache``); ``cache=False`` regenerates. With
+    ``fail_on_regression`` a ``RegressionError`` is raised (after the eval is saved) when
+    a compared target is significantly worse than A on a quality metric. ``min_delta`` is
+    the smallest mean difference a comparison may call significant (default: float noise,
+    see ``evaluation.stats``). ``seed`` seeds sampling (``temperature > 0``), which is
+    cached only when seeded, and the bootstrap (0 when None). ``magic`` is the ``%eval``
+    line, stored in the spec for replay.
     """
     ws = workspace or current()
     started = time.perf_counter()
@@ -82,7 +85,7 @@ def evaluate(
         targets=targets_in,
         data=data,
         split=split,
-        metrics=tuple(m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)),
+        metrics=tuple(split_metric_specs(metrics) if isinstance(metrics, str) else (m.strip() for m in metrics)),
         model=model,
         prompt=prompt,
         limit=limit,
@@ -102,6 +105,7 @@ def evaluate(
         cache=cache,
         fail_on_regression=fail_on_regression,
         n_resamples=n_resamples,
+        min_delta=min_delta,
     )
     plan = _plan(opts, ws)
     gen_cache = GenerationCache(cache_path(ws), enabled=opts.cache)
@@ -314,6 +318,7 @@ def _run(plan, opts: EvalOptions, ws: Workspace, gen_cache: GenerationCache, sta
                     n_resamples=opts.n_resamples,
                     seed=opts.seed or 0,
                     alpha=opts.alpha,
+                    min_delta=opts.min_delta,
                 )
             )
     spec = _spec(opts, plan, judges)

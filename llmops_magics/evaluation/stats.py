@@ -8,6 +8,12 @@ hypothesis that A and B are exchangeable per example. A difference is called
 significant only when the CI excludes 0 *and* p < alpha: with a handful of examples a
 percentile CI can exclude 0 while the permutation test rightly cannot. Everything is
 seeded, so the same data gives the same verdict.
+
+A significant difference must also be at least ``min_delta``: a constant delta of 1e-9
+(float noise, say, from two runs summing the same numbers in another order) passes both
+tests with any number of examples but is no difference at all. By default ``min_delta``
+is ``NOISE_TOLERANCE`` times the larger of the two means (absolute), at least 1e-12; pass
+a larger one to ignore differences too small to matter (``min_delta=0.01``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Comparison", "paired_bootstrap", "sign_flip_p_value", "compare_paired", "format_p", "format_number"]
+__all__ = [
+    "NOISE_TOLERANCE",
+    "Comparison",
+    "paired_bootstrap",
+    "sign_flip_p_value",
+    "compare_paired",
+    "format_p",
+    "format_number",
+    "noise_tolerance",
+]
+
+NOISE_TOLERANCE = 1e-6
+
+
+def noise_tolerance(mean_a: float, mean_b: float) -> float:
+    """The default ``min_delta``: a mean difference this small, relative to the means, is float noise."""
+    return max(1e-12, NOISE_TOLERANCE * max(abs(mean_a), abs(mean_b)))
 
 
 def paired_bootstrap(
@@ -86,12 +108,17 @@ class Comparison:
     higher_is_better: bool | None
     gate: bool
     alpha: float = 0.05
+    min_delta: float = 0.0  # a mean delta smaller than this is a tie, however consistent
 
     @property
-    def significant(self) -> bool:
+    def _passes_tests(self) -> bool:
         if self.delta is None or self.ci_low is None or self.ci_high is None or self.n < 2:
             return False
         return (self.ci_low > 0 or self.ci_high < 0) and self.p_value < self.alpha
+
+    @property
+    def significant(self) -> bool:
+        return self._passes_tests and abs(self.delta) >= self.min_delta  # type: ignore[arg-type]
 
     @property
     def outcome(self) -> str:
@@ -117,7 +144,8 @@ class Comparison:
             f"{format_number(self.ci_high)}] ({format_p(self.p_value)})"  # type: ignore[arg-type]
         )
         if self.outcome == "same":
-            return f"no significant difference between {self.b} and {self.a} on {self.metric}: {numbers}"
+            within = f", below min_delta {format_number(self.min_delta)}" if self._passes_tests else ""
+            return f"no significant difference between {self.b} and {self.a} on {self.metric}: {numbers}{within}"
         return f"{self.b} {self.outcome} on {self.metric} by {numbers}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,8 +170,13 @@ def compare_paired(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    min_delta: float | None = None,
 ) -> Comparison:
-    """Compare on the examples where both sides have a value (``None`` means not applicable)."""
+    """Compare on the examples where both sides have a value (``None`` means not applicable).
+
+    ``min_delta``: the smallest mean difference that can be significant; ``None`` for the
+    float-noise tolerance (see the module docstring).
+    """
     pairs = [(a, b) for a, b in zip(a_values, b_values, strict=True) if a is not None and b is not None]
     if not pairs:
         return Comparison(metric, a_label, b_label, 0, None, None, None, None, None, 1.0, higher_is_better, gate, alpha)
@@ -151,13 +184,15 @@ def compare_paired(
     lo, hi = paired_bootstrap(deltas, n_resamples=n_resamples, seed=seed, alpha=alpha)
     p = sign_flip_p_value(deltas, n_resamples=n_resamples, seed=seed)
     n = len(pairs)
+    mean_a, mean_b = sum(a for a, _ in pairs) / n, sum(b for _, b in pairs) / n
+    tolerance = noise_tolerance(mean_a, mean_b) if min_delta is None else float(min_delta)
     return Comparison(
         metric,
         a_label,
         b_label,
         n,
-        sum(a for a, _ in pairs) / n,
-        sum(b for _, b in pairs) / n,
+        mean_a,
+        mean_b,
         sum(deltas) / n,
         lo,
         hi,
@@ -165,4 +200,5 @@ def compare_paired(
         higher_is_better,
         gate,
         alpha,
+        tolerance,
     )

@@ -12,7 +12,8 @@ that turns a data row into what the model is sent:
    weights differ;
 4. otherwise the row's ``prompt``, ``input`` or ``question`` column, as it is.
 
-Resolving targets reads the registry only: nothing is loaded or written.
+Resolving targets reads the registry (and an endpoint's model list, to recognise a
+``%deploy`` deployment of this registry): nothing is loaded or written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..store import Artifact
 from .endpoint import EndpointBackend, is_endpoint, normalize_url
 from .generations import LocalBackend
 
-__all__ = ["PromptSource", "Target", "resolve_targets", "resolve_backend", "INPUT_COLUMNS"]
+__all__ = ["PromptSource", "Target", "resolve_targets", "resolve_backend", "deployment_behind", "INPUT_COLUMNS"]
 
 INPUT_COLUMNS = ("prompt", "input", "question")
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -70,6 +71,7 @@ class Target:
     prompt: PromptSource
     inputs: list[tuple[Artifact, str]] = field(default_factory=list)
     adapter: Artifact | None = None
+    deployment: Artifact | None = None  # the registered deployment behind an endpoint target
     cache: Any = None
     is_prompt: bool = False  # given as a prompt reference (run by ``model=``)
 
@@ -106,7 +108,34 @@ class Target:
         return self.model_ref
 
     def to_spec(self) -> dict[str, Any]:
-        return {"label": self.label, "model": self.model_ref, "prompt": self.prompt.label}
+        spec = {"label": self.label, "model": self.model_ref, "prompt": self.prompt.label}
+        if self.deployment is not None:
+            spec["deployment"] = self.deployment.ref
+        return spec
+
+
+def deployment_behind(backend: EndpointBackend, ws: Any) -> Artifact | None:
+    """The deployment artifact of this registry that an endpoint serves, else ``None``.
+
+    A ``%deploy`` server lists its deployment version first (``llmops.deployment``) and
+    each arm with the artifact it serves (``llmops.version``, ``llmops.digest``). The
+    deployment counts only when it resolves here and every arm's artifact resolves here
+    with the same digest, so a server of another registry that happens to reuse the
+    names is treated like any foreign endpoint.
+    """
+    infos = [e["llmops"] for e in backend.listed_models() if isinstance(e.get("llmops"), Mapping)]
+    ref = next((i["deployment"] for i in infos if i.get("deployment")), None)
+    if ref is None:
+        return None
+    reg = ws.registry
+    try:
+        deployment = reg.resolve(str(ref), "deployment")
+        for info in infos:
+            if info.get("arm") and reg.resolve(str(info.get("version"))).digest != info.get("digest"):
+                return None
+    except (NotFoundError, ValidationError):
+        return None
+    return deployment
 
 
 def resolve_backend(
@@ -117,7 +146,9 @@ def resolve_backend(
 
     if is_endpoint(ref):
         url = normalize_url(str(ref))
-        return EndpointBackend(url, model=endpoint_model, api_key=api_key, concurrency=batch_size), url, []
+        backend = EndpointBackend(url, model=endpoint_model, api_key=api_key, concurrency=batch_size)
+        deployment = deployment_behind(backend, ws)
+        return backend, url, [] if deployment is None else [(deployment, "deployment")]
     src = resolve_model_source(ref, ws)
     inputs: list[tuple[Artifact, str]] = []
     if src.artifact is not None and src.artifact.kind == "adapter":
@@ -225,12 +256,15 @@ def resolve_targets(
         )
         inputs += model_inputs
         adapter = next((a for a, rel in model_inputs if rel == "adapter"), None)
+        deployment = next((a for a, rel in model_inputs if rel == "deployment"), None)
         if source is None and adapter is not None:
             source, extra = _adapter_template(adapter, ws)
             inputs += extra
         if source is not None and source.artifact is not None:
             inputs.append((source.artifact, "prompt"))
-        out.append(Target(label, canonical, backend, source, inputs, adapter, is_prompt=kind == "prompt"))  # type: ignore[arg-type]
+        out.append(
+            Target(label, canonical, backend, source, inputs, adapter, deployment, is_prompt=kind == "prompt")  # type: ignore[arg-type]
+        )
     borrowed = next((t.prompt for t in out if t.prompt is not None and t.adapter is not None), None)
     for t in out:
         if t.prompt is None:

@@ -5,7 +5,8 @@ leading and trailing whitespace stripped, case-sensitively (``" Paris\\n"`` matc
 ``"Paris"``, ``"paris"`` does not); ``contains`` looks for the stripped reference inside
 the output, case-insensitively. ROUGE-L, BLEU and chrF come from ``rouge-score`` and
 ``sacrebleu`` (scores rescaled from 0-100 to 0-1 so every metric shares one scale).
-Every value is in [0, 1] and higher is better.
+Every value is in [0, 1] and higher is better. The reference metrics give no value
+(``None``) for an example whose reference is missing or blank (``metrics.reference_text``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from ..errors import ValidationError
-from .metrics import Example, MetricContext, metric
+from .metrics import Example, MetricContext, metric, reference_text
 
 __all__ = ["normalize"]
 
@@ -27,21 +28,25 @@ def normalize(text: str | None) -> str:
 
 
 def _refs(examples: Sequence[Example]):
-    return [(ex, normalize(ex.reference)) for ex in examples]
+    return [(ex, reference_text(ex)) for ex in examples]
 
 
 @metric(needs=("reference",))
 def exact_match(examples: Sequence[Example], ctx: MetricContext):
-    """1 when the stripped output equals the stripped reference (case-sensitive)."""
-    return [None if ex.reference is None else float(normalize(ex.output) == ref) for ex, ref in _refs(examples)]
+    """1 when the stripped output equals the stripped reference (case-sensitive).
+
+    A blank reference gives no value, so an empty output never "matches" a data gap.
+    """
+    return [None if ref is None else float(normalize(ex.output) == ref) for ex, ref in _refs(examples)]
 
 
 @metric(needs=("reference",))
 def contains(examples: Sequence[Example], ctx: MetricContext):
-    """1 when the output contains the stripped reference, ignoring case."""
-    return [
-        None if ex.reference is None else float(ref.casefold() in ex.output.casefold()) for ex, ref in _refs(examples)
-    ]
+    """1 when the output contains the stripped reference, ignoring case.
+
+    A blank reference gives no value (every output would contain it).
+    """
+    return [None if ref is None else float(ref.casefold() in ex.output.casefold()) for ex, ref in _refs(examples)]
 
 
 @lru_cache(maxsize=64)
@@ -87,33 +92,42 @@ def _rouge():
 
 @metric(needs=("reference",))
 def rouge_l(examples: Sequence[Example], ctx: MetricContext):
-    """ROUGE-L F-measure (longest common subsequence of tokens), from rouge-score."""
+    """ROUGE-L F-measure (longest common subsequence of tokens), from rouge-score.
+
+    A blank reference gives no value.
+    """
     scorer = _rouge()
     return [
-        None if ex.reference is None else float(scorer.score(ref, normalize(ex.output))["rougeL"].fmeasure)
+        None if ref is None else float(scorer.score(ref, normalize(ex.output))["rougeL"].fmeasure)
         for ex, ref in _refs(examples)
     ]
 
 
 @metric(needs=("reference",))
 def bleu(examples: Sequence[Example], ctx: MetricContext):
-    """Sentence BLEU from sacrebleu (exponential smoothing), scaled to 0-1."""
+    """Sentence BLEU from sacrebleu (exponential smoothing), scaled to 0-1.
+
+    A blank reference gives no value.
+    """
     from sacrebleu.metrics import BLEU
 
     scorer = BLEU(effective_order=True)
     return [
-        None if ex.reference is None else scorer.sentence_score(normalize(ex.output), [ref]).score / 100.0
+        None if ref is None else scorer.sentence_score(normalize(ex.output), [ref]).score / 100.0
         for ex, ref in _refs(examples)
     ]
 
 
 @metric(needs=("reference",))
 def chrf(examples: Sequence[Example], ctx: MetricContext):
-    """Sentence chrF (character n-gram F-score) from sacrebleu, scaled to 0-1."""
+    """Sentence chrF (character n-gram F-score) from sacrebleu, scaled to 0-1.
+
+    A blank reference gives no value.
+    """
     from sacrebleu.metrics import CHRF
 
     scorer = CHRF()
     return [
-        None if ex.reference is None else scorer.sentence_score(normalize(ex.output), [ref]).score / 100.0
+        None if ref is None else scorer.sentence_score(normalize(ex.output), [ref]).score / 100.0
         for ex, ref in _refs(examples)
     ]

@@ -14,7 +14,6 @@ every check of the request (and of a resume) has passed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from ..context import Workspace
 from ..errors import InvalidReferenceError, NotFoundError, ValidationError
 from ..store import Artifact
 
-__all__ = ["BaseModel", "find_base", "registered_base", "register_base", "folder_digest"]
+__all__ = ["BaseModel", "find_base", "registered_base", "register_base"]
 
 
 @dataclass(frozen=True)
@@ -38,19 +37,6 @@ class BaseModel:
     artifact: Artifact | None  # the registered artifact, when there is one already
     defaults: Mapping[str, Any] = field(default_factory=dict)
     tiny: bool = False  # the embedded model (registered by ``tiny_base_model``)
-
-
-def folder_digest(folder: Path) -> str:
-    """The digest the registry would give this folder (same manifest scheme), without storing it."""
-    files = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            h = hashlib.sha256()
-            with p.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
-    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def find_base(target: str | None, ws: Workspace) -> BaseModel:

@@ -21,7 +21,6 @@ from ..context import Workspace
 from ..errors import NotFoundError, ValidationError
 from ..store import Artifact, validate_alias, validate_name
 from .base_model import BaseModel, find_base, register_base, registered_base
-from .base_model import folder_digest as _folder_digest  # the eval consistency check imports it from here
 from .data import check_template, default_template, pick_target_column
 
 __all__ = ["FinetuneSpec", "ResolvedRun", "resolve_spec", "with_registered_base", "DEFAULTS", "METHODS", "LAUNCHERS"]
@@ -236,7 +235,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
     ``register=False`` writes nothing: a base model not registered yet keeps its folder path
     as ``base_ref`` (no earlier run can then share this spec) until ``with_registered_base``.
     """
-    from ..models.loading import tokenizer_digest
+    from ..models.loading import tokenizer_digest, tree_digest
     from ..prompts import get_prompt
 
     if not spec.data:
@@ -299,7 +298,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
     validate_name(name)
     if s["threads"] is None and _weight_bytes(base_path) < SMALL_MODEL_BYTES:
         s["threads"] = 1
-    base_digest = base.artifact.digest if base.artifact is not None else _folder_digest(base_path)
+    base_digest = base.artifact.digest if base.artifact is not None else tree_digest(base_path)
     base_art = registered_base(base, ws, base_digest)
     base_ref = base_art.ref if base_art is not None else str(base_path)
     resolved = {

@@ -19,7 +19,10 @@ def _unescape(text: str) -> str:
 
 
 def _metrics(values: list[str]) -> list[str] | None:
-    names = [m.strip() for v in values for m in v.split(",") if m.strip()]
+    """Each ``--metrics`` value split like the API splits a string, so ``regex:^\\d{1,3}$`` stays one metric."""
+    from ..evaluation.metrics import split_metric_specs
+
+    names = [m for v in values for m in split_metric_specs(v)]
     return names or None
 
 
@@ -35,7 +38,11 @@ class EvalMagics(Magics):
     @argument("--data", "-d", default=None, help="Dataset reference, e.g. qa-task or dataset://qa-task/2.")
     @argument("--split", default=None, help="Split to evaluate (default: validation, then test, then all rows).")
     @argument(
-        "--metrics", "-m", action="append", default=[], help="Comma-separated metrics (repeatable); regex:PATTERN."
+        "--metrics",
+        "-m",
+        action="append",
+        default=[],
+        help="Comma-separated metrics (repeatable); regex:PATTERN keeps its commas; write {{ }} for { }.",
     )
     @argument("--prompt", "-p", default=None, help="Prompt reference to render every row with.")
     @argument("--model", default=None, help="Model that runs prompt targets (reference, folder or URL).")
@@ -57,6 +64,12 @@ class EvalMagics(Magics):
     @argument("--name", default=None, help="Name of the eval artifact (default: data and targets).")
     @argument("--no-cache", action="store_true", help="Regenerate every answer instead of using the cache.")
     @argument("--fail-on-regression", action="store_true", help="Fail when B is significantly worse than A.")
+    @argument(
+        "--min-delta",
+        type=float,
+        default=None,
+        help="Smallest mean difference that can be significant (default: float noise only).",
+    )
     @argument("--panel", action="store_true", help="Also display the side-by-side comparison panel.")
     @argument("--show", default=None, metavar="REF", help="Show a recorded eval instead of running one.")
     @argument("--list-metrics", action="store_true", help="List the registered metrics.")
@@ -118,6 +131,7 @@ class EvalMagics(Magics):
             name=args.name,
             cache=not args.no_cache,
             fail_on_regression=args.fail_on_regression,
+            min_delta=args.min_delta,
         )
         metrics = _metrics(args.metrics)
         if metrics:

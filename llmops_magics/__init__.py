@@ -1,7 +1,7 @@
 """llmops-magics: the LLM lifecycle in a notebook, versioned, linked and recorded.
 
 ``%load_ext llmops_magics`` registers the magics. Everything a magic does is also a
-plain function here (``save_prompt``, ``get_prompt``, ``registry`` …), imported
+plain function here (``save_prompt``, ``get_prompt``, ``registry``, ``replay`` …), imported
 lazily so that loading the extension stays fast and never pulls in torch,
 transformers, peft, wandb or pandas.
 """
@@ -61,6 +61,8 @@ _EXPORTS = {
     "set_canary": ".serving",
     "export_vllm": ".serving",
     "Deployment": ".serving",
+    "replay": ".replaying",
+    "ReplayResult": ".replaying",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",

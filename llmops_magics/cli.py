@@ -1,4 +1,4 @@
-"""``llmops``: the registry from a terminal or CI (list, show, lineage, tag, doctor, gc)."""
+"""``llmops``: the registry from a terminal or CI (list, show, lineage, tag, doctor, gc, run)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,29 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .errors import LLMOpsError, RegistryError
+from .errors import LLMOpsError, RegistryError, RegressionError, ValidationError
 
 __all__ = ["main"]
 
 
-def _registry(args):
-    """The registry at ``--home`` (or the default folder), which must already exist.
+def _home(args):
+    """The registry folder at ``--home`` (or the default folder), which must already hold a registry.
 
-    The CLI only inspects and maintains registries; opening one creates it, so a
-    mistyped ``--home`` would otherwise leave a new empty registry behind and
-    ``doctor`` would call it healthy.
+    The CLI never makes a registry; opening one creates it, so a mistyped ``--home``
+    would otherwise leave a new empty registry behind and ``doctor`` would call it healthy.
     """
     from .config import resolve_home
-    from .store import Registry
 
     home = resolve_home(explicit=args.home)
     if not (home / "registry.db").is_file():
         raise RegistryError(f"no registry at {home}: check --home or $LLMOPS_HOME (a first save creates one)")
-    return Registry(home)
+    return home
+
+
+def _registry(args):
+    from .store import Registry
+
+    return Registry(_home(args))
 
 
 def _list(args) -> int:
@@ -80,8 +84,50 @@ def _gc(args) -> int:
     return 0
 
 
+def _overrides(pairs: Sequence[str]) -> dict:
+    """``key=value`` pairs; a value is read as JSON when it parses (``4``, ``null``, ``["a"]``), else as text."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"--set takes KEY=VALUE, found {pair!r}")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def _run(args) -> int:
+    from dataclasses import replace
+
+    from .context import Workspace, default_settings
+    from .replaying import plan_replay
+
+    overrides = _overrides(args.set)
+    ws = Workspace(replace(default_settings(), home=str(_home(args))))
+    try:
+        plan = plan_replay(args.spec, workspace=ws, overrides=overrides)
+        print(plan.call, flush=True)
+        if args.dry_run:
+            print("dry run: nothing was run or written")
+            return 0
+        try:
+            result = plan.execute()
+        except RegressionError as exc:  # the eval was saved; its gate failed, as it would in CI
+            print(f"llmops: {exc}", file=sys.stderr)
+            print(exc.result.ref)
+            return 1
+        print(result.ref)
+        return 0
+    finally:
+        ws.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llmops", description="Inspect and maintain the llmops-magics registry.")
+    p = argparse.ArgumentParser(
+        prog="llmops", description="Inspect and maintain the llmops-magics registry, and replay what it recorded."
+    )
     p.add_argument("--home", help="registry folder (default: $LLMOPS_HOME, [tool.llmops] home, ./.llmops)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -115,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", action="store_true")
     s.add_argument("--grace", type=float, default=3600.0, help="keep garbage younger than this many seconds")
     s.set_defaults(fn=_gc)
+
+    s = sub.add_parser("run", help="replay a recorded call: a spec JSON file, or an artifact's stored spec")
+    s.add_argument("spec", metavar="SPEC_OR_REF", help="spec.json, an `llmops show` record, or a reference")
+    s.add_argument("--dry-run", action="store_true", help="print the call without making it")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replace an argument (VALUE is JSON when it parses, else text); repeatable",
+    )
+    s.set_defaults(fn=_run)
     return p
 
 

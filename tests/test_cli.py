@@ -7,7 +7,17 @@ from llmops_magics.cli import main as cli
 
 @pytest.mark.parametrize(
     "command",
-    [["list"], ["show", "qa"], ["lineage", "qa"], ["doctor"], ["tag", "qa", "production"], ["gc"], ["gc", "--yes"]],
+    [
+        ["list"],
+        ["show", "qa"],
+        ["lineage", "qa"],
+        ["doctor"],
+        ["tag", "qa", "production"],
+        ["gc"],
+        ["gc", "--yes"],
+        ["run", "qa"],
+        ["run", "spec.json", "--dry-run"],
+    ],
 )
 def test_a_folder_without_a_registry_is_refused_and_left_alone(tmp_path, capsys, command):
     typo = tmp_path / "x" / "typo-home"

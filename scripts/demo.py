@@ -50,18 +50,27 @@ def run_notebook(path: Path) -> tuple[bool, float, str]:
     return ok, time.perf_counter() - started, detail
 
 
-def summary() -> None:
+def _made_by_this_run(reg, kind: str, since: float) -> list:
+    """The latest version of each ``kind`` name, keeping only those this run made when it made any.
+
+    The registry keeps every earlier ``make demo``; a second run should report its own
+    adapter and evals, not one block per run so far.
+    """
+    latest = [reg.resolve(f"{kind}://{s.name}") for s in reg.names(kind)]
+    fresh = [a for a in latest if a.created_at >= since]
+    return fresh or latest
+
+
+def summary(since: float = 0.0) -> None:
     import llmops_magics as lm
 
     reg = lm.registry()
     print(f"\nRegistry {reg.home}:")
     print(reg.list())
-    for s in reg.names("adapter"):
-        art = reg.resolve(f"adapter://{s.name}")
+    for art in _made_by_this_run(reg, "adapter", since):
         metrics = {k: round(v, 4) for k, v in art.metadata.get("metrics", {}).items() if k.endswith("loss")}
         print(f"\n{art.ref} (base {art.metadata.get('base_model')}): {metrics}")
-    for s in reg.names("eval"):
-        art = reg.resolve(f"eval://{s.name}")
+    for art in _made_by_this_run(reg, "eval", since):
         print(f"\n{art.ref} on {art.metadata.get('data')} ({art.metadata.get('num_examples')} examples):")
         for label, means in art.metadata.get("summary", {}).items():
             shown = {
@@ -91,6 +100,7 @@ def summary() -> None:
 def main() -> int:
     _offline_env()
     os.chdir(ROOT)
+    started = time.time()
     books = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     results = []
     for book in books:
@@ -100,7 +110,7 @@ def main() -> int:
         print(f"  {'ok ' if ok else 'FAILED'} {seconds:6.1f} s  {detail}", flush=True)
         if not ok:
             break
-    summary()
+    summary(since=started)
     failed = [r for r in results if not r[1]]
     print(f"\n{len(results) - len(failed)} notebook(s) ran, {len(failed)} failed; executed copies in {OUT}/")
     return 1 if failed else 0

@@ -77,7 +77,7 @@ class Browser:
     def registry(self) -> Registry | None:
         """The registry, or None while the folder holds none yet."""
         with self._lock:
-            if self._registry is None and (self.home / "registry.db").is_file():
+            if self._registry is None and Registry.found_at(self.home):
                 self._registry = Registry(self.home)
             return self._registry
 

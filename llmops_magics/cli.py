@@ -19,9 +19,10 @@ def _home(args):
     would otherwise leave a new empty registry behind and ``doctor`` would call it healthy.
     """
     from .config import resolve_home
+    from .store import Registry
 
     home = resolve_home(explicit=args.home)
-    if not (home / "registry.db").is_file():
+    if not Registry.found_at(home):
         raise RegistryError(f"no registry at {home}: check --home or $LLMOPS_HOME (a first save creates one)")
     return home
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..models.generation import start_token
 from ..models.loading import ModelSource
 from .cache import GenerationCache, cache_key, cacheable
 
@@ -246,7 +247,7 @@ def _start_of_text(tok: Any, c_ids: list[int]) -> tuple[list[int], list[int]]:
     BOS token (else EOS) stands for "start of text"; a tokenizer with neither leaves the
     first continuation token unscored, as the context of the rest.
     """
-    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    start = start_token(tok)
     if start is not None:
         return [start], c_ids
     return c_ids[:1], c_ids[1:]

@@ -14,7 +14,7 @@ from typing import Any
 
 from .loading import LoadedModel
 
-__all__ = ["Generation", "generate", "count_tokens"]
+__all__ = ["Generation", "generate", "count_tokens", "start_token"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class Generation:
 
 def count_tokens(loaded: LoadedModel, text: str) -> int:
     return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def start_token(tok: Any) -> int | None:
+    """The token that stands for "start of text": BOS, else EOS (GPT-2 has only <|endoftext|>)."""
+    return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
 
 def generate(
@@ -60,8 +65,7 @@ def generate(
     )["input_ids"]
     # An empty prompt has nothing to condition on: start it from the model's BOS (GPT-2's
     # <|endoftext|>), as vLLM does, instead of a zero-width batch that generate() cannot take.
-    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    ids = [row or [start] for row in ids]
+    ids = [row or [start_token(tok)] for row in ids]
     enc = tok.pad({"input_ids": ids}, return_tensors="pt")
     enc = {k: v.to(loaded.device) for k, v in enc.items()}
     kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}

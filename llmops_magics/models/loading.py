@@ -17,6 +17,7 @@ from typing import Any
 from ..context import Workspace, current
 from ..errors import NotFoundError, ValidationError
 from ..store import Artifact
+from ..store.blobs import tree_digest  # re-exported: fine-tuning and eval identify base folders by it
 
 __all__ = ["LoadedModel", "load_model", "resolve_model_source", "tokenizer_digest", "tree_digest", "pick_device"]
 
@@ -71,24 +72,6 @@ def tokenizer_digest(folder: Path) -> str:
         if p.is_file():
             h.update(name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
-
-
-def tree_digest(folder: Path) -> str:
-    """The digest the registry gives ``folder`` when it is saved (``BlobStore.put_tree``), without storing it.
-
-    ``%finetune`` records a base model given as a folder with this digest and the eval
-    recomputes it for the folder it loads, so the train/serve check compares the same
-    scheme whether the base is a path or a registered model (whose digest is this one).
-    """
-    files = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            h = hashlib.sha256()
-            with p.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
-    return hashlib.sha256(json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def resolve_model_source(target: str | Path | Artifact, workspace: Workspace | None = None) -> ModelSource:

@@ -27,6 +27,30 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _tree_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()]
+
+
+def _manifest(files: list[dict]) -> bytes:
+    return json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def tree_digest(folder: Path) -> str:
+    """The digest ``put_tree`` gives ``folder``, computed without storing anything.
+
+    A base model given as a folder is identified by it, so the train/serve check
+    compares one scheme whether the model was registered or not.
+    """
+    files = []
+    for p in _tree_files(folder):
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+        files.append({"path": p.relative_to(folder).as_posix(), "digest": h.hexdigest(), "size": p.stat().st_size})
+    return sha256_bytes(_manifest(files))
+
+
 class BlobStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root / "sha256"
@@ -93,15 +117,13 @@ class BlobStore:
             raise ValidationError(f"expected a folder, found {folder}")
         files = []
         total = 0
-        for p in sorted(folder.rglob("*")):
-            if p.is_file() and not p.is_symlink():
-                digest, size = self.put_file(p)
-                files.append({"path": p.relative_to(folder).as_posix(), "digest": digest, "size": size})
-                total += size
+        for p in _tree_files(folder):
+            digest, size = self.put_file(p)
+            files.append({"path": p.relative_to(folder).as_posix(), "digest": digest, "size": size})
+            total += size
         if not files:
             raise ValidationError(f"folder {folder} holds no files")
-        manifest = json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode()
-        return self.put_bytes(manifest), total
+        return self.put_bytes(_manifest(files)), total
 
     def read_bytes(self, digest: str) -> bytes:
         try:

@@ -95,6 +95,13 @@ def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
 class Registry:
     """One registry folder. Thread-safe; open one per process (see ``llmops_magics.registry``)."""
 
+    DB_FILE = "registry.db"
+
+    @classmethod
+    def found_at(cls, home: str | os.PathLike) -> bool:
+        """Whether ``home`` already holds a registry (opening one creates it; readers ask first)."""
+        return (Path(home) / cls.DB_FILE).is_file()
+
     def __init__(self, home: str | os.PathLike | None = None, *, busy_timeout: float = 60.0) -> None:
         self.home = resolve_home(explicit=home) if home else resolve_home()
         try:
@@ -104,7 +111,7 @@ class Registry:
         self.blobs = BlobStore(self.home / "blobs", self.home / "tmp")
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
-            self.home / "registry.db", timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            self.home / self.DB_FILE, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
         self._cache: dict[tuple[str, str, int], Artifact] = {}

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from llmops_magics import context
+    from llmops_magics.context import context
     from llmops_magics.models import tiny_base_model
     from llmops_magics.serving import deploy
 

@@ -14,10 +14,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "registry": ".api",
-    "configure": ".api",
-    "flush": ".api",
-    "workspace": ".api",
+    "registry": ".context",
+    "configure": ".context",
+    "flush": ".context",
+    "workspace": ".context",
     "save_prompt": ".prompts",
     "get_prompt": ".prompts",
     "tag_prompt": ".prompts",
@@ -40,7 +40,7 @@ _EXPORTS = {
     "EvalResult": ".evaluation",
     "Comparison": ".evaluation",
     "ConsistencyWarning": ".evaluation",
-    "eval_panel": ".widgets",
+    "eval_panel": ".adapters.widgets",
     "load_model": ".models",
     "generate": ".models",
     "task_examples": ".models",
@@ -48,7 +48,7 @@ _EXPORTS = {
     "finetune_runs": ".finetuning",
     "FinetuneJob": ".finetuning",
     "FinetuneResult": ".finetuning",
-    "Job": ".jobs",
+    "Job": ".ops.jobs",
     "deploy": ".serving",
     "list_deployments": ".serving",
     "get_deployment": ".serving",
@@ -61,8 +61,8 @@ _EXPORTS = {
     "set_canary": ".serving",
     "export_vllm": ".serving",
     "Deployment": ".serving",
-    "replay": ".replaying",
-    "ReplayResult": ".replaying",
+    "replay": ".ops.replay",
+    "ReplayResult": ".ops.replay",
     "Registry": ".store",
     "Artifact": ".store",
     "Reference": ".store",
@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The server extension (REST routes under ``/llmops/``); imported only by jupyter_server."""
-    return [{"module": "llmops_magics.server"}]
+    return [{"module": "llmops_magics.adapters.jupyter"}]
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
@@ -111,12 +111,12 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import load
+    from .adapters.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload
+    from .adapters.magics import unload
 
     unload(ipython)

@@ -45,7 +45,7 @@ def wandb_env(tmp_path, monkeypatch):
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A fresh registry with an in-memory recorder; the process-wide default points at it."""
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.recording import MemoryRecorder
 
     monkeypatch.chdir(tmp_path)
@@ -61,7 +61,7 @@ def workspace(tmp_path, monkeypatch):
 @pytest.fixture
 def wandb_workspace(tmp_path, monkeypatch, wandb_env):
     """A fresh registry recording to real W&B in offline mode."""
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / ".llmops"))

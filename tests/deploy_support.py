@@ -119,7 +119,7 @@ def register(ws, folders: Folders) -> Refs:
 
 def quiet_workspace(home: Path):
     """A workspace on ``home`` that records nothing to W&B (for registering fixtures)."""
-    from llmops_magics.context import Settings, Workspace
+    from llmops_magics.context.workspaces import Settings, Workspace
 
     return Workspace(Settings(home=str(home), wandb_mode="disabled"), recorder=None)
 
@@ -133,7 +133,7 @@ def module_workspace(home: Path, *, wandb_dir: Path | None = None):
     """
     import pytest
 
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.recording import MemoryRecorder
 
     with pytest.MonkeyPatch.context() as mp:
@@ -158,7 +158,7 @@ def module_workspace(home: Path, *, wandb_dir: Path | None = None):
 def stop_all(ws) -> None:
     """Stop every deployment this workspace knows (fixtures call it even when a test failed)."""
     from llmops_magics.serving import stop_deployment
-    from llmops_magics.serving.lifecycle import NAMESPACE
+    from llmops_magics.serving.control import NAMESPACE
 
     for name in list(ws.registry.list_state(NAMESPACE)):
         with contextlib.suppress(Exception):

@@ -116,7 +116,7 @@ def shared_workspace(home: Path, models: EvalModels, **settings):
     """
     from dataclasses import replace
 
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.datasets import save_dataset
     from llmops_magics.models.world import task_examples
     from llmops_magics.recording import MemoryRecorder

@@ -1,4 +1,4 @@
-"""The core queries behind the sidebar (``llmops_magics.browse``), without a server."""
+"""The core queries behind the sidebar (``llmops_magics.adapters.jupyter.browse``), without a server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from llmops_magics.browse import Browser, code_snippets, deployment_status
+from llmops_magics.adapters.jupyter.browse import Browser, code_snippets, deployment_status
 from llmops_magics.errors import NotFoundError, ValidationError
 
 

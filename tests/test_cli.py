@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmops_magics.cli import main as cli
+from llmops_magics.adapters.cli import main as cli
 
 
 @pytest.mark.parametrize(

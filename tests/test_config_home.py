@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmops_magics.config import resolve_home
+from llmops_magics.context.home import resolve_home
 
 
 def test_a_folder_with_nothing_uses_its_own_registry(tmp_path, monkeypatch):

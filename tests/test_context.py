@@ -1,7 +1,7 @@
 """The process-wide workspace: changing a setting must not pull the registry from under anyone."""
 
 import llmops_magics as lm
-from llmops_magics import context
+from llmops_magics.context import workspaces as context
 from llmops_magics.recording import MemoryRecorder
 
 

@@ -156,7 +156,7 @@ def test_the_vllm_command_for_a_plain_model_names_it_after_the_deployment():
 def test_the_prompt_becomes_a_chat_template_filled_from_the_last_user_message():
     from jinja2 import Environment
 
-    from llmops_magics.serving.vllm_engine import chat_template_for
+    from llmops_magics.serving.vllm import chat_template_for
 
     template = chat_template_for("{{ greeting }} Question: {{ question }}\nAnswer:", {"greeting": "Hi."})
     messages = [

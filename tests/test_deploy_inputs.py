@@ -11,9 +11,9 @@ import types
 import pytest
 from deploy_support import build_folders
 
+from llmops_magics.modelserver.protocol import ChatRequest, CompletionRequest, RequestError
+from llmops_magics.modelserver.service import Arm, Service
 from llmops_magics.prompts.template import parse_template
-from llmops_magics.serving.protocol import ChatRequest, CompletionRequest, RequestError
-from llmops_magics.serving.service import Arm, Service
 
 
 @pytest.fixture(scope="module")

@@ -52,14 +52,14 @@ def life(tmp_path_factory):
             handle.api_key = "s3cret"
             yield {"ws": ws, "shell": shell, "refs": refs, "handle": handle, "home": home, "name": validate_name("svc")}
         finally:
-            from llmops_magics import context
+            from llmops_magics.context import workspaces as context
 
             stop_all(context.current())
             shell.run_line_magic("unload_ext", "llmops_magics")
 
 
 def registry():
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
 
     return context.current().registry
 
@@ -174,7 +174,7 @@ def test_the_wandb_run_holds_the_deployment_artifact(wandb_records):
 def test_a_replacement_listener_leaves_connections_to_the_old_one_until_it_is_ready():
     import socket
 
-    from llmops_magics.serving.server import bind_socket, steer_port
+    from llmops_magics.modelserver.server import bind_socket, steer_port
 
     def accepted(sock):
         sock.setblocking(False)

@@ -39,7 +39,7 @@ def mon(tmp_path_factory):
 
 @pytest.fixture
 def panel(mon):
-    from llmops_magics.widgets.deploy_monitor import DeploymentMonitor
+    from llmops_magics.adapters.widgets.deploy_monitor import DeploymentMonitor
 
     logged_requests(mon["handle"], at_least=12)
     monitor = DeploymentMonitor("mon", live=False, window_s=300.0, workspace=mon["ws"])
@@ -67,7 +67,7 @@ def test_the_panel_counts_new_requests_on_refresh(mon, panel):
 
 
 def test_live_polling_updates_a_few_times_per_second_at_most(mon):
-    from llmops_magics.widgets.deploy_monitor import DeploymentMonitor
+    from llmops_magics.adapters.widgets.deploy_monitor import DeploymentMonitor
 
     monitor = DeploymentMonitor("mon", interval=0.1, workspace=mon["ws"])
     time.sleep(1.5)
@@ -76,7 +76,7 @@ def test_live_polling_updates_a_few_times_per_second_at_most(mon):
 
 
 def test_closing_stops_the_polling_thread_and_unhooks_observers(mon):
-    from llmops_magics.widgets.deploy_monitor import DeploymentMonitor
+    from llmops_magics.adapters.widgets.deploy_monitor import DeploymentMonitor
 
     monitor = DeploymentMonitor("mon", interval=0.25, workspace=mon["ws"])
     monitor.close()

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from llmops_magics.serving import stop_deployment
+from llmops_magics.serving.control import NAMESPACE, liveness
 from llmops_magics.serving.launcher import free_port, process_started
-from llmops_magics.serving.lifecycle import NAMESPACE, liveness
 
 
 @pytest.fixture

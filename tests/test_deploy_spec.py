@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmops_magics.errors import ValidationError
-from llmops_magics.serving.routing import CanaryRouter
+from llmops_magics.modelserver.routing import CanaryRouter
 from llmops_magics.serving.spec import Canary, DeploymentSpec, parse_canary, redact_magic_line
 from llmops_magics.serving.stats import percentile, summarize
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llmops_magics.adapters.widgets import eval_panel
+from llmops_magics.adapters.widgets.eval_compare import word_diff
 from llmops_magics.evaluation.results import EvalResult, MetricColumn
-from llmops_magics.widgets import eval_panel
-from llmops_magics.widgets.eval_compare import word_diff
 
 # (A output, A score, B output, B score) per example; B loses most on example 2
 EXAMPLES = [

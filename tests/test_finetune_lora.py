@@ -16,7 +16,7 @@ TEMPLATE = "Q: {{ question }}\nA:"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model_dir):
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.recording import MemoryRecorder
 
     home = tmp_path_factory.mktemp("lora") / ".llmops"

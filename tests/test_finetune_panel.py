@@ -4,8 +4,8 @@ import threading
 import time
 
 from llmops_magics import Job, JobCancelledError
-from llmops_magics.widgets.job_panel import JobPanel, format_seconds, loss_curve_svg
-from llmops_magics.widgets.throttle import Throttle
+from llmops_magics.adapters.widgets.job_panel import JobPanel, format_seconds, loss_curve_svg
+from llmops_magics.adapters.widgets.throttle import Throttle
 
 
 def training_like(steps: int, pause: float, release: threading.Event | None = None):

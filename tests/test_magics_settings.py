@@ -3,7 +3,7 @@
 import pytest
 
 import llmops_magics as lm
-from llmops_magics import context
+from llmops_magics.context import workspaces as context
 
 
 @pytest.fixture

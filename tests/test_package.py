@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import llmops_magics
-from llmops_magics.cli import main as cli
+from llmops_magics.adapters.cli import main as cli
 
 HEAVY = ("torch", "transformers", "peft", "wandb", "pandas", "accelerate", "datasets", "fastapi", "ray", "tornado")
 

@@ -58,7 +58,7 @@ def test_a_run_records_config_metrics_and_summary(wandb_env):
 
 
 def test_online_mode_without_credentials_fails_fast_and_keeps_the_local_record(tmp_path, monkeypatch, wandb_env):
-    from llmops_magics import context
+    from llmops_magics.context import workspaces as context
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import llmops_magics as lm
-from llmops_magics.cli import main as cli
+from llmops_magics.adapters.cli import main as cli
 from llmops_magics.errors import NotFoundError, ValidationError
 
 TEMPLATE = "Q: {{ question }}\nA:"

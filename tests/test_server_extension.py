@@ -21,14 +21,14 @@ def _run(*args: str) -> str:
 
 
 def test_package_declares_the_server_extension_and_the_labextension():
-    assert llmops_magics._jupyter_server_extension_points() == [{"module": "llmops_magics.server"}]
+    assert llmops_magics._jupyter_server_extension_points() == [{"module": "llmops_magics.adapters.jupyter"}]
     assert llmops_magics._jupyter_labextension_paths() == [{"src": "labextension", "dest": "llmops-magics"}]
 
 
 def test_declaring_the_extensions_imports_no_server_code():
     code = (
         "import sys, llmops_magics as m; m._jupyter_server_extension_points(); m._jupyter_labextension_paths(); "
-        "import llmops_magics.browse; "
+        "import llmops_magics.adapters.jupyter.browse; "
         "print(sorted(x for x in ('tornado', 'jupyter_server', 'IPython', 'torch') if x in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

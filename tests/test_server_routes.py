@@ -336,6 +336,6 @@ def test_a_kernel_in_a_subfolder_without_a_registry_writes_where_the_sidebar_rea
     assert not home.exists()
     notebooks = jp_root_dir / "notebooks"
     notebooks.mkdir()
-    code = "from llmops_magics.config import resolve_home; print(resolve_home())"
+    code = "from llmops_magics.context.home import resolve_home; print(resolve_home())"
     out = subprocess.run([sys.executable, "-c", code], cwd=notebooks, env=dict(os.environ), capture_output=True)
     assert out.stdout.decode().strip() == str(home.resolve()), out.stderr.decode()

@@ -77,7 +77,7 @@ def test_registering_the_tiny_model_mirrors_it_once_so_online_runs_can_use_it(wo
 
 
 def test_without_a_project_the_cache_is_beside_the_registry_not_in_the_home_folder(tmp_path, monkeypatch):
-    from llmops_magics.config import find_project_root
+    from llmops_magics.context.home import find_project_root
     from llmops_magics.models.tiny import cache_dir
 
     monkeypatch.delenv("LLMOPS_CACHE", raising=False)

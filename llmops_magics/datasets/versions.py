@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.provenance import collect
+from ..context.workspaces import Workspace, current
 from ..errors import NotFoundError, ValidationError
-from ..mirror import mirror_artifact
-from ..provenance import collect
+from ..recording.publish import mirror_artifact
 from ..store import Artifact
 from .tables import Rows, decode_jsonl, encode_jsonl, infer_schema, split_rows, to_split_rows
 
@@ -99,7 +99,7 @@ class DatasetVersion:
         return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..display import kv_html, mimebundle, table_html
+        from ..display.html import kv_html, mimebundle, table_html
 
         preview = self.artifact.metadata.get("preview", [])
         cols = list(self.columns)

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..context import Workspace, current
-from ..display import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..context.workspaces import Workspace, current
+from ..display.html import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle, table_html, text_table
 from ..errors import ValidationError
 from .versions import KIND, DatasetVersion, get_dataset
 
@@ -260,6 +260,6 @@ def dataset_history(name: str, *, workspace: Workspace | None = None) -> Dataset
 
 def list_datasets(search: str | None = None, *, workspace: Workspace | None = None):
     """Dataset names with version counts and aliases (``%dataset list``)."""
-    from ..listing import NameList
+    from ..display.listing import NameList
 
     return NameList((workspace or current()).registry.names(KIND, search))

@@ -190,12 +190,12 @@ class MetricList(list):
     COLUMNS = ("metric", "direction", "needs", "description")
 
     def __str__(self) -> str:
-        from ..display import text_table
+        from ..display.html import text_table
 
         return text_table(self.COLUMNS, self)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..display import mimebundle, table_html
+        from ..display.html import mimebundle, table_html
 
         return mimebundle(str(self), table_html(self.COLUMNS, self))
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace, current
-from ..provenance import collect
+from ..context.provenance import collect
+from ..context.workspaces import Workspace, current
 from ..store import Artifact
 from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..display import esc, kv_html, mimebundle, table_html, text_table
+from ..display.html import esc, kv_html, mimebundle, table_html, text_table
 from ..store import Artifact
 from .stats import Comparison, format_number
 

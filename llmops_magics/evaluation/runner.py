@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.workspaces import Workspace, current
 from ..errors import RegressionError, ValidationError
 from .cache import GenerationCache
 from .consistency import check_adapter

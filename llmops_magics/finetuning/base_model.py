@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace
+from ..context.workspaces import Workspace
 from ..errors import InvalidReferenceError, NotFoundError, ValidationError
 from ..store import Artifact
 
@@ -114,7 +114,7 @@ def register_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact:
         from ..models.tiny import tiny_base_model
 
         return tiny_base_model(ws)
-    from ..provenance import collect
+    from ..context.provenance import collect
 
     folder = base.path
     config = json.loads((folder / "config.json").read_text())

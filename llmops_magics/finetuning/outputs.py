@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace
-from ..provenance import collect, library_versions
+from ..context.provenance import collect, library_versions
+from ..context.workspaces import Workspace
 from ..store import Artifact
 from ..store.records import thaw
 from .data import render_prompt_text, target_prefix
@@ -68,7 +68,7 @@ class FinetuneResult:
         return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..display import kv_html, mimebundle
+        from ..display.html import kv_html, mimebundle
 
         return mimebundle(str(self), kv_html(self._summary(), title="fine-tune"), {"ref": self.ref})
 

@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.provenance import collect
+from ..context.workspaces import Workspace, current
 from ..errors import JobCancelledError, NotFoundError, ValidationError
-from ..jobs import Job, JobContext
-from ..provenance import collect
+from ..ops.jobs import Job, JobContext
 from ..store.records import thaw
 from .launch import run_launcher
 from .outputs import FinetuneResult, register_outputs

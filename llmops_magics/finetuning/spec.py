@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace
+from ..context.workspaces import Workspace
 from ..errors import NotFoundError, ValidationError
 from ..store import Artifact, validate_alias, validate_name
 from .base_model import BaseModel, find_base, register_base, registered_base

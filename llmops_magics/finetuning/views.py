@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..display import format_time, mimebundle, table_html, text_table
+from ..display.html import format_time, mimebundle, table_html, text_table
 
 __all__ = ["RunList"]
 

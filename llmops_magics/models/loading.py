@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.workspaces import Workspace, current
 from ..errors import NotFoundError, ValidationError
 from ..store import Artifact
 from ..store.blobs import tree_digest  # re-exported: fine-tuning and eval identify base folders by it

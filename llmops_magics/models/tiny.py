@@ -177,7 +177,7 @@ def cache_dir(home: str | Path | None = None) -> Path:
     root it goes beside ``home`` (the registry folder; default, the one ``resolve_home`` finds),
     where W&B's offline runs go too.
     """
-    from ..config import find_project_root, resolve_home
+    from ..context.home import find_project_root, resolve_home
 
     env = os.environ.get(CACHE_ENV)
     if env:
@@ -221,9 +221,9 @@ def cached_tiny_model(spec: TinyModelSpec | None = None, cache: str | Path | Non
 
 def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
     """The registered tiny base model (``model://tiny-gpt2``), built on first use and cached."""
-    from ..context import current
-    from ..mirror import mirror_artifact
-    from ..provenance import collect
+    from ..context.provenance import collect
+    from ..context.workspaces import current
+    from ..recording.publish import mirror_artifact
 
     ws = workspace or current()
     reg = ws.registry

@@ -1,15 +1,7 @@
 """Versioned prompt templates (text or chat) with aliases, diff and render."""
 
 from .template import ParsedTemplate, parse_template
-from .versions import (
-    PromptVersion,
-    get_prompt,
-    list_prompts,
-    prompt_history,
-    render_prompt,
-    save_prompt,
-    tag_prompt,
-)
+from .versions import PromptVersion, get_prompt, list_prompts, prompt_history, render_prompt, save_prompt, tag_prompt
 from .views import PromptDiff, PromptHistory, diff_prompts
 
 __all__ = [

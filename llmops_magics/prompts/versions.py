@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.provenance import collect
+from ..context.workspaces import Workspace, current
 from ..errors import ValidationError
-from ..mirror import mirror_artifact
-from ..provenance import collect
+from ..recording.publish import mirror_artifact
 from ..store import Artifact, Registry
 from ..store.records import thaw
 from .template import ParsedTemplate, parse_template
@@ -116,7 +116,7 @@ class PromptVersion:
         return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from ..display import esc, kv_html, mimebundle
+        from ..display.html import esc, kv_html, mimebundle
 
         body = kv_html(self._summary()) + f"<pre style='margin:4px 0'>{esc(self.template)}</pre>"
         return mimebundle(str(self), body, {"ref": self.ref, "digest": self.digest})
@@ -229,7 +229,7 @@ def prompt_history(name: str, *, workspace: Workspace | None = None):
 
 
 def list_prompts(search: str | None = None, *, workspace: Workspace | None = None):
-    from ..listing import NameList
+    from ..display.listing import NameList
 
     reg = (workspace or current()).registry
     return NameList(reg.names(KIND, search))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..display import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle
+from ..display.html import VersionHistory, cell_label, esc, format_time, kv_html, mimebundle
 from ..store.records import thaw
 from .versions import PromptVersion
 

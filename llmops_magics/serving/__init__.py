@@ -6,12 +6,12 @@ this package is cheap: the server stack (FastAPI, uvicorn, torch, prometheus)
 is imported only by the server process, and Ray or vLLM only by their engines.
 """
 
+from .control import deploy, promote_deployment, rollback_deployment, set_canary, stop_deployment
 from .drift import DriftReport, deployment_drift
-from .lifecycle import deploy, promote_deployment, rollback_deployment, set_canary, stop_deployment
 from .spec import Canary, DeploymentSpec, parse_canary
 from .status import deployment_logs, deployment_status, get_deployment, list_deployments, monitor_snapshot
 from .views import Deployment, DeploymentList, DeploymentStatus, LogTail, StopResult
-from .vllm_engine import VllmExport, export_vllm, vllm_command
+from .vllm import VllmExport, export_vllm, vllm_command
 
 __all__ = [
     "Canary",

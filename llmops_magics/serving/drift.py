@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import Workspace, current
-from ..display import kv_html, mimebundle
+from ..context.workspaces import Workspace, current
+from ..display.html import kv_html, mimebundle
 from ..errors import ValidationError
-from .lifecycle import load_config, require_state
+from .control import load_config, require_state
 from .requestlog import read_requests
 from .spec import DeploymentSpec
 

@@ -185,7 +185,7 @@ def launch(
     log_path = run_dir / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     env["LLMOPS_HOME"] = str(config.get("runtime", {}).get("home", env.get("LLMOPS_HOME", "")))
-    argv = command or [sys.executable, "-m", "llmops_magics.serving.server", "--config", str(cfg_path)]
+    argv = command or [sys.executable, "-m", "llmops_magics.modelserver.server", "--config", str(cfg_path)]
     with log_path.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(argv)}\n".encode())
         log.flush()

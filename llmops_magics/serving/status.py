@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..context import Workspace, current
+from ..context.workspaces import Workspace, current
+from .control import NAMESPACE, liveness, require_state
 from .launcher import tail
-from .lifecycle import NAMESPACE, liveness, require_state
 from .requestlog import read_requests
 from .stats import summarize
 from .views import Deployment, DeploymentList, DeploymentStatus, LogTail

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..display import esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..display.html import esc, format_time, kv_html, mimebundle, table_html, text_table
 from ..store import Artifact
 
 __all__ = ["Deployment", "DeploymentList", "DeploymentStatus", "LogTail", "StopResult"]
@@ -96,7 +96,7 @@ class Deployment:
         return deployment_logs(self.name, lines=lines, workspace=self.workspace)
 
     def monitor(self, **kwargs: Any):
-        from ..widgets.deploy_monitor import DeploymentMonitor
+        from ..adapters.widgets.deploy_monitor import DeploymentMonitor
 
         return DeploymentMonitor(self.name, workspace=self.workspace, **kwargs)
 
@@ -106,7 +106,7 @@ class Deployment:
         return deployment_drift(self.name, workspace=self.workspace, **kwargs)
 
     def stop(self):
-        from .lifecycle import stop_deployment
+        from .control import stop_deployment
 
         return stop_deployment(self.name, workspace=self.workspace)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import resolve_home
+from ..context.home import resolve_home
 from ..errors import AmbiguousReferenceError, NotFoundError, RegistryError, ValidationError
 from .blobs import BlobStore
 from .records import Artifact, Edge, dumps, freeze
@@ -577,6 +577,6 @@ class Registry:
 
     def list(self, kind: str | None = None, search: str | None = None):
         """A displayable listing of names (with version counts and aliases)."""
-        from ..listing import NameList
+        from ..display.listing import NameList
 
         return NameList(self.names(kind, search))

@@ -1,0 +1,346 @@
+"""Read-only views of the registry for browsers: the JupyterLab sidebar, its REST routes, scripts.
+
+Every method returns plain JSON-ready dicts and raises only ``llmops_magics.errors``
+(``ValidationError`` for a bad kind, name, version or page; ``NotFoundError`` for
+something that does not exist), so an adapter can translate them without knowing
+the registry. Names arriving from URLs are validated before they reach a query,
+which is what keeps ``..``, ``/`` and other path tricks out.
+
+A ``Browser`` opens its registry lazily and only once the folder holds a registry:
+browsing never creates ``.llmops/`` in a folder that has none.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ...context.home import resolve_home
+from ...errors import NotFoundError, ValidationError
+from ...store import KINDS, Artifact, Reference, Registry
+from ...store.records import thaw
+from ...store.refs import LATEST, MAX_NAME, validate_kind, validate_name, version_number
+
+__all__ = ["Browser", "code_snippets", "deployment_status", "DEFAULT_PAGE", "MAX_PAGE"]
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+MAX_DEPTH = 50
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
+
+
+def _int(value: Any, what: str, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be an integer, found {value!r}") from None
+    if not low <= number <= high:
+        raise ValidationError(f"{what} must be between {low} and {high}, found {number}")
+    return number
+
+
+def _reference(kind: str, name: str, version: str | int) -> Reference:
+    """A reference from three URL segments, each validated on its own."""
+    validate_kind(kind)
+    validate_name(name)
+    text = str(version)
+    if text.isdigit():
+        number = version_number(text)
+        if number is None:
+            raise ValidationError(f"version must be a positive integer, found {text!r}")
+        return Reference(kind, name, version=number)
+    if text != LATEST:
+        validate_name(text, "version or alias")
+    return Reference(kind, name, alias=text)
+
+
+class Browser:
+    """Queries over one registry folder, safe to call from several threads."""
+
+    def __init__(self, home: str | os.PathLike | None = None, *, start: str | os.PathLike | None = None) -> None:
+        self.home: Path = resolve_home(start=start, explicit=home)
+        self._registry: Registry | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Browser({str(self.home)!r})"
+
+    def registry(self) -> Registry | None:
+        """The registry, or None while the folder holds none yet."""
+        with self._lock:
+            if self._registry is None and Registry.found_at(self.home):
+                self._registry = Registry(self.home)
+            return self._registry
+
+    def _require(self) -> Registry:
+        reg = self.registry()
+        if reg is None:
+            raise NotFoundError(f"no registry at {self.home} yet: save an artifact from a notebook first")
+        return reg
+
+    def close(self) -> None:
+        with self._lock:
+            if self._registry is not None:
+                self._registry.close()
+                self._registry = None
+
+    # ------------------------------------------------------------------ listing
+
+    def changes(self) -> dict[str, Any]:
+        """The registry's change counter: pollers refetch only when it moved."""
+        reg = self.registry()
+        return {"changes": reg.change_counter() if reg else 0, "home": str(self.home)}
+
+    def list_artifacts(
+        self, kind: str | None = None, search: str | None = None, limit: Any = None, offset: Any = None
+    ) -> dict[str, Any]:
+        """One page of artifact names (ordered by kind, then name) and the count per kind."""
+        kind = validate_kind(kind) if kind else None
+        search = (search or "").strip() or None
+        if search is not None and len(search) > MAX_NAME:
+            raise ValidationError(f"search must be at most {MAX_NAME} characters, found {len(search)}")
+        page = _int(limit, "limit", 0, MAX_PAGE, DEFAULT_PAGE)
+        start = _int(offset, "offset", 0, 10**9, 0)
+        reg = self.registry()
+        if reg is None:
+            counts = dict.fromkeys(KINDS, 0)
+            return self._page([], 0, counts, kind, search, page, start, 0)
+        changes = reg.change_counter()
+        counts = {k: reg.count_names(k, search) for k in KINDS}
+        total = counts[kind] if kind else sum(counts.values())
+        items = [s.to_dict() for s in reg.names(kind, search, page, start)] if page else []
+        return self._page(items, total, counts, kind, search, page, start, changes)
+
+    @staticmethod
+    def _page(items, total, counts, kind, search, limit, offset, changes) -> dict[str, Any]:
+        return {
+            "items": items,
+            "total": total,
+            "counts": counts,
+            "kind": kind,
+            "search": search,
+            "limit": limit,
+            "offset": offset,
+            "changes": changes,
+        }
+
+    # ------------------------------------------------------------------ one artifact
+
+    def artifact(self, kind: str, name: str) -> dict[str, Any]:
+        """Everything about one name: its versions (newest first), aliases, and the latest in full."""
+        validate_kind(kind)
+        validate_name(name)
+        reg = self._require()
+        versions = reg.versions(kind, name)
+        latest = reg.get(kind, name, reg.latest_version(kind, name))  # not always the newest: see Registry
+        return {
+            "kind": kind,
+            "name": name,
+            "ref": f"{kind}://{name}",
+            "aliases": {LATEST: latest.version, **reg.aliases(kind, name)},
+            "versions": [_version_summary(a) for a in reversed(versions)],
+            "latest": self._detail(reg, latest),
+        }
+
+    def version(self, kind: str, name: str, version: str | int) -> dict[str, Any]:
+        """One version with its metadata, spec, provenance, code snippets and kind-specific extras."""
+        reg = self._require()
+        return self._detail(reg, reg.resolve(_reference(kind, name, version)))
+
+    def _detail(self, reg: Registry, art: Artifact) -> dict[str, Any]:
+        out = art.to_dict()
+        out["code"] = code_snippets(art)
+        out["parents"] = [e.to_dict() for e in reg.upstream(art, depth=1)]
+        out["children"] = [e.to_dict() for e in reg.downstream(art, depth=1)]
+        if art.kind == "eval":
+            out["summary"] = _summary_of(art)
+        if art.kind == "deployment":
+            record = reg.get_state("deployments", art.name)
+            out["deployment"] = deployment_status(art.name, record) if isinstance(record, dict) else None
+        return out
+
+    def lineage(self, kind: str, name: str, version: str | int, depth: Any = None) -> dict[str, Any]:
+        """Upstream and downstream of one version as nodes and edges, each node with its kind."""
+        levels = _int(depth, "depth", 1, MAX_DEPTH, MAX_DEPTH)
+        reg = self._require()
+        art = reg.resolve(_reference(kind, name, version))
+        graph = reg.lineage(art, levels)
+        graph["upstream"] = [e.to_dict() for e in reg.upstream(art, levels)]
+        graph["downstream"] = [e.to_dict() for e in reg.downstream(art, levels)]
+        return graph
+
+    def prompt(self, name: str, version: str | int) -> dict[str, Any]:
+        """A prompt version's template text and params, as stored."""
+        import json
+
+        reg = self._require()
+        art = reg.resolve(_reference("prompt", name, version))
+        payload = json.loads(reg.read_bytes(art))
+        meta = thaw(art.metadata)
+        return {
+            "ref": art.ref,
+            "template": payload.get("template", ""),
+            "params": payload.get("params", {}),
+            "format": meta.get("format"),
+            "variables": meta.get("variables", []),
+            "description": meta.get("description"),
+        }
+
+    def eval_summary(self, name: str, version: str | int) -> dict[str, Any]:
+        """An eval's ``metadata["summary"]`` (metric → value), whatever dict is there."""
+        reg = self._require()
+        art = reg.resolve(_reference("eval", name, version))
+        return {"ref": art.ref, "summary": _summary_of(art), "metadata": thaw(art.metadata)}
+
+    def deployments(self, probe_timeout: float = 0.5) -> dict[str, Any]:
+        """Every recorded deployment with its liveness (pid check, then ``/health`` on localhost)."""
+        reg = self.registry()
+        records = reg.list_state("deployments") if reg else {}
+        pairs = [(key, rec) for key, rec in records.items() if isinstance(rec, dict)]
+        if not pairs:
+            return {"items": []}
+        with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
+            items = list(pool.map(lambda kv: deployment_status(kv[0], kv[1], probe_timeout), pairs))
+        return {"items": items}
+
+
+def _version_summary(art: Artifact) -> dict[str, Any]:
+    return {
+        "version": art.version,
+        "ref": art.ref,
+        "digest": art.short_digest,
+        "created_at": art.created.isoformat(),
+        "aliases": list(art.aliases),
+        "size": art.size,
+    }
+
+
+def _summary_of(art: Artifact) -> dict[str, Any]:
+    summary = thaw(art.metadata.get("summary"))
+    return summary if isinstance(summary, dict) else {}
+
+
+# ---------------------------------------------------------------------- code snippets
+
+_SHOW_MAGIC = {"prompt": "%prompt show {ref}"}
+_VARIABLE = {"eval": "evaluation"}  # never shadow the builtin ``eval`` in a user's notebook
+
+
+def _python_loader(kind: str) -> str:
+    """``get_<kind>`` where the public API has one (``get_prompt`` …), else ``registry().resolve``."""
+    import llmops_magics
+
+    getter = f"get_{kind}"
+    if getter in getattr(llmops_magics, "_EXPORTS", {}):
+        return f"llmops_magics.{getter}"
+    return "llmops_magics.registry().resolve"
+
+
+def code_snippets(art: Artifact) -> list[dict[str, str]]:
+    """Code that loads or reproduces ``art`` in a notebook cell, driven by its kind and spec.
+
+    ``load`` calls the Python API; ``show`` uses the kind's magic where one exists;
+    ``reproduce`` replays ``spec["magic"]`` (with ``spec["cell"]`` as the body of a cell magic).
+    """
+    ref = art.ref
+    variable = _VARIABLE.get(art.kind, art.kind)
+    out = [
+        {
+            "id": "load",
+            "label": "Load in Python",
+            "code": f'import llmops_magics\n\n{variable} = {_python_loader(art.kind)}("{ref}")\n{variable}',
+        }
+    ]
+    if art.kind in _SHOW_MAGIC:
+        out.append(
+            {
+                "id": "show",
+                "label": "Show with magic",
+                "code": "%load_ext llmops_magics\n" + _SHOW_MAGIC[art.kind].format(ref=ref),
+            }
+        )
+    magic = art.spec.get("magic")
+    if isinstance(magic, str) and magic.strip():
+        line = magic.strip()
+        if line.startswith("%%"):
+            body = art.spec.get("cell")
+            code = line + ("\n" + body if isinstance(body, str) and body else "")
+        else:
+            code = "%load_ext llmops_magics\n" + line
+        out.append({"id": "reproduce", "label": "Reproduce (magic)", "code": code})
+    return out
+
+
+# ---------------------------------------------------------------------- deployments
+
+
+def _pid_alive(pid: Any) -> bool | None:
+    """None for a malformed record; otherwise the launcher's check (zombies count as dead)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    from ...serving.launcher import pid_alive
+
+    return pid_alive(pid)
+
+
+def _probe(url: Any, timeout: float) -> str | None:
+    """``ok``/``error``/``unreachable`` for ``{url}/health`` on this machine; None when not probed."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    if (urlsplit(url).hostname or "") not in _LOCAL_HOSTS:
+        return None
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
+            return "ok" if 200 <= resp.status < 300 else "error"
+    except urllib.error.HTTPError:
+        return "error"
+    except (OSError, ValueError):
+        return "unreachable"
+
+
+def deployment_status(key: str, record: dict[str, Any], probe_timeout: float = 0.5) -> dict[str, Any]:
+    """A deployment record with ``alive``, ``health`` and ``state`` computed now; missing fields stay None."""
+    host = record.get("host")
+    local = not isinstance(host, str) or host in _LOCAL_HOSTS or host == _hostname()
+    alive = _pid_alive(record.get("pid")) if local else None
+    health = _probe(record.get("url"), probe_timeout) if alive is not False else None
+    if alive is False or health == "unreachable":
+        state = "stopped"
+    elif health == "ok" or (alive and health is None):
+        state = "running"
+    elif health == "error":
+        state = "unhealthy"
+    else:
+        state = "unknown"
+    started = record.get("started_at")
+    return {
+        "name": record.get("name") or key,
+        "ref": record.get("ref"),
+        "pid": record.get("pid"),
+        "port": record.get("port"),
+        "url": record.get("url"),
+        "host": host,
+        "started_at": started,
+        "uptime_s": round(time.time() - started, 1)
+        if isinstance(started, int | float) and state == "running"
+        else None,
+        "status": record.get("status"),
+        "alive": alive,
+        "health": health,
+        "state": state,
+    }
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

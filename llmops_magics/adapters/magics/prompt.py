@@ -1,0 +1,124 @@
+"""``%%prompt`` and ``%prompt list|show|diff|tag|render|history``."""
+
+from __future__ import annotations
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ... import prompts
+from .base import parse, parse_pairs, route, usage_errors
+
+__all__ = ["PromptMagics"]
+
+
+@magic_arguments()
+@argument("search", nargs="?", help="Show only names containing this text.")
+def _list(line):
+    """%prompt list [SEARCH]"""
+
+
+@magic_arguments()
+@argument("ref", help="Prompt reference: name, name/3, name@alias or prompt://name/3.")
+def _show(line):
+    """%prompt show REF"""
+
+
+@magic_arguments()
+@argument("ref_a")
+@argument("ref_b")
+def _diff(line):
+    """%prompt diff REF_A REF_B"""
+
+
+@magic_arguments()
+@argument("ref")
+@argument("alias", help="Alias to point at REF (moved if it exists), e.g. production.")
+def _tag(line):
+    """%prompt tag REF ALIAS"""
+
+
+@magic_arguments()
+@argument("ref")
+@argument("values", nargs="*", help="Template variables as key=value.")
+def _render(line):
+    """%prompt render REF key=value ..."""
+
+
+@magic_arguments()
+@argument("name")
+def _history(line):
+    """%prompt history NAME"""
+
+
+@magics_class
+class PromptMagics(Magics):
+    @magic_arguments()
+    @argument("name", help="Prompt name (letters, digits, '.', '_', '-').")
+    @argument("--alias", "-a", action="append", default=[], help="Alias to point at this version (repeatable).")
+    @argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        help="Param key=value stored with the prompt; "
+        "params are defaults for template variables of the same name (repeatable).",
+    )
+    @argument("--description", "-d", default=None, help="What this version is for (metadata, not content).")
+    @line_cell_magic
+    @usage_errors
+    def prompt(self, line, cell=None):
+        """Version a Jinja2 prompt template (cell), or manage prompts (line).
+
+        Cell:  %%prompt NAME [--alias A ...] [--param key=value ...] [--description TEXT]
+        Line:  %prompt list [SEARCH] | show REF | diff REF_A REF_B | tag REF ALIAS
+               | render REF key=value ... | history NAME
+
+        A new version is saved only when the template or params changed. A cell whose
+        first line is ``system:``, ``user:`` or ``assistant:`` is a chat prompt.
+
+        IPython expands ``{expr}`` and ``$name`` in the line first: ``render qa q='{{ x }}'``
+        passes ``{ x }``; write ``{{{{ x }}}}`` or use ``llmops_magics.render_prompt``.
+        """
+        if cell is not None:
+            args = parse(self.prompt, line)
+            return prompts.save_prompt(
+                args.name,
+                cell,
+                params=parse_pairs(args.param, "--param"),
+                aliases=args.alias,
+                description=args.description,
+                spec={"magic": f"%%prompt {line}".strip(), "cell": cell},
+            )
+        return route(
+            line,
+            {
+                "list": self._list,
+                "show": self._show,
+                "diff": self._diff,
+                "tag": self._tag,
+                "render": self._render,
+                "history": self._history,
+            },
+            "prompt",
+        )
+
+    def _list(self, rest):
+        return prompts.list_prompts(parse(_list, rest).search)
+
+    def _show(self, rest):
+        return prompts.get_prompt(parse(_show, rest).ref)
+
+    def _diff(self, rest):
+        args = parse(_diff, rest)
+        return prompts.diff_prompts(args.ref_a, args.ref_b)
+
+    def _tag(self, rest):
+        args = parse(_tag, rest)
+        return prompts.tag_prompt(args.ref, args.alias)
+
+    def _render(self, rest):
+        args = parse(_render, rest)
+        return prompts.render_prompt(args.ref, parse_pairs(args.values, "render variable"))
+
+    def _history(self, rest):
+        return prompts.prompt_history(parse(_history, rest).name)

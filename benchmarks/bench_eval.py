@@ -75,7 +75,7 @@ def main() -> int:
 
     def timed(**kw) -> tuple[float, object]:
         started = time.perf_counter()
-        result = lm.evaluate(model.ref, **common, **kw)
+        result = lm.evaluate(model.ref, **common, **kw).wait()
         return time.perf_counter() - started, result
 
     def cold() -> None:

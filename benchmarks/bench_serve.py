@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from llmops_magics import deploy
     from llmops_magics.context import context
     from llmops_magics.models import tiny_base_model
-    from llmops_magics.serving import deploy
 
     ws = context.configure(home=args.home, wandb_mode="disabled")
     model = tiny_base_model(workspace=ws)

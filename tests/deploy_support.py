@@ -85,10 +85,9 @@ class Refs:
 
 def register(ws, folders: Folders) -> Refs:
     """Register the base model, the training data, both adapters (as qa-lora/1 and /2) and a prompt."""
-    from llmops_magics.datasets import save_dataset
+    from llmops_magics import save_dataset, save_prompt
     from llmops_magics.models import task_examples
     from llmops_magics.models.loading import tokenizer_digest
-    from llmops_magics.prompts import save_prompt
 
     reg = ws.registry
     base = reg.save("model", "tiny-gpt2", path=folders.base, metadata={"architecture": "gpt2"}).artifact

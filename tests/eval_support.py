@@ -116,8 +116,8 @@ def shared_workspace(home: Path, models: EvalModels, **settings):
     """
     from dataclasses import replace
 
+    from llmops_magics import save_dataset
     from llmops_magics.context import workspaces as context
-    from llmops_magics.datasets import save_dataset
     from llmops_magics.models.world import task_examples
     from llmops_magics.recording import MemoryRecorder
 
@@ -135,7 +135,7 @@ def shared_workspace(home: Path, models: EvalModels, **settings):
 @pytest.fixture
 def eval_ws(workspace, eval_models):
     """A workspace (memory recorder) holding the tiny model, the adapter and the QA data set."""
-    from llmops_magics.datasets import save_dataset
+    from llmops_magics import save_dataset
     from llmops_magics.models.world import task_examples
 
     base, adapter = register_models(workspace, eval_models)

@@ -15,8 +15,8 @@ HOSTILE = "<img src=x onerror=\"document.body.dataset.pwned='1'\"><b>bold</b>"
 
 def populate(home: Path) -> dict[str, str]:
     """Write the sample artifacts into the registry at ``home``; returns their references."""
+    from llmops_magics import save_prompt
     from llmops_magics.context.workspaces import Settings, Workspace
-    from llmops_magics.prompts import save_prompt
 
     ws = Workspace(Settings(home=str(home), wandb_mode="disabled"), recorder=None)
     reg = ws.registry

@@ -21,7 +21,7 @@ def test_a_variable_in_the_notebook_becomes_a_dataset_version(ip):
 def test_the_magic_line_and_the_source_are_recorded_in_the_spec(ip):
     ip.user_ns["rows"] = ROWS
     v = ip.run_line_magic("dataset", "qa --from rows")
-    assert (v.artifact.spec["magic"], v.artifact.spec["from"]) == ("%dataset qa --from rows", "rows")
+    assert (v.artifact.spec["command"], v.artifact.spec["args"]["data"]) == ("%dataset qa --from rows", "<list>")
 
 
 def test_a_file_path_works_as_the_source(ip, tmp_path):

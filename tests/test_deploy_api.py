@@ -129,9 +129,10 @@ def test_loading_the_extension_imports_no_serving_or_ml_stack():
 
 
 def test_the_vllm_command_serves_the_adapter_as_a_lora_module_named_after_the_deployment():
-    from llmops_magics.serving import DeploymentSpec, vllm_command
+    from llmops_magics.ops.deploy import DeploySpec
+    from llmops_magics.serving import vllm_command
 
-    spec = DeploymentSpec(name="qa", target="adapter://qa/1", port=8001, max_batch_size=32)
+    spec = DeploySpec(name="qa", target="adapter://qa/1", port=8001, max_batch_size=32)
     cmd = vllm_command(spec, base_path="/m/base", adapter_path="/m/lora", lora_rank=16, context_window=128)
     assert cmd[:3] == ["vllm", "serve", "/m/base"]
     for flag, value in [
@@ -147,9 +148,10 @@ def test_the_vllm_command_serves_the_adapter_as_a_lora_module_named_after_the_de
 
 
 def test_the_vllm_command_for_a_plain_model_names_it_after_the_deployment():
-    from llmops_magics.serving import DeploymentSpec, vllm_command
+    from llmops_magics.ops.deploy import DeploySpec
+    from llmops_magics.serving import vllm_command
 
-    cmd = vllm_command(DeploymentSpec(name="base", target="model://m/1"), base_path="/m/base")
+    cmd = vllm_command(DeploySpec(name="base", target="model://m/1"), base_path="/m/base")
     assert cmd[cmd.index("--served-model-name") + 1] == "base" and "--enable-lora" not in cmd
 
 

@@ -39,7 +39,8 @@ class Poller(threading.Thread):
 @pytest.fixture(scope="module")
 def canary(tmp_path_factory):
     """``ab`` serving qa-lora/1, then given qa-lora/2 as a 30% canary while a client keeps calling it."""
-    from llmops_magics.serving import deploy, set_canary
+    from llmops_magics import deploy
+    from llmops_magics.serving import set_canary
 
     folders = build_folders(str(tmp_path_factory.getbasetemp()))
     with module_workspace(tmp_path_factory.mktemp("deploy-canary") / ".llmops") as ws:

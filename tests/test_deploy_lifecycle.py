@@ -74,9 +74,10 @@ def test_the_deployment_artifact_links_the_adapter_it_serves_and_the_prompt(life
 
 
 def test_the_spec_holds_resolved_arguments_and_the_magic_line_without_the_key(life):
-    spec = registry().resolve(life["handle"].ref).spec
-    assert (spec["target"], spec["prompt"], spec["auth"]) == (life["refs"].adapter, life["refs"].prompt, True)
-    assert spec["magic"] == f"%deploy {life['refs'].adapter} --name svc --prompt {life['refs'].prompt} " + (
+    stored = registry().resolve(life["handle"].ref).spec
+    spec = stored["args"]
+    assert (spec["target"], spec["prompt"], spec["api_key"]) == (life["refs"].adapter, life["refs"].prompt, "***")
+    assert stored["command"] == f"%deploy {life['refs'].adapter} --name svc --prompt {life['refs'].prompt} " + (
         "--api-key *** --metrics-interval 0.5"
     )
 

@@ -22,8 +22,8 @@ OFF_TOPIC = [
 
 @pytest.fixture(scope="module")
 def mon(tmp_path_factory):
+    from llmops_magics import deploy
     from llmops_magics.models import task_examples
-    from llmops_magics.serving import deploy
 
     folders = build_folders(str(tmp_path_factory.getbasetemp()))
     with module_workspace(tmp_path_factory.mktemp("deploy-monitor") / ".llmops") as ws:

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from llmops_magics.serving import stop_deployment
-from llmops_magics.serving.control import NAMESPACE, liveness
 from llmops_magics.serving.launcher import free_port, process_started
+from llmops_magics.serving.liveness import liveness
+from llmops_magics.serving.records import NAMESPACE
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def _record(workspace, name, pid, **extra):
 
 def test_stopping_a_record_whose_pid_now_names_another_process_leaves_it_running(workspace, stranger):
     state = _record(workspace, "ghost", stranger.pid, pid_started=process_started(stranger.pid) - 1)
-    assert liveness(state)[0] == "dead"
+    assert liveness(state).state == "stopped"
     result = stop_deployment("ghost", grace=1.0, workspace=workspace)
     assert result.outcome == "not running" and stranger.poll() is None
     assert workspace.registry.get_state(NAMESPACE, "ghost") is None
@@ -46,6 +47,6 @@ def test_a_record_without_a_start_time_is_trusted_only_when_the_server_answers(w
 
 def test_a_record_that_still_names_its_process_is_stopped(workspace, stranger):
     state = _record(workspace, "own", stranger.pid, pid_started=process_started(stranger.pid))
-    assert liveness(state)[0] == "unhealthy"  # alive, ours, but not answering /health
+    assert liveness(state).state == "unhealthy"  # alive, ours, but not answering /health
     result = stop_deployment("own", grace=1.0, workspace=workspace)
     assert result.outcome in ("stopped", "killed") and stranger.wait(timeout=5) is not None

@@ -35,7 +35,7 @@ def descendants(pid: int) -> set[int]:
 
 @pytest.fixture(scope="module")
 def ray_served(tmp_path_factory):
-    from llmops_magics.serving import deploy
+    from llmops_magics import deploy
 
     folders = build_folders(str(tmp_path_factory.getbasetemp()))
     with module_workspace(tmp_path_factory.mktemp("deploy-ray") / ".llmops") as ws:

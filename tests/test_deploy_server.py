@@ -50,7 +50,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from llmops_magics.serving import deploy
+    from llmops_magics import deploy
 
     folders = build_folders(str(tmp_path_factory.getbasetemp()))
     with module_workspace(tmp_path_factory.mktemp("deploy-server") / ".llmops") as ws:

@@ -8,7 +8,8 @@ import pytest
 
 from llmops_magics.errors import ValidationError
 from llmops_magics.modelserver.routing import CanaryRouter
-from llmops_magics.serving.spec import Canary, DeploymentSpec, parse_canary, redact_magic_line
+from llmops_magics.ops.argv import redact_command
+from llmops_magics.ops.deploy import Canary, DeploySpec, parse_canary
 from llmops_magics.serving.stats import percentile, summarize
 
 # ---------------------------------------------------------------------- canary syntax
@@ -23,7 +24,7 @@ from llmops_magics.serving.stats import percentile, summarize
     ],
 )
 def test_a_canary_is_a_reference_and_a_percentage(text, expected):
-    assert parse_canary(text) == expected
+    assert parse_canary(text) == Canary(*expected)
 
 
 @pytest.mark.parametrize("text", ["adapter://qa-lora/2", "adapter://qa-lora/2:0%", "qa:100%", "qa:ten%", ":10%", ""])
@@ -36,13 +37,15 @@ def test_a_canary_without_a_share_strictly_between_0_and_100_is_rejected(text):
 
 
 def test_a_spec_round_trips_through_its_dict():
-    spec = DeploymentSpec(name="qa", target="adapter://qa/1", canary=Canary("adapter://qa/2", 10.0), magic="%deploy qa")
-    assert DeploymentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    spec = DeploySpec(name="qa", target="adapter://qa/1", canary="adapter://qa/2:10%")
+    assert DeploySpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert spec.canary_arm == Canary("adapter://qa/2", 10.0)
 
 
-def test_the_magic_line_does_not_change_a_specs_identity():
-    a = DeploymentSpec(name="qa", target="adapter://qa/1", magic="%deploy qa")
-    assert a.digest() == a.with_changes(magic="qa = deploy('qa')").digest()
+def test_how_to_start_a_deployment_does_not_change_its_identity():
+    a = DeploySpec(name="qa", target="adapter://qa/1")
+    assert a.digest() == a.replace(timeout=5.0, export=None).digest()
+    assert a.digest() != a.replace(max_batch_size=4).digest()
 
 
 @pytest.mark.parametrize(
@@ -58,12 +61,12 @@ def test_the_magic_line_does_not_change_a_specs_identity():
 )
 def test_a_spec_rejects_bad_values_naming_the_field(field, value, message):
     with pytest.raises(ValidationError, match=message):
-        DeploymentSpec(**{"name": "qa", "target": "model://m/1", field: value})
+        DeploySpec(**{"name": "qa", "target": "model://m/1", field: value})
 
 
 def test_vllm_deployments_take_no_canary():
     with pytest.raises(ValidationError, match="vllm engine serves one version"):
-        DeploymentSpec(name="qa", target="model://m/1", engine="vllm", canary=Canary("model://m/2", 5.0))
+        DeploySpec(name="qa", target="model://m/1", engine="vllm", canary="model://m/2:5%")
 
 
 @pytest.mark.parametrize(
@@ -71,7 +74,7 @@ def test_vllm_deployments_take_no_canary():
     ["qa --api-key sekrit --name x", "qa --api-key=sekrit", "qa --api-key 'sekrit' --port 9"],
 )
 def test_the_stored_magic_line_hides_the_api_key(line):
-    redacted = redact_magic_line(line)
+    redacted = redact_command(f"%deploy {line}", DeploySpec)
     assert "sekrit" not in redacted and "--api-key" in redacted and "***" in redacted
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmops_magics.datasets import save_dataset
+from llmops_magics import evaluate, save_dataset
 from llmops_magics.errors import EndpointError, NotFoundError, ValidationError
-from llmops_magics.evaluation import evaluate
 
 
 def fails_without_writing(ws, error, match, *targets, **options):
@@ -14,7 +13,7 @@ def fails_without_writing(ws, error, match, *targets, **options):
     before = ws.registry.change_counter()
     options.setdefault("data", "qa-task")
     with pytest.raises(error, match=match):
-        evaluate(list(targets), **options)
+        evaluate(list(targets), **options).wait()
     ws.recorder.flush()
     assert ws.registry.change_counter() == before
 

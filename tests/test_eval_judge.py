@@ -12,7 +12,7 @@ import pytest
 from eval_support import OpenAIServer, shared_workspace
 
 import llmops_magics
-from llmops_magics.evaluation import evaluate
+from llmops_magics import evaluate
 from llmops_magics.evaluation.judge import aggregate_scores, parse_score
 
 JUDGED = dict(data="qa-task", limit=4, max_new_tokens=4, judge_model="model://tiny-gpt2", judge_k=3)
@@ -22,7 +22,7 @@ JUDGED = dict(data="qa-task", limit=4, max_new_tokens=4, judge_model="model://ti
 def judged(eval_models, tmp_path_factory):
     """One judged eval, shared by the tests that only read it."""
     with shared_workspace(tmp_path_factory.mktemp("judged") / ".llmops", eval_models) as ws:
-        yield ws, evaluate("adapter://qa-lora", metrics="judge", workspace=ws, **JUDGED)
+        yield ws, evaluate("adapter://qa-lora", metrics="judge", workspace=ws, **JUDGED).wait()
 
 
 @pytest.mark.parametrize(
@@ -89,14 +89,14 @@ def test_the_judge_reports_a_variance_column(judged):
 
 
 def test_each_judge_sample_of_an_example_has_its_own_seed(eval_ws):
-    evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    evaluate("adapter://qa-lora", metrics="judge", **JUDGED).wait()
     assert _cache_entries(eval_ws) == 4 + 4 * 3  # 4 answers, then 4 examples x 3 seeds of judge replies
 
 
 def test_a_rerun_takes_the_judge_replies_from_the_cache(eval_ws):
-    first = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    first = evaluate("adapter://qa-lora", metrics="judge", **JUDGED).wait()
     entries = _cache_entries(eval_ws)
-    again = evaluate("adapter://qa-lora", metrics="judge", **JUDGED)
+    again = evaluate("adapter://qa-lora", metrics="judge", **JUDGED).wait()
     assert _cache_entries(eval_ws) == entries
     assert again.df["judge_failures"].tolist() == first.df["judge_failures"].tolist()
 
@@ -122,8 +122,8 @@ def test_the_eval_links_to_the_judge_prompt_and_the_judge_model(judged):
 
 def test_a_custom_judge_prompt_is_rendered_with_the_candidate_answer(eval_ws):
     llmops_magics.save_prompt("strict", "Is '{{ answer }}' right for '{{ question }}'? Score 1-5:")
-    result = evaluate("adapter://qa-lora", metrics="judge", judge_prompt="strict", **JUDGED)
-    assert result.artifact.spec["judge_prompt"] == "prompt://strict/1"
+    result = evaluate("adapter://qa-lora", metrics="judge", judge_prompt="strict", **JUDGED).wait()
+    assert result.artifact.spec["args"]["judge_prompt"] == "prompt://strict/1"
     assert any(e.source == "prompt://strict/1" for e in eval_ws.registry.upstream(result.ref, depth=1))
 
 
@@ -132,12 +132,12 @@ def test_a_judge_prompt_with_an_empty_scale_is_rejected_before_anything_runs(eva
 
     llmops_magics.save_prompt("flat", "Rate '{{ answer }}':", params={"min_score": 3, "max_score": 3})
     with pytest.raises(ValidationError, match="min_score must be below max_score, found 3 and 3"):
-        evaluate("adapter://qa-lora", metrics="judge", judge_prompt="flat", **JUDGED)
+        evaluate("adapter://qa-lora", metrics="judge", judge_prompt="flat", **JUDGED).wait()
     assert not eval_ws.registry.names("eval")
 
 
 def test_faithfulness_judge_skips_rows_without_context(eval_ws):
-    from llmops_magics.datasets import save_dataset
+    from llmops_magics import save_dataset
 
     rows = [
         {
@@ -149,7 +149,7 @@ def test_faithfulness_judge_skips_rows_without_context(eval_ws):
     ]
     save_dataset("with-context", rows)
     options = {**JUDGED, "data": "with-context"}
-    result = evaluate("adapter://qa-lora", metrics="faithfulness_judge", **options)
+    result = evaluate("adapter://qa-lora", metrics="faithfulness_judge", **options).wait()
     assert result.summary["A"]["faithfulness_judge_calls"] == 1 * 3
     assert result.df["faithfulness_judge_failures"].isna().tolist() == [False, True]
 
@@ -176,7 +176,9 @@ def test_an_endpoint_judges_scores_give_the_exact_mean_variance_and_failures(eva
         questions[2]: ["2", "2", "1"],  # 0.25, 0.25, 0.0
     }
     with ScriptedJudge(eval_models.base, script) as judge:
-        result = evaluate("model://tiny-gpt2", **{**JUDGED, "limit": 3, "judge_model": judge.url}, metrics="judge")
+        result = evaluate(
+            "model://tiny-gpt2", **{**JUDGED, "limit": 3, "judge_model": judge.url}, metrics="judge"
+        ).wait()
     df = result.df
     assert df["judge"].tolist() == pytest.approx([7 / 12, 1.0, 1 / 6])
     assert df["judge_var"].tolist() == pytest.approx([1 / 12, 0.0, 1 / 48])

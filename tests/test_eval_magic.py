@@ -8,13 +8,34 @@ import sys
 import pytest
 from IPython.core.error import UsageError
 
-from llmops_magics.evaluation import EvalResult
+from llmops_magics.errors import JobCancelledError
+from llmops_magics.evaluation import EvalJob, EvalResult
 
 LINE = "adapter://qa-lora --data qa-task --limit 4 --max-new-tokens 4 --metrics exact_match"
 
 
-def test_the_magic_returns_the_eval_result(ip, eval_ws):
-    assert isinstance(ip.run_line_magic("eval", LINE), EvalResult)
+def test_the_magic_returns_the_running_eval_whose_result_is_an_eval_result(ip, eval_ws):
+    job = ip.run_line_magic("eval", LINE)
+    assert isinstance(job, EvalJob) and isinstance(job.wait(), EvalResult) and job.status == "succeeded"
+
+
+def test_reading_a_result_attribute_on_the_running_eval_waits_for_it(ip, eval_ws):
+    job = ip.run_line_magic("eval", LINE)
+    assert job.artifact.ref == job.result.ref and job.done
+
+
+def test_a_cancelled_eval_registers_nothing(ip, eval_ws):
+    before = eval_ws.registry.change_counter()
+    job = ip.run_line_magic("eval", "adapter://qa-lora --data qa-task --max-new-tokens 8 --no-cache --batch-size 1")
+    assert job.cancel(wait=60)
+    assert job.status == "cancelled"
+    with pytest.raises(JobCancelledError, match="nothing was"):
+        job.wait()
+    assert eval_ws.registry.change_counter() == before
+
+
+def test_wait_blocks_the_cell_until_the_eval_ends(ip, eval_ws):
+    assert ip.run_line_magic("eval", LINE + " --wait").done
 
 
 def test_result_assignment_from_the_magic_works_in_a_cell(ip, eval_ws):
@@ -24,7 +45,7 @@ def test_result_assignment_from_the_magic_works_in_a_cell(ip, eval_ws):
 
 def test_the_magic_line_is_stored_in_the_spec(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE)
-    assert result.artifact.spec["magic"] == f"%eval {LINE}"
+    assert result.artifact.spec["command"] == f"%eval {LINE}"
 
 
 def test_compare_adds_targets_after_the_first(ip, eval_ws):
@@ -34,22 +55,22 @@ def test_compare_adds_targets_after_the_first(ip, eval_ws):
 
 def test_metrics_may_be_repeated_and_comma_separated(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + " -m contains,tokens")
-    assert list(result.artifact.spec["metrics"]) == ["exact_match", "contains", "tokens"]
+    assert list(result.artifact.spec["args"]["metrics"]) == ["exact_match", "contains", "tokens"]
 
 
 def test_a_regex_metric_keeps_the_commas_of_its_pattern(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + r" -m 'regex:^[^,]*$,tokens'")
-    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^[^,]*$", "tokens"]
+    assert list(result.artifact.spec["args"]["metrics"]) == ["exact_match", "regex:^[^,]*$", "tokens"]
 
 
 def test_a_regex_repetition_survives_the_magic_with_doubled_braces(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + r" -m 'regex:^.{{0,500}}$'")
-    assert list(result.artifact.spec["metrics"]) == ["exact_match", "regex:^.{0,500}$"]
+    assert list(result.artifact.spec["args"]["metrics"]) == ["exact_match", "regex:^.{0,500}$"]
 
 
 def test_stop_strings_accept_escapes(ip, eval_ws):
     result = ip.run_line_magic("eval", LINE + r" --stop '\n'")
-    assert list(result.artifact.spec["stop"]) == ["\n"]
+    assert list(result.artifact.spec["args"]["stop"]) == ["\n"]
 
 
 def test_bad_input_is_a_plain_one_line_usage_error(ip, eval_ws):
@@ -68,7 +89,7 @@ def test_a_regression_fails_the_magic_with_a_usage_error(ip, eval_ws):
 def test_min_delta_keeps_a_smaller_difference_from_failing_the_magic(ip, eval_ws):
     line = r"adapter://qa-lora --compare model://tiny-gpt2 --data qa-task --limit 24 --max-new-tokens 4"
     result = ip.run_line_magic("eval", line + r" --metrics 'regex:\w+' --fail-on-regression --min-delta 1.01")
-    assert result.regressions == [] and result.artifact.spec["min_delta"] == 1.01
+    assert result.regressions == [] and result.artifact.spec["args"]["min_delta"] == 1.01
 
 
 def test_an_unset_api_key_variable_is_a_usage_error(ip, eval_ws):
@@ -86,7 +107,7 @@ def test_the_panel_flag_displays_the_comparison_panel_and_returns_the_result(ip,
 
     with capture_output() as captured:
         result = ip.run_line_magic("eval", LINE + " --panel")
-    assert isinstance(result, EvalResult)
+    assert result.done and isinstance(result.result, EvalResult)
     assert any("application/vnd.jupyter.widget-view+json" in out.data for out in captured.outputs)
 
 

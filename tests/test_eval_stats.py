@@ -118,7 +118,7 @@ def test_a_significant_delta_below_min_delta_is_a_tie():
 
 def test_a_negative_min_delta_is_rejected():
     from llmops_magics.errors import ValidationError
-    from llmops_magics.evaluation.options import EvalOptions
+    from llmops_magics.ops.evaluate import EvalSpec
 
     with pytest.raises(ValidationError, match=r"min_delta must be a number >= 0, found -0\.1"):
-        EvalOptions(targets=("a",), data="qa", min_delta=-0.1)
+        EvalSpec(target=("a",), data="qa", min_delta=-0.1)

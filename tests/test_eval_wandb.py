@@ -9,7 +9,7 @@ import pytest
 from conftest import read_wandb_run
 from eval_support import shared_workspace
 
-from llmops_magics.evaluation import evaluate
+from llmops_magics import evaluate
 
 pytestmark = pytest.mark.wandb
 
@@ -32,7 +32,7 @@ def recorded(eval_models, tmp_path_factory):
                 max_new_tokens=4,
                 metrics=["exact_match", "tokens"],
                 workspace=ws,
-            )
+            ).wait()
             assert ws.recorder.flush(120)
             run_dir = Path(result.wandb["run_dir"])
             records = read_wandb_run(run_dir)
@@ -56,8 +56,8 @@ def test_the_run_is_an_eval_job_named_after_the_artifact(recorded):
 def test_the_run_config_holds_the_eval_spec(recorded):
     _, _, records = recorded
     config = next(r["run"]["config"]["update"] for r in records if r["type"] == "run")
-    assert config["data"] == "dataset://qa-task/1"
-    assert config["targets"] == ["model://tiny-gpt2/1", "adapter://qa-lora/1"]
+    assert (config["op"], config["args"]["data"]) == ("eval", "dataset://qa-task/1")
+    assert config["args"]["target"] + config["args"]["compare"] == ["model://tiny-gpt2/1", "adapter://qa-lora/1"]
 
 
 def test_the_summary_holds_each_targets_means_and_the_delta(recorded):

@@ -18,4 +18,4 @@ def test_two_torchrun_processes_both_train_and_the_parent_registers_the_result(q
     assert result.metrics["world_size"] == 2
     assert [e["step"] for e in job.events if e["type"] == "log" and "train/loss" in e] == [1, 2, 3]
     edges = {(e.source, e.relation) for e in lm.registry().upstream(result.artifact, depth=1)}
-    assert ("model://tiny-gpt2/1", "base") in edges and result.artifact.spec["launcher"] == "torchrun"
+    assert ("model://tiny-gpt2/1", "base") in edges and result.artifact.spec["args"]["launcher"] == "torchrun"

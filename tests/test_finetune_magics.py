@@ -12,7 +12,7 @@ def test_the_magic_returns_the_job_and_records_its_command_line(ip, qa_dataset):
     job = ip.run_line_magic("finetune", line)
     assert isinstance(job, lm.FinetuneJob) and job.status == "succeeded"
     art = job.result.artifact
-    assert (art.ref, art.aliases, art.spec["magic"]) == (
+    assert (art.ref, art.aliases, art.spec["command"]) == (
         "adapter://qa-lora/1",
         ("latest", "candidate"),
         f"%finetune {line}",

@@ -22,8 +22,9 @@ def test_a_prompt_cell_saves_a_version_and_returns_it(ip):
 
 def test_a_prompt_cell_records_its_command_line_in_the_spec(ip):
     p = cell(ip, "qa --alias production", "Answer {{ q }}")
-    assert p.artifact.spec["magic"] == "%%prompt qa --alias production"
-    assert p.artifact.spec["aliases"] == ("production",)
+    assert p.artifact.spec["command"] == "%%prompt qa --alias production"
+    assert p.artifact.spec["args"]["aliases"] == ("production",)
+    assert p.artifact.spec["args"]["template"] == "Answer {{ q }}"
 
 
 def test_param_values_are_parsed_as_json_when_they_can_be(ip):

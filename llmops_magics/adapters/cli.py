@@ -1,22 +1,35 @@
-"""``llmops``: the registry from a terminal or CI (list, show, lineage, tag, doctor, gc, run)."""
+"""``llmops``: every operation from a terminal, cron or CI, and the registry's maintenance commands.
+
+``llmops prompt|dataset|model|finetune|eval|deploy …`` take the same flags as the magics
+(both are made from the operation's spec) and print the reference of what they made on
+their last line. ``list``, ``show``, ``lineage``, ``tag``, ``doctor``, ``gc`` and ``run``
+(replay) work on the registry. Exit status: 0 done, 1 a check failed (an eval's
+regression gate, ``doctor``), 2 bad input or nothing to work on.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from ..errors import LLMOpsError, RegistryError, RegressionError, ValidationError
+from ..ops.argv import add_options, spec_values
+from ..ops.catalog import CATALOG, Call, get
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
 def _home(args):
     """The registry folder at ``--home`` (or the default folder), which must already hold a registry.
 
-    The CLI never makes a registry; opening one creates it, so a mistyped ``--home``
-    would otherwise leave a new empty registry behind and ``doctor`` would call it healthy.
+    The CLI never makes a registry from a maintenance command: opening one creates it, so a
+    mistyped ``--home`` would otherwise leave a new empty registry behind and ``doctor``
+    would call it healthy. Operations (``llmops prompt …``) may create it, as a save does.
     """
     from ..context.home import resolve_home
     from ..store import Registry
@@ -27,10 +40,21 @@ def _home(args):
     return home
 
 
+def _workspace(args, *, must_exist: bool = True):
+    from ..context.home import resolve_home
+    from ..context.workspaces import Workspace, default_settings
+
+    home = _home(args) if must_exist else resolve_home(explicit=args.home)
+    return Workspace(replace(default_settings(), home=str(home)))
+
+
 def _registry(args):
     from ..store import Registry
 
     return Registry(_home(args))
+
+
+# ---------------------------------------------------------------------- registry commands
 
 
 def _list(args) -> int:
@@ -44,13 +68,16 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
+    from ..kinds.prompt import decode
+
     reg = _registry(args)
     art = reg.resolve(args.ref, args.kind)
     data = art.to_dict()
     if not args.code:
         data["source"].pop("code", None)
     if art.kind == "prompt":
-        data["content"] = json.loads(reg.read_bytes(art))
+        template, params = decode(reg.read_bytes(art))
+        data["content"] = {"template": template, "params": params}
     data["lineage"] = reg.lineage(art)["edges"]
     print(json.dumps(data, indent=1, default=str))
     return 0
@@ -62,8 +89,7 @@ def _lineage(args) -> int:
 
 
 def _tag(args) -> int:
-    art = _registry(args).set_alias(args.ref, args.alias, args.kind)
-    print(art)
+    print(_registry(args).set_alias(args.ref, args.alias, args.kind))
     return 0
 
 
@@ -100,37 +126,80 @@ def _overrides(pairs: Sequence[str]) -> dict:
 
 
 def _run(args) -> int:
-    from dataclasses import replace
-
-    from ..context.workspaces import Workspace, default_settings
     from ..ops.replay import plan_replay
 
-    overrides = _overrides(args.set)
-    ws = Workspace(replace(default_settings(), home=str(_home(args))))
+    ws = _workspace(args)
     try:
-        plan = plan_replay(args.spec, workspace=ws, overrides=overrides)
+        plan = plan_replay(args.spec, workspace=ws, overrides=_overrides(args.set), command=args.typed)
         print(plan.call, flush=True)
         if args.dry_run:
             print("dry run: nothing was run or written")
             return 0
-        try:
-            result = plan.execute()
-        except RegressionError as exc:  # the eval was saved; its gate failed, as it would in CI
-            print(f"llmops: {exc}", file=sys.stderr)
-            print(exc.result.ref)
-            return 1
-        print(result.ref)
-        return 0
+        return _finish(plan.execute, lambda result: result.ref)
     finally:
         ws.close()
 
 
+# ---------------------------------------------------------------------- operations
+
+
+def _progress(job: Any, event: dict) -> None:
+    """A long operation's log lines and status changes, on stderr (stdout ends with the reference)."""
+    kind = event.get("type")
+    if kind == "log":
+        shown = {k: v for k, v in event.items() if k not in ("type", "time")}
+        print("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()),
+              file=sys.stderr, flush=True)  # fmt: skip
+    elif kind == "status":
+        print(f"{job.name}: {event.get('status')}", file=sys.stderr, flush=True)
+
+
+def _operation(args) -> int:
+    op = get(args.op_name)
+    spec = op.spec.from_dict(spec_values(args, op.spec))
+    ws = _workspace(args, must_exist=False)
+    try:
+
+        def make():
+            value = op.run(spec, Call(workspace=ws, command=args.typed))
+            if op.long:
+                value.add_listener(_progress)
+            return op.finish(value)
+
+        return _finish(make, lambda value: op.ref_of(value, {}))
+    finally:
+        ws.close()
+
+
+def _finish(make, ref_of) -> int:
+    """Print what was made and its reference last; an eval's failed regression gate exits 1."""
+    try:
+        value = make()
+    except RegressionError as exc:  # the eval was saved; its gate failed, as it would in CI
+        print(f"llmops: {exc}", file=sys.stderr)
+        print(exc.result.ref)
+        return 1
+    text = str(getattr(value, "value", value))
+    ref = ref_of(value)
+    if text and text != ref:
+        print(text)
+    print(ref)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="llmops", description="Inspect and maintain the llmops-magics registry, and replay what it recorded."
+        prog="llmops",
+        description="The llmops-magics operations from a terminal, and the registry's maintenance commands.",
     )
     p.add_argument("--home", help="registry folder (default: $LLMOPS_HOME, [tool.llmops] home, ./.llmops)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name in CATALOG:
+        op = get(name)
+        s = sub.add_parser(name, help=op.summary, description=(op.spec.__doc__ or "").strip())
+        add_options(s, op.spec, "cli")
+        s.set_defaults(fn=_operation, op_name=name)
 
     s = sub.add_parser("list", help="artifact names with version counts and aliases")
     s.add_argument("search", nargs="?")
@@ -178,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.typed = "llmops " + shlex.join(argv)
     try:
         return args.fn(args)
     except LLMOpsError as exc:

@@ -1,7 +1,7 @@
 """Versioned datasets: DataFrames, files and HF datasets as registry artifacts with splits."""
 
 from .tables import to_rows
-from .versions import DatasetVersion, get_dataset, save_dataset
+from .versions import DatasetVersion, get_dataset
 from .views import DatasetDiff, DatasetHistory, dataset_history, diff_datasets, list_datasets
 
 __all__ = [
@@ -12,6 +12,5 @@ __all__ = [
     "diff_datasets",
     "get_dataset",
     "list_datasets",
-    "save_dataset",
     "to_rows",
 ]

@@ -7,24 +7,27 @@ are the same version however they were loaded.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
 from ..errors import NotFoundError, ValidationError
-from ..recording.publish import mirror_artifact
+from ..recording.publish import publish
 from ..store import Artifact
 from .tables import Rows, decode_jsonl, encode_jsonl, infer_schema, split_rows, to_split_rows
+
+if TYPE_CHECKING:
+    from ..ops.catalog import Call
+    from ..ops.datasets import DatasetSpec
 
 KIND = "dataset"
 PREVIEW_ROWS = 5
 WANDB_PREVIEW_ROWS = 100  # rows of the wandb.Table that travels with the W&B artifact
 
-__all__ = ["DatasetVersion", "save_dataset", "get_dataset"]
+__all__ = ["DatasetVersion", "run_save", "get_dataset"]
 
 
 @dataclass(frozen=True)
@@ -113,87 +116,51 @@ def _load(art: Artifact, ws: Workspace, created: bool | None = None) -> DatasetV
     return DatasetVersion(art, ws.registry.checkout(art), created)
 
 
-def save_dataset(
-    name: str,
-    data: Any,
-    *,
-    validation_fraction: float | None = None,
-    seed: int = 0,
-    required_columns: Sequence[str] = (),
-    aliases: Sequence[str] = (),
-    description: str | None = None,
-    source: Mapping[str, Any] | None = None,
-    spec: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
-) -> DatasetVersion:
-    """Register ``data`` as a version of dataset ``name`` (unchanged data returns the existing version).
-
-    ``data``: a DataFrame, a ``datasets.Dataset``/``DatasetDict``, a .csv/.jsonl/.json/.parquet
-    path, a list of dicts, or a dict of split name to any of these. ``validation_fraction``
-    splits a single table with ``seed``. ``required_columns`` must all be present.
-    ``spec`` adds to the recorded call (the magic puts its command line there). The W&B
-    mirror carries a ``wandb.Table`` preview of the first rows.
-    """
-    ws = workspace or current()
-    splits = to_split_rows(data)
-    if validation_fraction is not None:
+def run_save(spec: DatasetSpec, call: Call) -> DatasetVersion:
+    """Run a ``DatasetSpec`` (see ``llmops_magics.save_dataset``)."""
+    ws = call.ws
+    name = spec.name
+    splits = to_split_rows(spec.data)
+    if spec.validation_fraction is not None:
         if set(splits) != {"train"}:
             raise ValidationError("validation_fraction splits one table; this data already has splits")
-        splits = split_rows(splits["train"], validation_fraction, seed)
+        splits = split_rows(splits["train"], spec.validation_fraction, spec.seed)
     if not any(splits.values()):
         raise ValidationError(f"dataset {name!r} is empty: no rows to register")
     all_rows = [r for rows in splits.values() for r in rows]
     schema = infer_schema(all_rows)
-    missing = [c for c in required_columns if c not in schema]
+    missing = [c for c in spec.required_columns if c not in schema]
     if missing:
         raise ValidationError(
             f"dataset {name!r} lacks required column(s) {', '.join(missing)}; "
             f"its columns are {', '.join(schema) or '(none)'}"
         )
     meta = {
-        "description": description,
+        "description": spec.description,
         "schema": schema,
         "num_rows": len(all_rows),
         "splits": {k: len(v) for k, v in splits.items()},
         "preview": all_rows[:PREVIEW_ROWS],
-        "split_seed": seed if validation_fraction is not None else None,
+        "split_seed": spec.seed if spec.validation_fraction is not None else None,
     }
-    reg = ws.registry
-    with tempfile.TemporaryDirectory(dir=reg.home / "tmp") as tmp:
+    columns = list(schema)
+    preview = [[r.get(c) for c in columns] for r in all_rows[:WANDB_PREVIEW_ROWS]]
+    with tempfile.TemporaryDirectory(dir=ws.registry.home / "tmp") as tmp:
         folder = Path(tmp)
         for split, rows in splits.items():
             (folder / f"{split}.jsonl").write_bytes(encode_jsonl(rows))
-        result = reg.save(
+        result = publish(
+            ws,
             KIND,
             name,
+            spec=spec,
+            call=call,
             path=folder,
             metadata=meta,
-            source=collect(source),
-            aliases=aliases,
-            spec={
-                "op": "save_dataset",
-                "name": name,
-                "validation_fraction": validation_fraction,
-                "seed": seed,
-                "required_columns": list(required_columns),
-                "aliases": list(aliases),
-                "from": _describe(data),
-                **(spec or {}),
-            },
+            aliases=spec.aliases,
+            tables={"preview": (columns, preview)},
         )
-    version = _load(result.artifact, ws, result.created)
-    if result.latest_moved or aliases:  # a return to older rows moves W&B's latest too
-        columns = list(schema)
-        preview = [[r.get(c) for c in columns] for r in all_rows[:WANDB_PREVIEW_ROWS]]
-        mirror_artifact(ws, version.artifact, tables={"preview": (columns, preview)})
-    return version
-
-
-def _describe(data: Any) -> str:
-    """Where the rows came from, for the recorded spec (a path, or the kind of object)."""
-    if isinstance(data, (str, Path)):
-        return str(Path(data).expanduser().resolve())
-    return type(data).__name__
+    return _load(result.artifact, ws, result.created)
 
 
 def get_dataset(ref: str, *, workspace: Workspace | None = None) -> DatasetVersion:

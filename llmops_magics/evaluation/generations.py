@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import JobCancelledError, ValidationError
 from ..models.generation import start_token
 from ..models.loading import ModelSource
 from .cache import GenerationCache, cache_key, cacheable
@@ -259,8 +259,16 @@ def generate_cached(
     params: GenParams,
     cache: GenerationCache,
     batch_size: int = 16,
+    *,
+    cancelled: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[GenRecord]:
-    """Answers for ``payloads``: cache hits first, the rest generated (batched) and stored."""
+    """Answers for ``payloads``: cache hits first, the rest generated (batched) and stored.
+
+    Generation goes a batch at a time so that ``cancelled()`` is asked between batches
+    (``JobCancelledError``; nothing is written to the cache then) and ``progress(done,
+    total)`` hears how far it is.
+    """
     use_cache = backend.identity is not None and cacheable(params.temperature, params.seed)
     out: list[GenRecord | None] = [None] * len(payloads)
     keys: list[str] = []
@@ -270,13 +278,23 @@ def generate_cached(
         hits = cache.get_many(keys)
         out = [GenRecord.from_cache(hits[k]) if k in hits else None for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
-    if todo:
+    total, done = len(payloads), len(payloads) - len(todo)
+    if progress is not None:
+        progress(done, total)
+    step = max(1, batch_size) * (1 if backend.kind == "local" else 4)  # endpoints: several rounds of requests
+    for start in range(0, len(todo), step):
+        if cancelled is not None and cancelled():
+            raise JobCancelledError("cancelled while generating; nothing was saved")
+        chunk = todo[start : start + step]
         if backend.kind == "local":
-            fresh = backend.generate([payloads[i] for i in todo], params, batch_size=batch_size)
+            fresh = backend.generate([payloads[i] for i in chunk], params, batch_size=batch_size)
         else:
-            fresh = backend.generate([payloads[i] for i in todo], params)
-        for i, rec in zip(todo, fresh, strict=True):
+            fresh = backend.generate([payloads[i] for i in chunk], params)
+        for i, rec in zip(chunk, fresh, strict=True):
             out[i] = rec
-        if use_cache:
-            cache.put_many({keys[i]: out[i].to_cache() for i in todo})  # type: ignore[union-attr]
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    if use_cache and todo:
+        cache.put_many({keys[i]: out[i].to_cache() for i in todo})  # type: ignore[union-attr]
     return out  # type: ignore[return-value]

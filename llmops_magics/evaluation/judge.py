@@ -51,6 +51,7 @@ DEFAULT_JUDGE_PROMPTS = {
         "Grades whether an answer is supported by the reference context, 1-5.",
     ),
 }
+JUDGE_MAX_NEW_TOKENS = 8  # a score and little else
 JUDGE_VARIABLES = ("question", "answer", "output", "reference", "context", "prompt")
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 # "4/5" and "4 out of 5" keep their numerator; "1-5" and "1 to 5" name the scale, not a score
@@ -89,9 +90,10 @@ def aggregate_scores(scores: Sequence[float | None]) -> tuple[float | None, floa
 class JudgeRunner:
     """Shared by every judge metric and target of one eval, so the judge model loads once."""
 
-    def __init__(self, ws: Any, options: Any, cache: Any) -> None:
+    def __init__(self, ws: Any, options: Any, cache: Any, api_key: str | None = None) -> None:
         self.ws = ws
-        self.options = options
+        self.options = options  # the EvalSpec
+        self.api_key = api_key
         self.cache = cache
         self.inputs: list[tuple[Any, str]] = []
         self._backend: Any = None
@@ -139,7 +141,8 @@ class JudgeRunner:
     def _prompt(self, metric_name: str, arg: str | None):
         key = f"{metric_name}:{arg}"
         if key not in self._prompts:
-            from ..prompts import get_prompt, save_prompt
+            from ..ops.prompts import save_prompt
+            from ..prompts import get_prompt
 
             ref = self.prompt_ref(metric_name, arg)
             if ref is None:
@@ -159,7 +162,7 @@ class JudgeRunner:
 
             o = self.options
             self._backend, self.used_model, inputs = resolve_backend(
-                o.judge_model, self.ws, batch_size=o.batch_size, endpoint_model=o.endpoint_model, api_key=o.api_key
+                o.judge_model, self.ws, batch_size=o.batch_size, endpoint_model=o.endpoint_model, api_key=self.api_key
             )
             self.inputs += [(a, "judge_model") for a, _ in inputs]
         return self._backend
@@ -175,7 +178,7 @@ class JudgeRunner:
         o = self.options
         runs: list[list[float | None]] = [[] for _ in todo]
         for k in range(o.judge_k):
-            params = GenParams(o.judge_max_new_tokens, o.judge_temperature, (o.seed or 0) + k, ())
+            params = GenParams(JUDGE_MAX_NEW_TOKENS, o.judge_temperature, (o.seed or 0) + k, ())
             replies = generate_cached(self.backend(), payloads, params, self.cache, o.batch_size) if todo else []
             for slot, reply in zip(runs, replies, strict=True):
                 slot.append(parse_score(reply.text, lo, hi))

@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
+from ..ops.catalog import Call
+from ..ops.evaluate import EvalSpec
+from ..recording.publish import publish
 from ..store import Artifact
 from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
 
@@ -64,14 +66,14 @@ def _dedupe(inputs: Sequence[tuple[Artifact, str]]) -> list[tuple[Artifact, str]
 
 def record(
     result: EvalResult,
-    ws: Workspace,
+    call: Call,
     *,
-    spec: Mapping[str, Any],
+    spec: EvalSpec,
     inputs: Sequence[tuple[Artifact, str]],
     name: str | None = None,
-    source: Mapping[str, Any] | None = None,
 ) -> EvalResult:
-    reg = ws.registry
+    """Publish the eval (its folder, metadata, spec and lineage) and log it into an eval run."""
+    ws = call.ws
     data_name = result.data.split("://", 1)[-1].rsplit("/", 1)[0]
     name = name or default_name(data_name, result.targets)
     inputs = _dedupe(inputs)
@@ -88,37 +90,31 @@ def record(
         "cache_hits": result.cache_hits,
         "seconds": round(result.seconds, 3),
     }
-    with tempfile.TemporaryDirectory(dir=reg.home / "tmp") as tmp:
+    run = ws.recorder.start_run(job_type="eval", name=name, config={**call.record(spec), "llmops_name": name})
+    with tempfile.TemporaryDirectory(dir=ws.registry.home / "tmp") as tmp:
         folder = Path(tmp)
         for fname, data in result.content().items():
             (folder / fname).write_bytes(data)
-        saved = reg.save(
+        saved = publish(
+            ws,
             KIND,
             name,
+            spec=spec,
+            call=call,
             path=folder,
             metadata=metadata,
-            source=collect(source),
-            spec=dict(spec),
-            parents=[(a, rel) for a, rel in inputs],
+            parents=inputs,
+            run=run,
+            mirror_to_wandb=True,
         )
     result.artifact, result.created = saved.artifact, saved.created
-    _record_run(result, ws, spec, inputs)
+    if run is not None:
+        cols = [*TABLE_FIELDS, *(c.name for c in result.columns)]
+        run.log_table("examples", cols, [[r.get(c) for c in cols] for r in result.records])
+        run.summary({**result.flat_summary(), "llmops_ref": saved.artifact.ref})
+        run.finish(exit_code=1 if result.regressions else 0)
+        result._run = run
     return result
-
-
-def _record_run(result: EvalResult, ws: Workspace, spec: Mapping[str, Any], inputs) -> None:
-    art = result.artifact
-    assert art is not None
-    run = ws.recorder.start_run(job_type="eval", name=art.name, config={**dict(spec), "llmops_ref": art.ref})
-    if run is None:
-        return
-    reg = ws.registry
-    cols = [*TABLE_FIELDS, *(c.name for c in result.columns)]
-    run.log_table("examples", cols, [[r.get(c) for c in cols] for r in result.records])
-    run.summary(result.flat_summary())
-    run.log_artifact_async(art, reg.checkout(art), inputs, on_done=lambda info: reg.update_wandb(art, info))
-    run.finish(exit_code=1 if result.regressions else 0)
-    result._run = run
 
 
 def get_eval(ref: str, *, workspace: Workspace | None = None) -> EvalResult:

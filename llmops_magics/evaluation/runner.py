@@ -1,131 +1,76 @@
-"""``evaluate()``: validate everything, generate (cached, batched), score, compare, record.
+"""Running an ``EvalSpec`` (``ops/evaluate.py``): validate everything, then generate, score, compare, record.
 
 Order matters for the promise that bad input writes nothing: the data set, split,
 metrics, targets, templates and columns are all checked and every prompt rendered
-before the first generation, and the registry is written only at the end.
+before ``run`` returns the job; generation (cached, batched), scoring and the one
+write at the end happen in the job's thread. A cancelled eval stops between batches
+and registers nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from ..context.workspaces import Workspace, current
-from ..errors import RegressionError, ValidationError
+from ..context.provenance import collect
+from ..context.workspaces import Workspace
+from ..errors import JobCancelledError, RegressionError, ValidationError
+from ..ops.catalog import Call
+from ..ops.evaluate import EvalSpec, api_key_of
+from ..ops.jobs import JobContext
 from .cache import GenerationCache
 from .consistency import check_adapter
 from .generations import GenParams, generate_cached
+from .jobs import EvalJob
 from .judge import JudgeRunner
-from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric, split_metric_specs
-from .options import DEFAULT_METRICS, EvalOptions, as_tuple
+from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
 from .targets import Target, resolve_targets
 
-__all__ = ["evaluate", "cache_path", "REFERENCE_COLUMNS"]
+__all__ = ["run", "cache_path", "REFERENCE_COLUMNS", "ALPHA"]
 
 REFERENCE_COLUMNS = ("answer", "reference", "expected", "target", "output")
+ALPHA = 0.05  # every comparison's significance level (its intervals are 95%)
 
 
 def cache_path(ws: Workspace):
     return ws.registry.home / "cache" / "generations.sqlite"
 
 
-def evaluate(
-    target: str | Sequence[str],
-    *,
-    data: str,
-    compare: str | Sequence[str] | None = None,
-    metrics: str | Sequence[str] = DEFAULT_METRICS,
-    split: str | None = None,
-    model: str | None = None,
-    prompt: str | None = None,
-    limit: int | None = None,
-    max_new_tokens: int = 32,
-    temperature: float = 0.0,
-    seed: int | None = None,
-    batch_size: int = 16,
-    stop: str | Sequence[str] | None = None,
-    target_column: str | None = None,
-    judge_model: str | None = None,
-    judge_prompt: str | None = None,
-    judge_k: int = 3,
-    judge_temperature: float = 0.7,
-    endpoint_model: str | None = None,
-    api_key: str | None = None,
-    name: str | None = None,
-    cache: bool = True,
-    fail_on_regression: bool = False,
-    n_resamples: int = 2000,
-    min_delta: float | None = None,
-    magic: str | None = None,
-    source: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
-) -> EvalResult:
-    """Evaluate one target, or compare several on the same data (the first is the baseline A).
-
-    ``target``/``compare``: model or adapter references, local model folders, prompt
-    references (run by ``model``) or OpenAI-compatible endpoint URLs. ``data``: a dataset
-    reference; ``split`` defaults to ``validation``, then ``test``, then every row.
-    ``metrics``: names from ``list_metrics()``, as a list or ``"a,b"``; ``regex:PATTERN``
-    passes an argument (commas in it are kept, see ``split_metric_specs``). Answers are
-    cached (see ``evaluation.cache``); ``cache=False`` regenerates. With
-    ``fail_on_regression`` a ``RegressionError`` is raised (after the eval is saved) when
-    a compared target is significantly worse than A on a quality metric. ``min_delta`` is
-    the smallest mean difference a comparison may call significant (default: float noise,
-    see ``evaluation.stats``). ``seed`` seeds sampling (``temperature > 0``), which is
-    cached only when seeded, and the bootstrap (0 when None). ``magic`` is the ``%eval``
-    line, stored in the spec for replay.
-    """
-    ws = workspace or current()
+def run(spec: EvalSpec, call: Call) -> EvalJob:
+    """Check ``spec`` against the registry now; generate, score and record it in a job."""
+    ws = call.ws
     started = time.perf_counter()
-    targets_in = as_tuple(target) + as_tuple(compare)
-    opts = EvalOptions(
-        targets=targets_in,
-        data=data,
-        split=split,
-        metrics=tuple(split_metric_specs(metrics) if isinstance(metrics, str) else (m.strip() for m in metrics)),
-        model=model,
-        prompt=prompt,
-        limit=limit,
-        max_new_tokens=max_new_tokens,
-        temperature=float(temperature),
-        seed=seed,
-        batch_size=batch_size,
-        stop=as_tuple(stop),
-        target_column=target_column,
-        judge_model=judge_model,
-        judge_prompt=judge_prompt,
-        judge_k=judge_k,
-        judge_temperature=float(judge_temperature),
-        endpoint_model=endpoint_model,
-        api_key=api_key,
-        name=name,
-        cache=cache,
-        fail_on_regression=fail_on_regression,
-        n_resamples=n_resamples,
-        min_delta=min_delta,
-    )
-    plan = _plan(opts, ws)
-    gen_cache = GenerationCache(cache_path(ws), enabled=opts.cache)
-    try:
-        result = _run(plan, opts, ws, gen_cache, started, magic, source)
-    finally:
-        gen_cache.close()
-        for t in plan["targets"]:
-            if t.backend.kind == "endpoint":
-                t.backend.close()
-    if opts.fail_on_regression and result.regressions:
-        raise RegressionError(
-            f"regression in {result.ref}: " + "; ".join(c.verdict for c in result.regressions),
-            result,
-            result.regressions,
-        )
-    return result
+    plan = _plan(spec, ws, api_key_of(spec))
+    call = replace(
+        call, workspace=ws, source=call.source or collect()
+    )  # the cell that asked, not the one running later
+
+    def target(ctx: JobContext) -> EvalResult:
+        gen_cache = GenerationCache(cache_path(ws), enabled=spec.cache)
+        try:
+            result = _run(plan, spec, call, gen_cache, started, ctx)
+        finally:
+            gen_cache.close()
+            for t in plan["targets"]:
+                if t.backend.kind == "endpoint":
+                    t.backend.close()
+        if spec.fail_on_regression and result.regressions:
+            raise RegressionError(
+                f"regression in {result.ref}: " + "; ".join(c.verdict for c in result.regressions),
+                result,
+                result.regressions,
+            )
+        return result
+
+    name = spec.name or f"eval of {', '.join(t.label for t in plan['targets'])}"
+    return EvalJob(target, name=name, spec=spec, rows=len(plan["rows"]) * len(plan["targets"])).start()
 
 
-def _select_rows(opts: EvalOptions, ws: Workspace):
+def _select_rows(opts: EvalSpec, ws: Workspace):
     from ..datasets import get_dataset
 
     ds = get_dataset(opts.data, workspace=ws)
@@ -141,7 +86,7 @@ def _select_rows(opts: EvalOptions, ws: Workspace):
     return ds, split, rows
 
 
-def _reference_column(opts: EvalOptions, targets: Sequence[Target], columns: Sequence[str]) -> str | None:
+def _reference_column(opts: EvalSpec, targets: Sequence[Target], columns: Sequence[str]) -> str | None:
     if opts.target_column:
         return opts.target_column
     for t in targets:
@@ -150,7 +95,7 @@ def _reference_column(opts: EvalOptions, targets: Sequence[Target], columns: Seq
     return next((c for c in REFERENCE_COLUMNS if c in columns), None)
 
 
-def _plan(opts: EvalOptions, ws: Workspace) -> dict[str, Any]:
+def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
     """Every check that can fail on bad input, with nothing loaded or written."""
     calls = parse_metric_specs(opts.metrics)
     ds, split, rows = _select_rows(opts, ws)
@@ -163,7 +108,7 @@ def _plan(opts: EvalOptions, ws: Workspace) -> dict[str, Any]:
         prompt=opts.prompt,
         batch_size=opts.batch_size,
         endpoint_model=opts.endpoint_model,
-        api_key=opts.api_key,
+        api_key=api_key,
     )
     ref_col = _reference_column(opts, targets, columns)
     needs = {n for c in calls for n in c.spec.needs}
@@ -184,7 +129,7 @@ def _plan(opts: EvalOptions, ws: Workspace) -> dict[str, Any]:
             if t.backend.kind != "local":
                 users = ", ".join(c.name for c in calls if "model" in c.spec.needs)
                 raise ValidationError(f"metric(s) {users} need a local model, but target {t.label} is {t.model_ref}")
-    judges = JudgeRunner(ws, opts, None)
+    judges = JudgeRunner(ws, opts, None, api_key)
     for c in calls:
         if "judge" in c.spec.needs:
             judges.validate(c.name, c.arg, columns)
@@ -258,26 +203,30 @@ def _score(calls: Sequence[MetricCall], examples, ctx: MetricContext, columns: d
     return values
 
 
-def _spec(opts: EvalOptions, plan: dict[str, Any], judges: JudgeRunner) -> dict[str, Any]:
-    """The resolved arguments, every reference pinned to the version used, so a replay is the same eval."""
+def _stored(opts: EvalSpec, plan: dict[str, Any], judges: JudgeRunner) -> EvalSpec:
+    """The spec with every reference pinned to the version used, so a replay is the same eval."""
     targets: list[Target] = plan["targets"]
-    spec = {"op": "evaluate", **opts.to_spec(), "data": plan["dataset"].ref, "split": plan["split"]}
-    spec["targets"] = [t.ref for t in targets]
-    spec["target_details"] = [t.to_spec() for t in targets]
-    spec["metrics"] = [str(c) for c in plan["calls"]]
+    pinned = [t.ref for t in targets]
+    changes: dict[str, Any] = {
+        "target": tuple(pinned[: len(opts.target)]),
+        "compare": tuple(pinned[len(opts.target) :]),
+        "data": plan["dataset"].ref,
+        "split": plan["split"],
+        "metrics": tuple(str(c) for c in plan["calls"]),
+    }
     if opts.prompt:
-        spec["prompt"] = targets[0].prompt.label
+        changes["prompt"] = targets[0].prompt.label
     prompt_targets = [t for t in targets if t.is_prompt]
     if opts.model and prompt_targets:
-        spec["model"] = prompt_targets[0].model_ref
+        changes["model"] = prompt_targets[0].model_ref
     if judges.used_model is not None:
-        spec["judge_model"] = judges.used_model
+        changes["judge_model"] = judges.used_model
     if opts.judge_prompt and "judge:None" in judges.prompts_used:
-        spec["judge_prompt"] = judges.prompts_used["judge:None"]
-    return spec
+        changes["judge_prompt"] = judges.prompts_used["judge:None"]
+    return opts.replace(**changes)
 
 
-def _run(plan, opts: EvalOptions, ws: Workspace, gen_cache: GenerationCache, started, magic, source) -> EvalResult:
+def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: float, ctx: JobContext) -> EvalResult:
     targets: list[Target] = plan["targets"]
     rows = plan["rows"]
     judges: JudgeRunner = plan["judges"]
@@ -288,17 +237,31 @@ def _run(plan, opts: EvalOptions, ws: Workspace, gen_cache: GenerationCache, sta
     params = GenParams(opts.max_new_tokens, opts.temperature, opts.seed, opts.stop)
     columns: dict[str, MetricColumn] = {}
     per_target: dict[str, dict[str, Any]] = {}
-    for t in targets:
+    for n, t in enumerate(targets):
         t.cache = gen_cache
         t_started = time.perf_counter()
-        gens = generate_cached(t.backend, plan["payloads"][t.label], params, gen_cache, opts.batch_size)
+
+        def progress(done: int, total: int, n: int = n, label: str = t.label) -> None:
+            ctx.emit({"type": "progress", "step": n * total + done, "max_steps": total * len(targets), "phase": label})
+
+        gens = generate_cached(
+            t.backend,
+            plan["payloads"][t.label],
+            params,
+            gen_cache,
+            opts.batch_size,
+            cancelled=lambda: ctx.cancelled,
+            progress=progress,
+        )
         examples = _examples(t, rows, plan["payloads"][t.label], gens, plan["reference"])
-        ctx = MetricContext(target=t, options=opts, judges=judges)
-        values = _score(plan["calls"], examples, ctx, columns)
+        mctx = MetricContext(target=t, options=opts, judges=judges)
+        values = _score(plan["calls"], examples, mctx, columns)
+        if ctx.cancelled:
+            raise JobCancelledError("eval cancelled while scoring; nothing was saved")
         per_target[t.label] = {
             "examples": examples,
             "values": values,
-            "notes": ctx.notes,
+            "notes": mctx.notes,
             "cache_hits": sum(g.cached for g in gens),
             "seconds": time.perf_counter() - t_started,
         }
@@ -317,13 +280,10 @@ def _run(plan, opts: EvalOptions, ws: Workspace, gen_cache: GenerationCache, sta
                     gate=col.gate,
                     n_resamples=opts.n_resamples,
                     seed=opts.seed or 0,
-                    alpha=opts.alpha,
+                    alpha=ALPHA,
                     min_delta=opts.min_delta,
                 )
             )
-    spec = _spec(opts, plan, judges)
-    if magic is not None:
-        spec["magic"] = magic
     result = EvalResult.build(
         targets=targets,
         dataset=plan["dataset"],
@@ -336,7 +296,9 @@ def _run(plan, opts: EvalOptions, ws: Workspace, gen_cache: GenerationCache, sta
         mismatches=mismatches,
         seconds=time.perf_counter() - started,
     )
+    if ctx.cancelled:
+        raise JobCancelledError("eval cancelled before it was saved; nothing was written")
     from .persist import record
 
     inputs = [(plan["dataset"].artifact, "data")] + [io for t in targets for io in t.inputs] + judges.inputs
-    return record(result, ws, spec=spec, inputs=inputs, name=opts.name, source=source)
+    return record(result, call, spec=_stored(opts, plan, judges), inputs=inputs, name=opts.name)

@@ -14,9 +14,7 @@ every check of the request (and of a resume) has passed.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,30 +108,8 @@ def register_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact:
     found = registered_base(base, ws, digest)
     if found is not None:
         return found
-    if base.tiny:
-        from ..models.tiny import tiny_base_model
+    from ..ops.catalog import Call
+    from ..ops.models import MODEL, TINY, ModelSpec
 
-        return tiny_base_model(ws)
-    from ..context.provenance import collect
-
-    folder = base.path
-    config = json.loads((folder / "config.json").read_text())
-    result = ws.registry.save(
-        "model",
-        _name_for(folder),
-        path=folder,
-        source=collect(),
-        metadata={
-            "source_path": str(folder),
-            "registered_by": "finetune (local --base folder)",
-            "architecture": config.get("model_type"),
-        },
-        spec={"op": "register_model_folder", "path": str(folder)},
-    )
-    return result.artifact
-
-
-def _name_for(folder: Path) -> str:
-    """A registry name from the folder's name (letters, digits, ``. _ -``; at most 128 characters)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).replace("..", ".").lstrip("._-")[:128].rstrip("._-")
-    return name or "local-model"
+    source = TINY if base.tiny else str(base.path)
+    return MODEL.run(ModelSpec(source=source), Call(workspace=ws))

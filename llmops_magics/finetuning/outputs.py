@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context.provenance import collect, library_versions
+from ..context.provenance import library_versions
 from ..context.workspaces import Workspace
+from ..ops.catalog import Call
+from ..ops.finetune import FinetuneSpec
+from ..recording.base import Run
+from ..recording.publish import publish
 from ..store import Artifact
-from ..store.records import thaw
 from .data import render_prompt_text, target_prefix
 from .spec import ResolvedRun
 
-__all__ = ["FinetuneResult", "register_outputs"]
+__all__ = ["FinetuneResult", "register_outputs", "stored_spec"]
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,19 @@ def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], w
         "train_data": resolved.train.ref,
         "eval_data": resolved.eval.ref if resolved.eval is not None else None,
         "method": spec["method"],
-        "spec": spec,
+        "defaults_from": spec.get("defaults_from"),
         "seed": spec["seed"],
         "metrics": dict(outcome.get("metrics", {})),
         "wandb_run_id": wandb_run_id,
         "run_id": outcome.get("run_id"),
         "libraries": library_versions(),
     }
+
+
+def stored_spec(resolved: ResolvedRun) -> FinetuneSpec:
+    """The resolved run as a spec: every value filled in, every reference pinned (what replay repeats)."""
+    names = {o.name for o in FinetuneSpec.options()}
+    return FinetuneSpec(**{k: v for k, v in resolved.spec.items() if k in names})
 
 
 def register_outputs(
@@ -115,29 +124,30 @@ def register_outputs(
     *,
     run_id: str,
     wandb_run_id: str | None,
-    extra_spec: Mapping[str, Any] | None = None,
-    source: Mapping[str, Any] | None = None,
+    call: Call,
+    run: Run | None = None,
 ) -> tuple[Artifact, Artifact | None, bool]:
-    """Save the adapter/model (and merged model) with metadata and lineage; returns them and ``created``.
+    """Publish the adapter/model (and merged model) with metadata and lineage; returns them and ``created``.
 
-    ``source`` is the provenance captured when the run was started (the cell that started it,
-    not whichever cell is running when training ends).
+    ``call.source`` is the provenance captured when the run was started (the cell that started
+    it, not whichever cell is running when training ends). Both are logged into the run.
     """
-    reg = ws.registry
     folder = Path(outcome["output_dir"])
     meta = _metadata(resolved, folder, {**outcome, "run_id": run_id}, wandb_run_id)
-    spec = {"op": "finetune", **thaw(resolved.spec), **dict(extra_spec or {})}
+    spec = stored_spec(resolved)
     kind = "adapter" if resolved.spec["method"] == "lora" else "model"
-    source = dict(source) if source is not None else collect()
-    saved = reg.save(
+    saved = publish(
+        ws,
         kind,
         resolved.name,
+        spec=spec,
+        call=call,
         path=folder,
         metadata=meta,
-        source=source,
-        spec=spec,
         aliases=resolved.aliases,
-        parents=[(a, rel) for a, rel in resolved.inputs],
+        parents=resolved.inputs,
+        run=run,
+        mirror_to_wandb=True,
     )
     merged = None
     if outcome.get("merged_dir"):
@@ -145,13 +155,17 @@ def register_outputs(
 
         merged_dir = Path(outcome["merged_dir"])
         merged_meta = {**meta, "merged_from": saved.artifact.ref, "tokenizer_digest": tokenizer_digest(merged_dir)}
-        merged = reg.save(
+        merged = publish(
+            ws,
             "model",
             f"{resolved.name}-merged",
+            spec=spec,
+            call=call,
             path=merged_dir,
             metadata=merged_meta,
-            source=source,
-            spec={**spec, "op": "finetune-merge"},
             parents=[(saved.artifact, "merged_from")],
+            run=run,
+            mirror_to_wandb=True,
+            record_extra={"output": "merged"},
         ).artifact
     return saved.artifact, merged, saved.created

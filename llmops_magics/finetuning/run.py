@@ -19,21 +19,24 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
 from ..errors import JobCancelledError, NotFoundError, ValidationError
+from ..ops.catalog import Call
+from ..ops.finetune import FinetuneSpec
 from ..ops.jobs import Job, JobContext
 from ..store.records import thaw
 from .launch import run_launcher
 from .outputs import FinetuneResult, register_outputs
-from .spec import FinetuneSpec, ResolvedRun, resolve_spec, spec_key, with_registered_base
+from .spec import ResolvedRun, resolve_spec, spec_key, with_registered_base
 from .train import last_checkpoint
 
-__all__ = ["finetune", "FinetuneJob", "finetune_runs", "STATE_NAMESPACE"]
+__all__ = ["run", "FinetuneJob", "finetune_runs", "STATE_NAMESPACE"]
 
 STATE_NAMESPACE = "finetune"
 _active: set[str] = set()
@@ -50,10 +53,12 @@ class FinetuneJob(Job):
 
     def resume(self, **kwargs: Any) -> FinetuneJob:
         """Continue this run from its last checkpoint, as a new job."""
+        from ..ops.finetune import finetune
+
         return finetune(resume=self.run_id, **kwargs)
 
-    def summary(self) -> dict[str, Any]:
-        out = super().summary()
+    def overview(self) -> dict[str, Any]:
+        out = super().overview()
         return out if self.status == "succeeded" else {**out, "run": self.run_id}
 
 
@@ -111,11 +116,10 @@ def _rank_records(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("rank-*.json"))] if folder.is_dir() else []
 
 
-def _execute(
-    ctx: JobContext, ws: Workspace, resolved: ResolvedRun, run_id: str, plan: dict[str, Any], extra: dict, source: dict
-) -> FinetuneResult:
+def _execute(ctx: JobContext, call: Call, resolved: ResolvedRun, run_id: str, plan: dict[str, Any]) -> FinetuneResult:
     from .train import run_training
 
+    ws = call.ws
     reg = ws.registry
     run_dir = Path(plan["run_dir"])
     record = dict(reg.get_state(STATE_NAMESPACE, run_id) or {})
@@ -169,14 +173,10 @@ def _execute(
         metrics["train_tokens_per_second"] = round(metrics["train_tokens"] / metrics["train_runtime"], 1)
     outcome = {**outcome, "metrics": metrics}
     art, merged, created = register_outputs(
-        ws, resolved, outcome, run_id=run_id, wandb_run_id=wandb_run_id, extra_spec=extra, source=source
+        ws, resolved, outcome, run_id=run_id, wandb_run_id=wandb_run_id, call=call, run=run
     )
     if run is not None:
         run.summary({f"final/{k}": v for k, v in metrics.items()} | {"artifact": art.ref})
-        for made, inputs in ((art, resolved.inputs), (merged, [(art, "merged_from")])):
-            if made is not None:
-                on_done = lambda info, made=made: reg.update_wandb(made, info)
-                run.log_artifact_async(made, reg.checkout(made), inputs, on_done=on_done)
         run.finish()
     update(status="succeeded", result=art.ref, merged=merged.ref if merged else None, checkpoint=None)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -191,89 +191,16 @@ def _resume_hint(run_id: str, checkpoint: Any) -> str:
     return f"checkpoint {Path(str(checkpoint)).name} kept: resume with finetune(resume={run_id!r})"
 
 
-def finetune(
-    data: str | None = None,
-    base: str | None = None,
-    *,
-    eval_data: str | None = None,
-    prompt: str | None = None,
-    target_column: str | None = None,
-    method: str | None = None,
-    r: int | None = None,
-    alpha: float | None = None,
-    dropout: float | None = None,
-    target_modules: str | Sequence[str] | None = None,
-    epochs: float | None = None,
-    max_steps: int | None = None,
-    lr: float | None = None,
-    batch_size: int | None = None,
-    grad_accum: int | None = None,
-    max_length: int | None = None,
-    seed: int | None = None,
-    eval_steps: int | None = None,
-    save_steps: int | None = None,
-    logging_steps: int | None = None,
-    early_stopping: int | None = None,
-    name: str | None = None,
-    aliases: Sequence[str] = (),
-    merge: bool | None = None,
-    launcher: str | None = None,
-    nproc: int | None = None,
-    train_split: str | None = None,
-    eval_split: str | None = None,
-    threads: int | None = None,
-    resume: bool | str = False,
-    spec: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
-) -> FinetuneJob:
-    """Fine-tune ``base`` (default: the tiny model) on dataset ``data``; returns a running job at once.
-
-    ``job.wait()`` gives a ``FinetuneResult`` (``.artifact`` is the ``adapter``, or
-    the ``model`` for ``method="full"``). ``None`` options take the base model's
-    ``finetune_defaults``, then the built-in defaults (LoRA r=8, alpha=16 on all
-    linear layers, lr 2e-4, 3 epochs, batch 8, max_length 256, seed 0).
-    ``launcher="torchrun"`` (or ``"accelerate"``) with ``nproc=N`` trains with DDP
-    in N processes. ``resume`` continues a cancelled or crashed run from its last
-    checkpoint (``True``: the latest one of this spec; or a run id). ``spec`` adds
-    to what is recorded with the artifact (the magic puts its command line there).
-    """
-    ws = workspace or current()
-    request = FinetuneSpec(
-        data=data,
-        base=base,
-        eval_data=eval_data,
-        prompt=prompt,
-        target_column=target_column,
-        method=method,
-        r=r,
-        alpha=alpha,
-        dropout=dropout,
-        target_modules=target_modules,
-        epochs=epochs,
-        max_steps=max_steps,
-        lr=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_length=max_length,
-        seed=seed,
-        eval_steps=eval_steps,
-        save_steps=save_steps,
-        logging_steps=logging_steps,
-        early_stopping=early_stopping,
-        name=name,
-        aliases=tuple(aliases),
-        merge=merge,
-        launcher=launcher,
-        nproc=nproc if nproc is not None else (2 if launcher not in (None, "none") else None),
-        train_split=train_split,
-        eval_split=eval_split,
-        threads=threads,
-    )
-    if isinstance(resume, str) and resume and data is None:
+def run(spec: FinetuneSpec, call: Call) -> FinetuneJob:
+    """Run a ``FinetuneSpec`` (see ``llmops_magics.finetune``): checked now, trained in a job."""
+    ws = call.ws
+    request = spec
+    resume = spec.resume
+    if isinstance(resume, str) and resume and spec.data is None:
         stored = ws.registry.get_state(STATE_NAMESPACE, resume)
         if stored is None:
             raise NotFoundError(f"no fine-tune run {resume!r}")
-        request = FinetuneSpec.from_dict(stored["request"])
+        request = FinetuneSpec.from_dict(stored["request"]).replace(resume=resume)
     resolved = resolve_spec(request, ws, register=False)
     resume_from = None
     if resume:  # checked before the base model is registered: a failed resume writes nothing
@@ -288,7 +215,6 @@ def finetune(
     key = spec_key(resolved.spec)
     run_dir = ws.registry.home / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    extra = dict(spec or {})
     ws.registry.put_state(
         STATE_NAMESPACE,
         run_id,
@@ -303,16 +229,16 @@ def finetune(
             "run_dir": str(run_dir),
             "resumed_from": str(resume_from) if resume_from else None,
             "updated_at": time.time(),
-            **({"magic": extra["magic"]} if "magic" in extra else {}),
+            "command": call.command,
         },
     )
     plan = _plan(resolved, run_dir, resume_from)
-    source = collect({"finetune_run": run_id})
+    call = replace(call, workspace=ws, source=collect({"finetune_run": run_id}))
 
     def target(ctx: JobContext) -> FinetuneResult:
         _active.add(run_id)
         try:
-            return _execute(ctx, ws, resolved, run_id, plan, extra, source)
+            return _execute(ctx, call, resolved, run_id, plan)
         finally:
             _active.discard(run_id)
 

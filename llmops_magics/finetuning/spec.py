@@ -1,7 +1,7 @@
 """What a fine-tune will do, checked and resolved before anything runs or is written.
 
-``FinetuneSpec`` holds the caller's choices (``None`` meaning "the default");
-``resolve_spec`` turns it into a ``ResolvedRun``: exact artifact versions, the
+``FinetuneSpec`` (``ops/finetune.py``) holds the caller's choices (``None`` meaning "the
+default"); ``resolve_spec`` turns it into a ``ResolvedRun``: exact artifact versions, the
 base model's folder and digests, the prompt template text, and every
 hyperparameter filled in. Defaults come, in order, from the caller, then the
 base model's ``finetune_defaults`` metadata (the tiny model ships values measured
@@ -12,21 +12,20 @@ to work on it), then ``DEFAULTS``. Every error here is a ``ValidationError`` or
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..context.workspaces import Workspace
 from ..errors import NotFoundError, ValidationError
+from ..ops.finetune import LAUNCHERS, METHODS, FinetuneSpec
 from ..store import Artifact, validate_alias, validate_name
 from .base_model import BaseModel, find_base, register_base, registered_base
 from .data import check_template, default_template, pick_target_column
 
-__all__ = ["FinetuneSpec", "ResolvedRun", "resolve_spec", "with_registered_base", "DEFAULTS", "METHODS", "LAUNCHERS"]
+__all__ = ["ResolvedRun", "resolve_spec", "with_registered_base", "DEFAULTS", "METHODS", "LAUNCHERS"]
 
-METHODS = ("lora", "full")
-LAUNCHERS = ("none", "torchrun", "accelerate")
 DEFAULTS: dict[str, Any] = {
     "method": "lora",
     "r": 8,
@@ -57,58 +56,11 @@ FULL_LR = 2e-5  # full fine-tuning moves every weight: a LoRA learning rate woul
 SMALL_MODEL_BYTES = 200 * 2**20
 
 
-@dataclass(frozen=True)
-class FinetuneSpec:
-    """The arguments of ``finetune()`` / ``%finetune``; ``None`` means "use the default"."""
-
-    data: str | None = None
-    base: str | None = None
-    eval_data: str | None = None
-    prompt: str | None = None
-    target_column: str | None = None
-    method: str | None = None
-    r: int | None = None
-    alpha: float | None = None
-    dropout: float | None = None
-    target_modules: str | Sequence[str] | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    grad_accum: int | None = None
-    max_length: int | None = None
-    seed: int | None = None
-    eval_steps: int | None = None
-    save_steps: int | None = None
-    logging_steps: int | None = None
-    early_stopping: int | None = None
-    name: str | None = None
-    aliases: Sequence[str] = ()
-    merge: bool | None = None
-    launcher: str | None = None
-    nproc: int | None = None
-    train_split: str | None = None
-    eval_split: str | None = None
-    threads: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["aliases"] = list(self.aliases)
-        if isinstance(self.target_modules, (list, tuple)):
-            out["target_modules"] = list(self.target_modules)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> FinetuneSpec:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
 @dataclass
 class ResolvedRun:
     """A spec with everything looked up: what the trainer and the registration need."""
 
-    spec: dict[str, Any]  # every hyperparameter, resolved (stored with the artifact)
+    spec: dict[str, Any]  # every hyperparameter, resolved, plus ``defaults_from``
     base_ref: str  # "model://tiny-gpt2/1"; the folder path until the base is registered
     base_path: Path
     base_artifact: Artifact | None
@@ -250,6 +202,8 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
     base_path = base.path
 
     given = {k: v for k, v in spec.to_dict().items() if v is not None and k in DEFAULTS}
+    if given.get("launcher") not in (None, "none") and "nproc" not in given:
+        given["nproc"] = 2
     model_defaults = dict(base.defaults)
     s: dict[str, Any] = {**DEFAULTS, **model_defaults, **given}
     if s.get("method") == "full" and "lr" not in given:

@@ -219,28 +219,40 @@ def cached_tiny_model(spec: TinyModelSpec | None = None, cache: str | Path | Non
     return folder
 
 
-def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
-    """The registered tiny base model (``model://tiny-gpt2``), built on first use and cached."""
-    from ..context.provenance import collect
-    from ..context.workspaces import current
-    from ..recording.publish import mirror_artifact
+def tiny_base_model(
+    workspace: Any = None, spec: TinyModelSpec | None = None, *, call: Any = None, name=None, aliases=()
+):
+    """The registered tiny base model (``model://tiny-gpt2``), built on first use and cached.
 
-    ws = workspace or current()
+    Also what ``register_model("tiny")`` runs (``call`` then carries its command line).
+    """
+    from ..context.workspaces import current
+    from ..ops.catalog import Call
+    from ..ops.models import TINY, ModelSpec
+    from ..recording.publish import publish
+
+    ws = workspace or (call.ws if call is not None else current())
     reg = ws.registry
     spec = spec or TinyModelSpec()
-    if reg.exists(f"model://{TINY_MODEL_NAME}"):
-        for art in reversed(reg.versions("model", TINY_MODEL_NAME)):
+    name = name or TINY_MODEL_NAME
+    if reg.exists(f"model://{name}"):
+        for art in reversed(reg.versions("model", name)):
             if art.metadata.get("spec_key") == spec.key:
+                for alias in aliases:
+                    art = reg.set_alias(art, alias)
                 return art
     folder = cached_tiny_model(spec, cache_dir(ws.home))
     stats_file = folder.parent / f"tiny-{spec.key}.build.json"
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
     meta = json.loads((folder / INFO_FILE).read_text())
-    result = reg.save(
+    result = publish(  # mirrored so that, online, a fine-tune's run can use_artifact its base
+        ws,
         "model",
-        TINY_MODEL_NAME,
+        name,
+        spec=ModelSpec(source=TINY, name=None if name == TINY_MODEL_NAME else name, aliases=tuple(aliases)),
+        call=call or Call(workspace=ws),
         path=folder,
-        source=collect(),
+        aliases=aliases,
         metadata={
             "spec_key": spec.key,
             "architecture": "gpt2",
@@ -249,8 +261,5 @@ def tiny_base_model(workspace: Any = None, spec: TinyModelSpec | None = None):
             "build_seconds": stats.get("build_seconds"),
             **meta,
         },
-        spec={"op": "tiny_base_model", **asdict(spec)},
     )
-    if result.created:  # mirrored so that, online, a fine-tune's run can use_artifact its base
-        mirror_artifact(ws, result.artifact)
     return result.artifact

@@ -74,11 +74,11 @@ def write_ready(run_dir: Path, host: str, port: int, engine: str) -> None:
 def run_builtin(cfg: dict[str, Any], run_dir: Path) -> None:
     import uvicorn
 
-    from ..serving.spec import DeploymentSpec
+    from ..ops.deploy import DeploySpec
     from .app import build_app
     from .service import Service
 
-    spec = DeploymentSpec.from_dict(cfg["spec"])
+    spec = DeploySpec.from_dict(cfg["spec"])
     sock = bind_socket(spec.host, spec.port)
     sock.listen(2048)
     steer_port(sock, 0)  # while this one loads, a server it replaces keeps every new connection

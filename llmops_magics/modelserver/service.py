@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RenderError
+from ..ops.deploy import DeploySpec
 from ..prompts.template import ParsedTemplate, parse_template
-from ..serving.spec import DeploymentSpec
 from ..store import Artifact
 from .batcher import DynamicBatcher, GenParams
 from .protocol import ChatRequest, CompletionRequest, RequestError
@@ -149,7 +149,7 @@ class Service:
     """Everything one server process needs to answer requests (the FastAPI app is a thin shell on it)."""
 
     def __init__(
-        self, spec: DeploymentSpec, ref: str | None, arms: list[Arm], metrics: Any, log: Any, reporter: Any
+        self, spec: DeploySpec, ref: str | None, arms: list[Arm], metrics: Any, log: Any, reporter: Any
     ) -> None:
         from .routing import CanaryRouter
 
@@ -171,7 +171,7 @@ class Service:
         from .metrics import ServerMetrics
         from .telemetry import WandbReporter
 
-        spec, rt = DeploymentSpec.from_dict(cfg["spec"]), cfg["runtime"]
+        spec, rt = DeploySpec.from_dict(cfg["spec"]), cfg["runtime"]
         import torch
 
         torch.set_num_threads(spec.threads or default_threads())
@@ -186,9 +186,9 @@ class Service:
         reg = ws.registry
         metrics = ServerMetrics(spec.name, {"version": rt.get("artifact") or "", "target": spec.target})
         prompt = get_prompt(spec.prompt, workspace=ws) if spec.prompt else None
-        plan = [("primary", spec.target, 100.0 - (spec.canary.weight if spec.canary else 0.0))]
-        if spec.canary:
-            plan.append(("canary", spec.canary.target, spec.canary.weight))
+        plan = [("primary", spec.target, 100.0 - (spec.canary_arm.weight if spec.canary_arm else 0.0))]
+        if spec.canary_arm:
+            plan.append(("canary", spec.canary_arm.target, spec.canary_arm.weight))
         arms = []
         for label, ref, weight in plan:
             art = reg.resolve(ref)

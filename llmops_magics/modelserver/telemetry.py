@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..context.workspaces import Workspace
+from ..recording.publish import mirror
 from ..serving.stats import flatten, summarize
 from ..store import Artifact
 
@@ -45,10 +46,7 @@ class WandbReporter:
         if self.run is None:
             return
         if artifact is not None:
-            reg = ws.registry
-            self.run.log_artifact_async(  # type: ignore[attr-defined]
-                artifact, reg.checkout(artifact), inputs, on_done=lambda info: reg.update_wandb(artifact, info)
-            )
+            mirror(ws, artifact, inputs, run=self.run)
         self._thread = threading.Thread(target=self._loop, name="llmops-wandb-reporter", daemon=True)
         self._thread.start()
 

@@ -9,9 +9,9 @@ saves a checkpoint before stopping) and raises ``JobCancelledError`` to say it
 stopped early. Work that runs in a subprocess (a ``torchrun`` launch) is driven
 from the job's thread, which forwards the child's events and its cancel.
 
-The core knows nothing of widgets: an adapter may install a *view factory*
-(``set_view_factory``) and a job then displays as that view (the IPython
-extension installs the live ipywidgets panel); without one it displays as text.
+The core knows nothing of widgets: a job displays as the ``"job"`` view when a UI
+installed one (``display.views``; the IPython extension installs the live ipywidgets
+panel), and as text otherwise.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import JobCancelledError, JobError, JobTimeoutError
+from ..errors import JobCancelledError, JobError, JobTimeoutError, LLMOpsError
 
-__all__ = ["Job", "JobContext", "set_view_factory", "list_jobs", "STATUSES"]
+__all__ = ["Job", "JobContext", "list_jobs", "STATUSES"]
 
 STATUSES = ("pending", "running", "cancelling", "succeeded", "failed", "cancelled")
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -34,15 +34,8 @@ MAX_EVENTS = 10_000
 
 Listener = Callable[["Job", Mapping[str, Any]], None]
 
-_view_factory: Callable[[Job], Any] | None = None
 _jobs: deque[Job] = deque(maxlen=100)
 _ids = itertools.count(1)
-
-
-def set_view_factory(factory: Callable[[Job], Any] | None) -> None:
-    """Install what a job displays as in a notebook (an object with ``_repr_mimebundle_``, or None: text)."""
-    global _view_factory
-    _view_factory = factory
 
 
 def list_jobs() -> list[Job]:
@@ -213,7 +206,7 @@ class Job:
     def _outcome(self) -> Any:
         if self._status == "succeeded":
             return self._result
-        if isinstance(self._error, JobError):
+        if isinstance(self._error, LLMOpsError):  # ours already say what happened (a RegressionError keeps its result)
             raise self._error
         raise JobError(f"job {self.name!r} failed: {type(self._error).__name__}: {self._error}") from self._error
 
@@ -223,12 +216,22 @@ class Job:
             raise JobTimeoutError(f"job {self.name!r} still {self._status} after {timeout:g}s")
         return self._outcome()
 
+    def __getattr__(self, name: str) -> Any:
+        """A public attribute the job lacks is read on its result, waiting for it: ``job.summary``.
+
+        Private and dunder names are never forwarded (IPython and pickle probe for those),
+        so asking for one cannot block.
+        """
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.wait(), name)
+
     # ------------------------------------------------------------------ display
 
     def __repr__(self) -> str:
         return f"<Job {self.name!r} {self._status}>"
 
-    def summary(self) -> dict[str, Any]:
+    def overview(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job": self.name, "status": self._status}
         p = self.progress
         if p.get("max_steps"):
@@ -242,13 +245,15 @@ class Job:
         return out
 
     def __str__(self) -> str:
-        return "  ".join(f"{k}: {v}" for k, v in self.summary().items())
+        return "  ".join(f"{k}: {v}" for k, v in self.overview().items())
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        if _view_factory is not None and self._view is None:
-            self._view = _view_factory(self)
+        if self._view is None:
+            from ..display.views import make_view
+
+            self._view = make_view("job", self)
         if self._view is not None:
             return self._view._repr_mimebundle_(include=include, exclude=exclude)
         from ..display.html import kv_html, mimebundle
 
-        return mimebundle(str(self), kv_html(self.summary()))
+        return mimebundle(str(self), kv_html(self.overview()))

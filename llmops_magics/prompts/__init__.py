@@ -1,7 +1,7 @@
 """Versioned prompt templates (text or chat) with aliases, diff and render."""
 
 from .template import ParsedTemplate, parse_template
-from .versions import PromptVersion, get_prompt, list_prompts, prompt_history, render_prompt, save_prompt, tag_prompt
+from .versions import PromptVersion, get_prompt, list_prompts, prompt_history, render_prompt, tag_prompt
 from .views import PromptDiff, PromptHistory, diff_prompts
 
 __all__ = [
@@ -15,6 +15,5 @@ __all__ = [
     "parse_template",
     "prompt_history",
     "render_prompt",
-    "save_prompt",
     "tag_prompt",
 ]

@@ -9,25 +9,28 @@ description is metadata: changing only it makes no new version.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
 from ..errors import ValidationError
-from ..recording.publish import mirror_artifact
+from ..kinds.prompt import FILENAME, decode, encode
+from ..recording.publish import mirror, publish
 from ..store import Artifact, Registry
 from ..store.records import thaw
 from .template import ParsedTemplate, parse_template
 
+if TYPE_CHECKING:
+    from ..ops.catalog import Call
+    from ..ops.prompts import PromptSpec
+
 KIND = "prompt"
-FILENAME = "prompt.json"
 
 __all__ = [
     "PromptVersion",
-    "save_prompt",
+    "run_save",
     "get_prompt",
     "tag_prompt",
     "render_prompt",
@@ -123,8 +126,8 @@ class PromptVersion:
 
 
 def _load(art: Artifact, reg: Registry, created: bool | None = None, latest_moved: bool = False) -> PromptVersion:
-    payload = json.loads(reg.read_bytes(art))
-    return PromptVersion(art, payload["template"], payload.get("params", {}), created, latest_moved)
+    template, params = decode(reg.read_bytes(art))
+    return PromptVersion(art, template, params, created, latest_moved)
 
 
 def _normalize(template: str) -> str:
@@ -144,55 +147,24 @@ def _check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return params
 
 
-def save_prompt(
-    name: str,
-    template: str,
-    *,
-    params: Mapping[str, Any] | None = None,
-    aliases: Sequence[str] = (),
-    description: str | None = None,
-    source: Mapping[str, Any] | None = None,
-    spec: Mapping[str, Any] | None = None,
-    workspace: Workspace | None = None,
-) -> PromptVersion:
-    """Save a new version of prompt ``name`` unless this template and params are already stored.
-
-    ``spec`` adds to the recorded call (the magics put their command line there).
-    """
-    ws = workspace or current()
-    reg = ws.registry
-    if isinstance(template, str):
-        template = _normalize(template)
+def run_save(spec: PromptSpec, call: Call) -> PromptVersion:
+    """Run a ``PromptSpec`` (see ``llmops_magics.save_prompt``): a new version unless the content is stored."""
+    ws = call.ws
+    template = _normalize(spec.template)
     parsed = parse_template(template)
-    params = _check_params(params)
-    payload = json.dumps({"template": template, "params": params}, sort_keys=True, indent=1).encode()
+    params = _check_params(spec.params)
     meta = {
-        "description": description,
+        "description": spec.description,
         "variables": list(parsed.variables),
         "format": parsed.format,
         "params": params,
         "filename": FILENAME,
     }
-    result = reg.save(
-        KIND,
-        name,
-        data=payload,
-        metadata=meta,
-        source=collect(source),
-        spec={
-            "op": "save_prompt",
-            "name": name,
-            "params": params,
-            "aliases": list(aliases),
-            "description": description,
-            **(spec or {}),
-        },
-        aliases=aliases,
+    stored = spec.replace(template=template, params=params)
+    result = publish(
+        ws, KIND, spec.name, spec=stored, call=call, data=encode(template, params), metadata=meta, aliases=spec.aliases
     )
-    version = _load(result.artifact, reg, result.created, result.latest_moved)
-    if result.latest_moved or aliases:
-        mirror_artifact(ws, version.artifact)
-    return version
+    return _load(result.artifact, ws.registry, result.created, result.latest_moved)
 
 
 def get_prompt(ref: str, *, workspace: Workspace | None = None) -> PromptVersion:
@@ -205,7 +177,7 @@ def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> P
     """Point ``alias`` at this version, moving it from wherever it was (mirrored to W&B)."""
     ws = workspace or current()
     art = ws.registry.set_alias(ref, alias, KIND)
-    mirror_artifact(ws, art)
+    mirror(ws, art)
     return _load(art, ws.registry)
 
 

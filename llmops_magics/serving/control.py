@@ -1,21 +1,19 @@
-"""``deploy``, ``stop_deployment``, ``promote_deployment`` …: the Python API behind ``%deploy``.
+"""Deployment control on the kernel's side: start, replace, stop. What ``deploy()`` runs.
 
-Every deployment version is a ``deployment`` artifact whose content is its spec,
+Every deployment version is a ``deployment`` artifact whose content is its stored spec,
 with lineage edges from what it serves (``serves``, ``canary``) and its prompt
-(``prompt``). A running deployment is a registry state record (namespace
-``deployments``; the JupyterLab sidebar reads it)::
+(``prompt``). A running deployment is a state record (``records.py``). The server
+itself is another process (``llmops_magics.modelserver``), started by ``launcher.py``.
 
-    {"name", "ref", "target", "prompt", "pid", "port", "url", "host", "started_at",
-     "status", "engine", "canary", "log_path", "monitor_db", "config_path", "auth"}
-
-Changing a running deployment (a canary, a promotion, a rollback) saves a new
-version and replaces the process on the same port: the new process binds the
-port next to the old one (``SO_REUSEPORT``), and the old one is stopped only
-once the new one answers, so clients see no gap.
+Changing a running deployment (a canary, a promotion, a rollback) saves a new version
+and replaces the process on the same port: the new process binds the port next to the
+old one (``SO_REUSEPORT``), and the old one is stopped only once the new one answers, so
+clients see no gap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import time
@@ -24,35 +22,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
-from ..errors import NotFoundError, ValidationError
+from ..errors import ValidationError
+from ..ops.catalog import Call
+from ..ops.deploy import Canary, DeploySpec, parse_canary
+from ..recording.publish import publish
 from ..recording.wandb_recorder import resolve_mode
 from ..store import Artifact, Registry
-from .launcher import launch, pid_alive, port_free, probe, process_started, terminate
+from .launcher import launch, port_free, process_started, terminate
+from .liveness import liveness, owns_pid
+from .records import KIND, NAMESPACE, load_config, require_state, run_dir
 from .requestlog import monitor_path
-from .spec import Canary, DeploymentSpec, hash_api_key, parse_canary
 
 __all__ = [
-    "NAMESPACE",
-    "deploy",
-    "stop_deployment",
+    "run",
+    "set_canary",
     "promote_deployment",
     "rollback_deployment",
-    "set_canary",
-    "liveness",
-    "require_state",
-    "load_config",
+    "stop_deployment",
+    "hash_api_key",
 ]
 
-NAMESPACE = "deployments"
 HANDOVER_SECONDS = 0.5
-KIND = "deployment"
-
 
 # Keys given to deploy() in this process, so the handles that --canary, promote and
 # rollback return can still call the server. Only the key's hash is ever stored.
 _keys: dict[str, str] = {}
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _handle_key(name: str, key_sha: str | None, given: str | None) -> str | None:
@@ -60,49 +59,6 @@ def _handle_key(name: str, key_sha: str | None, given: str | None) -> str | None
         if key is not None and key_sha is not None and hmac.compare_digest(hash_api_key(key), key_sha):
             return key
     return None
-
-
-def run_dir(reg: Registry, name: str) -> Path:
-    return reg.home / "deployments" / name
-
-
-def require_state(reg: Registry, name: str) -> dict[str, Any]:
-    state = reg.get_state(NAMESPACE, name)
-    if state is None:
-        known = ", ".join(sorted(reg.list_state(NAMESPACE))) or "none"
-        raise NotFoundError(f"no deployment is named {name!r}; deployments: {known}")
-    return state
-
-
-def load_config(state: dict[str, Any]) -> dict[str, Any]:
-    path = Path(state["config_path"])
-    if not path.is_file():
-        raise NotFoundError(f"deployment {state['name']!r} has lost its config file {path}")
-    return json.loads(path.read_text())
-
-
-def owns_pid(state: dict[str, Any]) -> bool:
-    """The recorded pid is alive and still the process this deployment started (not a reused number)."""
-    pid = state.get("pid")
-    if not pid_alive(pid):
-        return False
-    recorded, now = state.get("pid_started"), process_started(pid)
-    if recorded is not None and now is not None:
-        return recorded == now
-    # No start time to compare (a record from an older version, or no /proc): only a
-    # server that answers /health as this deployment proves the pid is still ours.
-    same_pid = pid if state.get("engine") == "builtin" else None
-    return probe(state.get("url"), state.get("name"), same_pid) is not None
-
-
-def liveness(state: dict[str, Any], timeout: float = 2.0) -> tuple[str, dict | None]:
-    """``("running", health)``, ``("unhealthy", None)`` (pid alive, no answer) or ``("dead", None)``."""
-    pid = state.get("pid")
-    if not owns_pid(state):
-        return "dead", None
-    same_pid = pid if state.get("engine") == "builtin" else None
-    health = probe(state.get("url"), state.get("name"), same_pid, timeout=timeout)
-    return ("running", health) if health is not None else ("unhealthy", None)
 
 
 def _model_artifact(reg: Registry, ref: Any, what: str) -> Artifact:
@@ -122,34 +78,29 @@ def _reference_data(reg: Registry, art: Artifact, explicit: str | None) -> str |
     return None
 
 
-def _save(reg: Registry, spec: DeploymentSpec, source: dict[str, Any] | None) -> Artifact:
+def _save(ws: Workspace, spec: DeploySpec, call: Call) -> Artifact:
     parents: list[tuple[Any, str]] = [(spec.target, "serves")]
     if spec.prompt:
         parents.append((spec.prompt, "prompt"))
-    if spec.canary:
-        parents.append((spec.canary.target, "canary"))
-    data = json.dumps(spec.to_dict(), sort_keys=True, indent=1).encode()
+    if spec.canary_arm:
+        parents.append((spec.canary_arm.target, "canary"))
+    canary = spec.canary_arm
     meta = {
         "target": spec.target,
         "prompt": spec.prompt,
         "engine": spec.engine,
-        "canary": spec.canary.to_dict() if spec.canary else None,
+        "canary": canary.to_dict() if canary else None,
         "filename": "deployment.json",
     }
-    result = reg.save(
-        KIND,
-        spec.name,
-        data=data,
-        digest=spec.digest(),
-        metadata=meta,
-        source=collect(source),
-        spec={"op": "deploy", **spec.to_dict()},
-        parents=parents,
-    )
-    return result.artifact
+    data = json.dumps(spec.to_dict(), sort_keys=True, indent=1).encode()
+    # The server mirrors the deployment into its own W&B run, with its monitoring.
+    return publish(
+        ws, KIND, spec.name, spec=spec, call=call, data=data, digest=spec.digest(), metadata=meta, parents=parents,
+        mirror_to_wandb=False,
+    ).artifact  # fmt: skip
 
 
-def _runtime(ws: Workspace, art: Artifact, spec: DeploymentSpec, key_sha: str | None) -> dict[str, Any]:
+def _runtime(ws: Workspace, art: Artifact, spec: DeploySpec, key_sha: str | None) -> dict[str, Any]:
     s = ws.settings
     mode = "disabled" if not ws.recorder.enabled else resolve_mode(s.wandb_mode)
     return {
@@ -168,7 +119,7 @@ def _runtime(ws: Workspace, art: Artifact, spec: DeploymentSpec, key_sha: str | 
 def _start(
     ws: Workspace,
     art: Artifact,
-    spec: DeploymentSpec,
+    spec: DeploySpec,
     key_sha: str | None,
     timeout: float,
     previous: dict[str, Any] | None = None,
@@ -181,6 +132,7 @@ def _start(
     """
     reg = ws.registry
     folder = run_dir(reg, spec.name)
+    canary = spec.canary_arm
     state = {
         "name": spec.name,
         "ref": art.ref,
@@ -193,7 +145,7 @@ def _start(
         "started_at": time.time(),
         "status": "starting",
         "engine": spec.engine,
-        "canary": spec.canary.to_dict() if spec.canary else None,
+        "canary": canary.to_dict() if canary else None,
         "log_path": str(folder / "server.log"),
         "monitor_db": str(monitor_path(reg.home, spec.name)),
         "config_path": str(folder / f"config-v{art.version}.json"),
@@ -233,117 +185,69 @@ def _start(
     return state
 
 
-def deploy(
-    target: Any,
-    *,
-    prompt: str | None = None,
-    name: str | None = None,
-    port: int = 0,
-    host: str = "127.0.0.1",
-    api_key: str | None = None,
-    canary: str | None = None,
-    engine: str = "builtin",
-    max_batch_size: int = 16,
-    max_wait_ms: float = 10.0,
-    default_max_tokens: int = 64,
-    log_text: bool = False,
-    reference_data: str | None = None,
-    threads: int | None = None,
-    metrics_interval: float = 30.0,
-    ray_address: str | None = None,
-    replicas: int = 1,
-    export: str | None = None,
-    merge: bool = False,
-    timeout: float = 180.0,
-    magic: str | None = None,
-    source: dict[str, Any] | None = None,
-    workspace: Workspace | None = None,
-):
-    """Serve a model or adapter over an OpenAI-compatible HTTP API in a separate process.
-
-    Returns a ``Deployment`` handle (``.url``, ``.client()``, ``.status()``, ``.stop()``).
-    With ``canary="REF:10%"`` and ``target`` naming a running deployment, that
-    deployment gets a canary arm instead (see ``set_canary``). With
-    ``engine="vllm", export=DIR`` nothing starts: a ``VllmExport`` folder is written.
-    """
+def run(spec: DeploySpec, call: Call):
+    """Run a ``DeploySpec`` (see ``llmops_magics.deploy``)."""
     from .views import Deployment
 
-    ws = workspace or current()
+    ws = call.ws
     reg = ws.registry
-    if canary is not None and isinstance(target, str) and reg.get_state(NAMESPACE, target) is not None:
-        return set_canary(target, canary, magic=magic, timeout=timeout, api_key=api_key, workspace=ws)
-    art = _model_artifact(reg, target, "the deployment target")
-    prompt_ref = reg.resolve(prompt, "prompt").ref if prompt else None
-    canary_obj = None
-    if canary is not None:
-        cref, weight = parse_canary(canary)
-        canary_obj = Canary(_model_artifact(reg, cref, "the canary").ref, weight)
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip() or " " in api_key):
-        raise ValidationError("api_key must be a non-empty string without spaces")
-    spec = DeploymentSpec(
-        name=name or art.name,
+    if spec.canary is not None and reg.get_state(NAMESPACE, spec.target) is not None:
+        return _canary(ws, spec.target, spec.canary, call, spec.timeout, spec.api_key)
+    art = _model_artifact(reg, spec.target, "the deployment target")
+    canary = spec.canary_arm
+    resolved = spec.replace(
+        name=spec.name or art.name,
         target=art.ref,
-        prompt=prompt_ref,
-        engine=engine,
-        host=host,
-        port=port,
-        auth=api_key is not None,
-        canary=canary_obj,
-        max_batch_size=max_batch_size,
-        max_wait_ms=float(max_wait_ms),
-        default_max_tokens=default_max_tokens,
-        log_text=bool(log_text),
-        reference_data=_reference_data(reg, art, reference_data),
-        threads=threads,
-        metrics_interval=float(metrics_interval),
-        ray_address=ray_address,
-        replicas=replicas,
-        magic=magic,
+        prompt=reg.resolve(spec.prompt, "prompt").ref if spec.prompt else None,
+        canary=str(Canary(_model_artifact(reg, canary.target, "the canary").ref, canary.weight)) if canary else None,
+        reference_data=_reference_data(reg, art, spec.reference_data),
     )
-    if export is not None:
+    if spec.export is not None:
         if spec.engine != "vllm":
             raise ValidationError(f"export writes a vLLM deployment; add engine='vllm' (found engine={spec.engine!r})")
         from .vllm import export_vllm
 
-        return export_vllm(spec, export, merge=merge, workspace=ws)
-    if spec.public and not spec.auth:
+        return export_vllm(resolved, spec.export, merge=spec.merge, workspace=ws)
+    if resolved.public and not resolved.auth:
         warnings.warn(
-            f"deployment {spec.name!r} binds {spec.host}, reachable from other machines, without an API key; "
+            f"deployment {resolved.name!r} binds {resolved.host}, reachable from other machines, without an API key; "
             "add api_key=... (--api-key)",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    existing = reg.get_state(NAMESPACE, spec.name)
-    status = liveness(existing)[0] if existing is not None else None
-    if status not in (None, "dead"):
+    existing = reg.get_state(NAMESPACE, resolved.name)
+    state = liveness(existing).state if existing is not None else None
+    if state in ("running", "unhealthy"):
         raise ValidationError(
-            f"deployment {spec.name!r} is already {status} at {existing.get('url')}; stop it first "
-            f"(%deploy stop {spec.name}), give another --name, or add a --canary"
+            f"deployment {resolved.name!r} is already {state} at {existing.get('url')}; stop it first "
+            f"(%deploy stop {resolved.name}), give another --name, or add a --canary"
         )
-    if port and not port_free(host, port):
-        raise ValidationError(f"port {port} on {host} is already in use; choose another or use port 0 (any free one)")
-    if spec.engine == "vllm":
+    if resolved.port and not port_free(resolved.host, resolved.port):
+        raise ValidationError(
+            f"port {resolved.port} on {resolved.host} is already in use; choose another or use port 0 (any free one)"
+        )
+    if resolved.engine == "vllm":
         from .vllm import check_vllm_available
 
         check_vllm_available()
     if existing is not None:  # a server that died without being stopped: its record goes
-        reg.delete_state(NAMESPACE, spec.name)
-    art_dep = _save(reg, spec, source)
-    key_sha = hash_api_key(api_key) if api_key is not None else None
-    state = _start(ws, art_dep, spec, key_sha, timeout, api_key=api_key)
-    if api_key is not None:
-        _keys[spec.name] = api_key
-    art_dep = reg.set_alias(art_dep, "canary" if spec.canary else "production")
-    return Deployment(spec.name, state, art_dep, ws, api_key)
+        reg.delete_state(NAMESPACE, resolved.name)
+    art_dep = _save(ws, resolved, call)
+    key_sha = hash_api_key(spec.api_key) if spec.api_key is not None else None
+    record = _start(ws, art_dep, resolved, key_sha, spec.timeout, api_key=spec.api_key)
+    if spec.api_key is not None:
+        _keys[resolved.name] = spec.api_key
+    art_dep = reg.set_alias(art_dep, "canary" if canary else "production")
+    return Deployment(resolved.name, record, art_dep, ws, spec.api_key)
 
 
 def _relaunch(
     ws: Workspace,
     name: str,
-    change: Callable[[DeploymentSpec], DeploymentSpec],
+    change: Callable[[DeploySpec], DeploySpec],
     *,
     alias: str,
-    magic: str | None,
+    call: Call,
     timeout: float,
     api_key: str | None = None,
 ):
@@ -353,16 +257,16 @@ def _relaunch(
     reg = ws.registry
     state = require_state(reg, name)
     config = load_config(state)
-    old = DeploymentSpec.from_dict(config["spec"])
+    old = DeploySpec.from_dict(config["spec"])
     key_sha = config["runtime"].get("api_key_sha256")
-    new = change(old).with_changes(port=int(state.get("port") or old.port or 0), magic=magic)
-    art = _save(reg, new, None)
-    status, _ = liveness(state)
-    overlap = status != "dead" and new.engine == "builtin" and old.engine == "builtin"
+    new = change(old).replace(port=int(state.get("port") or old.port or 0))
+    art = _save(ws, new, call)
+    status = liveness(state).state
+    overlap = status != "stopped" and new.engine == "builtin" and old.engine == "builtin"
     if not overlap and owns_pid(state):
         terminate(state.get("pid"))
         if new.port and not port_free(new.host, new.port):
-            new = new.with_changes(port=0)
+            new = new.replace(port=0)
     fresh = _start(ws, art, new, key_sha, timeout, previous=state if overlap else None)
     if overlap:
         time.sleep(HANDOVER_SECONDS)  # the new server takes every new connection now; the old queue drains
@@ -371,51 +275,43 @@ def _relaunch(
     return Deployment(name, fresh, art, ws, _handle_key(name, key_sha, api_key))
 
 
+def _canary(ws: Workspace, name: str, canary: str, call: Call, timeout: float, api_key: str | None):
+    arm = parse_canary(canary)
+    target = _model_artifact(ws.registry, arm.target, "the canary").ref
+    require_state(ws.registry, name)
+    pinned = str(Canary(target, arm.weight))
+    return _relaunch(
+        ws, name, lambda s: s.replace(canary=pinned), alias="canary", call=call, timeout=timeout, api_key=api_key
+    )
+
+
 def set_canary(
-    name: str,
-    canary: str,
-    *,
-    magic: str | None = None,
-    timeout: float = 180.0,
-    api_key: str | None = None,
-    workspace=None,
+    name: str, canary: str, *, timeout: float = 180.0, api_key: str | None = None, workspace=None, call=None
 ):
     """Send ``PERCENT%`` of ``name``'s traffic to another version: ``set_canary("qa", "adapter://qa/2:10%")``.
 
     ``api_key`` only goes into the returned handle (the server keeps the key it was
     deployed with); a key given to ``deploy`` in this process is remembered.
     """
-    ws = workspace or current()
-    cref, weight = parse_canary(canary)
-    target = _model_artifact(ws.registry, cref, "the canary").ref
-    require_state(ws.registry, name)
-    return _relaunch(
-        ws,
-        name,
-        lambda s: s.with_changes(canary=Canary(target, weight)),
-        alias="canary",
-        magic=magic,
-        timeout=timeout,
-        api_key=api_key,
-    )
+    call = call or Call(workspace=workspace)
+    return _canary(call.ws, name, canary, call, timeout, api_key)
 
 
-def promote_deployment(
-    name: str, *, magic: str | None = None, timeout: float = 180.0, api_key: str | None = None, workspace=None
-):
+def promote_deployment(name: str, *, timeout: float = 180.0, api_key: str | None = None, workspace=None, call=None):
     """Make the canary the only version: it serves all traffic and both it and the deployment get ``production``."""
-    ws = workspace or current()
+    call = call or Call(workspace=workspace)
+    ws = call.ws
     reg = ws.registry
-    spec = DeploymentSpec.from_dict(load_config(require_state(reg, name))["spec"])
-    if spec.canary is None:
+    spec = DeploySpec.from_dict(load_config(require_state(reg, name))["spec"])
+    if spec.canary_arm is None:
         raise ValidationError(f"deployment {name!r} has no canary to promote; add one with --canary REF:10%")
-    promoted = spec.canary.target
+    promoted = spec.canary_arm.target
     handle = _relaunch(
         ws,
         name,
-        lambda s: s.with_changes(target=promoted, canary=None),
+        lambda s: s.replace(target=promoted, canary=None),
         alias="production",
-        magic=magic,
+        call=call,
         timeout=timeout,
         api_key=api_key,
     )
@@ -423,22 +319,15 @@ def promote_deployment(
     return handle
 
 
-def rollback_deployment(
-    name: str, *, magic: str | None = None, timeout: float = 180.0, api_key: str | None = None, workspace=None
-):
+def rollback_deployment(name: str, *, timeout: float = 180.0, api_key: str | None = None, workspace=None, call=None):
     """Drop the canary: the primary version serves all traffic again."""
-    ws = workspace or current()
-    spec = DeploymentSpec.from_dict(load_config(require_state(ws.registry, name))["spec"])
-    if spec.canary is None:
+    call = call or Call(workspace=workspace)
+    ws = call.ws
+    spec = DeploySpec.from_dict(load_config(require_state(ws.registry, name))["spec"])
+    if spec.canary_arm is None:
         raise ValidationError(f"deployment {name!r} has no canary to roll back")
     return _relaunch(
-        ws,
-        name,
-        lambda s: s.with_changes(canary=None),
-        alias="production",
-        magic=magic,
-        timeout=timeout,
-        api_key=api_key,
+        ws, name, lambda s: s.replace(canary=None), alias="production", call=call, timeout=timeout, api_key=api_key
     )
 
 

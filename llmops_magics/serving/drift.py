@@ -25,9 +25,9 @@ from typing import Any
 from ..context.workspaces import Workspace, current
 from ..display.html import kv_html, mimebundle
 from ..errors import ValidationError
-from .control import load_config, require_state
+from ..ops.deploy import DeploySpec
+from .records import load_config, require_state
 from .requestlog import read_requests
-from .spec import DeploymentSpec
 
 __all__ = ["DriftReport", "deployment_drift", "length_shift", "similarity_shift"]
 
@@ -112,7 +112,7 @@ def similarity_shift(live: Sequence[str], reference: Sequence[str], seed: int = 
     return now, base, base - now
 
 
-def _reference_texts(ws: Workspace, spec: DeploymentSpec, limit: int) -> list[str]:
+def _reference_texts(ws: Workspace, spec: DeploySpec, limit: int) -> list[str]:
     from ..datasets import get_dataset
     from ..prompts import get_prompt
     from ..prompts.template import parse_template
@@ -149,7 +149,7 @@ def deployment_drift(
     """Compare the last ``window_s`` seconds of inputs (at most ``limit``) with the reference data."""
     ws = workspace or current()
     state = require_state(ws.registry, name)
-    spec = DeploymentSpec.from_dict(load_config(state)["spec"])
+    spec = DeploySpec.from_dict(load_config(state)["spec"])
     rows: list[Mapping[str, Any]] = [
         r
         for r in read_requests(state["monitor_db"], since=time.time() - window_s, limit=limit, with_text=True)

@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from ..context.workspaces import Workspace, current
-from .control import NAMESPACE, liveness, require_state
 from .launcher import tail
+from .liveness import liveness
+from .records import NAMESPACE, require_state
 from .requestlog import read_requests
 from .stats import summarize
 from .views import Deployment, DeploymentList, DeploymentStatus, LogTail
@@ -21,7 +22,8 @@ __all__ = ["list_deployments", "deployment_status", "deployment_logs", "get_depl
 
 def _refresh(ws: Workspace, state: dict[str, Any], timeout: float = 2.0) -> tuple[dict[str, Any], dict | None]:
     """The state with ``status`` set to what the process says now (and stored if it changed)."""
-    status, health = liveness(state, timeout)
+    live = liveness(state, timeout)
+    status, health = live.state, live.health
     if state.get("status") != status and state.get("status") != "starting":
         state = {**state, "status": status}
         ws.registry.put_state(NAMESPACE, state["name"], state)
@@ -63,7 +65,8 @@ def monitor_snapshot(name: str, *, window_s: float = 60.0, workspace: Workspace 
     state = ws.registry.get_state(NAMESPACE, name)
     if state is None:
         return {"name": name, "status": "stopped", "state": None, "summary": summarize([], window_s)}
-    status, health = liveness(state, timeout=1.0)
+    live = liveness(state, timeout=1.0)
+    status, health = live.state, live.health
     rows = read_requests(state["monitor_db"], since=time.time() - window_s)
     return {
         "name": name,

@@ -96,9 +96,12 @@ class Deployment:
         return deployment_logs(self.name, lines=lines, workspace=self.workspace)
 
     def monitor(self, **kwargs: Any):
-        from ..adapters.widgets.deploy_monitor import DeploymentMonitor
+        """The live monitor panel (a view the notebook extension installs)."""
+        from ..display.views import require_view
 
-        return DeploymentMonitor(self.name, workspace=self.workspace, **kwargs)
+        return require_view(
+            "deployment-monitor", self.name, workspace=self.workspace, what="the deployment monitor", **kwargs
+        )
 
     def drift(self, **kwargs: Any):
         from .drift import deployment_drift

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..display.html import esc, kv_html, mimebundle
 from ..errors import ValidationError
-from .spec import DeploymentSpec
+from ..ops.deploy import DeploySpec
 
 __all__ = ["LORA_RANKS", "VllmExport", "vllm_command", "chat_template_for", "export_vllm", "check_vllm_available"]
 
@@ -84,7 +84,7 @@ def chat_template_for(template: str | None, params: Mapping[str, Any] | None = N
 
 
 def vllm_command(
-    spec: DeploymentSpec,
+    spec: DeploySpec,
     *,
     base_path: str | Path,
     adapter_path: str | Path | None = None,
@@ -116,7 +116,7 @@ class VllmExport:
 
     folder: Path
     command: list[str]
-    spec: DeploymentSpec
+    spec: DeploySpec
 
     @property
     def shell(self) -> str:
@@ -130,7 +130,7 @@ class VllmExport:
         return mimebundle(str(self), body + f"<pre>{esc(self.shell)}</pre>")
 
 
-def _template_text(ws: Any, spec: DeploymentSpec, art: Any) -> tuple[str | None, dict]:
+def _template_text(ws: Any, spec: DeploySpec, art: Any) -> tuple[str | None, dict]:
     if spec.prompt:
         from ..prompts import get_prompt
 
@@ -139,7 +139,7 @@ def _template_text(ws: Any, spec: DeploymentSpec, art: Any) -> tuple[str | None,
     return art.metadata.get("prompt_template"), {}
 
 
-def export_vllm(spec: DeploymentSpec, dest: str | Path, *, merge: bool = False, workspace: Any = None) -> VllmExport:
+def export_vllm(spec: DeploySpec, dest: str | Path, *, merge: bool = False, workspace: Any = None) -> VllmExport:
     """Write ``dest/`` with the weights, the adapter (or merged weights), the chat template,
     ``deployment.json`` and ``serve.sh``; nothing is started."""
     from ..context.workspaces import current
@@ -188,7 +188,7 @@ def export_vllm(spec: DeploymentSpec, dest: str | Path, *, merge: bool = False, 
 
 def launch_vllm(
     ws: Any,
-    spec: DeploymentSpec,
+    spec: DeploySpec,
     config: Mapping[str, Any],
     folder: Path,
     *,

@@ -257,6 +257,8 @@ class Registry:
                 self._set_alias(cur, kind, name, alias, version, now)
             self._set_alias(cur, kind, name, LATEST, version, now)
             for parent_id, relation in parent_ids:
+                if parent_id == art_id:  # a replay that made the version it repeats
+                    continue
                 cur.execute(
                     "INSERT OR IGNORE INTO edges (source_id, target_id, relation) VALUES (?, ?, ?)",
                     (parent_id, art_id, relation),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...ops import jobs
+from ...display.views import set_view
 from .cells import CellTracker
 from .dataset import DatasetMagics
 from .deploy import DeployMagics
@@ -34,7 +34,8 @@ def load(shell: Any) -> None:
         magics = cls(shell=shell)
         magics.settings = settings
         shell.register_magics(magics)
-    jobs.set_view_factory(job_panel)
+    set_view("job", job_panel)
+    set_view("deployment-monitor", deployment_monitor)
     _state[id(shell)] = (settings, tracker)
 
 
@@ -44,7 +45,8 @@ def unload(shell: Any) -> None:
         tracker.uninstall()
     if settings is not None and settings in shell.configurables:
         shell.configurables.remove(settings)
-    jobs.set_view_factory(None)
+    set_view("job", None)
+    set_view("deployment-monitor", None)
 
 
 def job_panel(job: Any) -> Any:
@@ -54,3 +56,12 @@ def job_panel(job: Any) -> Any:
     except ImportError:
         return None
     return JobPanel(job)
+
+
+def deployment_monitor(name: str, **kwargs: Any) -> Any:
+    """The live deployment monitor panel; ``None`` when ipywidgets is not installed."""
+    try:
+        from ..widgets.deploy_monitor import DeploymentMonitor
+    except ImportError:
+        return None
+    return DeploymentMonitor(name, **kwargs)

@@ -13,8 +13,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ... import datasets
-from .base import split, usage_errors
+from ...ops.catalog import Call
+from ...ops.datasets import DATASET, DatasetSpec
+from .base import parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["DatasetMagics"]
 
@@ -55,25 +56,7 @@ def _history(line):
 
 @magics_class
 class DatasetMagics(Magics):
-    @magic_arguments()
-    @argument(
-        "name",
-        help="Dataset name (letters, digits, '.', '_', '-'), or list|show|diff|history; "
-        "'register NAME' registers a dataset whose name is a subcommand.",
-    )
-    @argument(
-        "--from",
-        "-f",
-        dest="source",
-        required=True,
-        help="A variable in the notebook (DataFrame, datasets.Dataset, list of dicts) "
-        "or a .csv/.jsonl/.json/.parquet path.",
-    )
-    @argument("--validation", "-v", type=float, default=None, help="Fraction held out as the validation split.")
-    @argument("--seed", type=int, default=0, help="Seed of the train/validation split.")
-    @argument("--alias", "-a", action="append", default=[], help="Alias to point at this version (repeatable).")
-    @argument("--require", "-r", default="", help="Comma-separated columns the data must have.")
-    @argument("--description", "-d", default=None, help="What this version is (metadata, not content).")
+    @spec_arguments(DatasetSpec)
     @line_magic
     @usage_errors
     def dataset(self, line):
@@ -88,29 +71,19 @@ class DatasetMagics(Magics):
         words = split(line)
         head = words[0] if words else ""
         if head == "register":
-            return self._register(words[1:], line)
+            return self._save(words[1:], line)
         if head in SUBCOMMANDS:
             if any(w in ("-f", "--from") or w.startswith("--from=") for w in words[1:]):
                 raise UsageError(
                     f"{head!r} is a %dataset subcommand; to register a dataset named {head!r} "
                     f"write %dataset register {head} --from ..."
                 )
-            commands = {"list": self._list, "show": self._show, "diff": self._diff, "history": self._history}
-            return commands[head](words[1:])
-        return self._register(words, line)
+            return getattr(self, f"_{head}")(words[1:])
+        return self._save(words, line)
 
-    def _register(self, words: list[str], line: str):
-        args = self.dataset.parser.parse_args(words)
-        return datasets.save_dataset(
-            args.name,
-            self._lookup(args.source),
-            validation_fraction=args.validation,
-            seed=args.seed,
-            required_columns=[c.strip() for c in args.require.split(",") if c.strip()],
-            aliases=args.alias,
-            description=args.description,
-            spec={"magic": f"%dataset {line}".strip(), "from": args.source},
-        )
+    def _save(self, words: list[str], line: str):
+        spec, _ = parse_spec(self.dataset, words)
+        return DATASET.run(spec.replace(data=self._lookup(spec.data)), Call(command=f"%dataset {line}".strip()))
 
     def _lookup(self, source: str):
         ns = self.shell.user_ns
@@ -121,14 +94,20 @@ class DatasetMagics(Magics):
         raise UsageError(f"--from {source!r} is neither a variable in this notebook nor an existing file")
 
     def _list(self, words):
-        return datasets.list_datasets(_list.parser.parse_args(words).search)
+        return _datasets().list_datasets(_list.parser.parse_args(words).search)
 
     def _show(self, words):
-        return datasets.get_dataset(_show.parser.parse_args(words).ref)
+        return _datasets().get_dataset(_show.parser.parse_args(words).ref)
 
     def _diff(self, words):
         args = _diff.parser.parse_args(words)
-        return datasets.diff_datasets(args.ref_a, args.ref_b, key=args.key, detect_key=not args.whole_rows)
+        return _datasets().diff_datasets(args.ref_a, args.ref_b, key=args.key, detect_key=not args.whole_rows)
 
     def _history(self, words):
-        return datasets.dataset_history(_history.parser.parse_args(words).name)
+        return _datasets().dataset_history(_history.parser.parse_args(words).name)
+
+
+def _datasets():
+    from ... import datasets
+
+    return datasets

@@ -5,8 +5,9 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ... import prompts
-from .base import parse, parse_pairs, route, usage_errors
+from ...ops.catalog import Call
+from ...ops.prompts import PROMPT, PromptSpec
+from .base import parse, parse_pairs, parse_spec, route, spec_arguments, split, usage_errors
 
 __all__ = ["PromptMagics"]
 
@@ -52,18 +53,7 @@ def _history(line):
 
 @magics_class
 class PromptMagics(Magics):
-    @magic_arguments()
-    @argument("name", help="Prompt name (letters, digits, '.', '_', '-').")
-    @argument("--alias", "-a", action="append", default=[], help="Alias to point at this version (repeatable).")
-    @argument(
-        "--param",
-        "-p",
-        action="append",
-        default=[],
-        help="Param key=value stored with the prompt; "
-        "params are defaults for template variables of the same name (repeatable).",
-    )
-    @argument("--description", "-d", default=None, help="What this version is for (metadata, not content).")
+    @spec_arguments(PromptSpec)
     @line_cell_magic
     @usage_errors
     def prompt(self, line, cell=None):
@@ -80,45 +70,34 @@ class PromptMagics(Magics):
         passes ``{ x }``; write ``{{{{ x }}}}`` or use ``llmops_magics.render_prompt``.
         """
         if cell is not None:
-            args = parse(self.prompt, line)
-            return prompts.save_prompt(
-                args.name,
-                cell,
-                params=parse_pairs(args.param, "--param"),
-                aliases=args.alias,
-                description=args.description,
-                spec={"magic": f"%%prompt {line}".strip(), "cell": cell},
-            )
-        return route(
-            line,
-            {
-                "list": self._list,
-                "show": self._show,
-                "diff": self._diff,
-                "tag": self._tag,
-                "render": self._render,
-                "history": self._history,
-            },
-            "prompt",
-        )
+            spec, _ = parse_spec(self.prompt, split(line), template=cell)
+            return PROMPT.run(spec, Call(command=f"%%prompt {line}".strip()))
+        commands = ("list", "show", "diff", "tag", "render", "history")
+        return route(line, {c: getattr(self, f"_{c}") for c in commands}, "prompt")
 
     def _list(self, rest):
-        return prompts.list_prompts(parse(_list, rest).search)
+        return _prompts().list_prompts(parse(_list, rest).search)
 
     def _show(self, rest):
-        return prompts.get_prompt(parse(_show, rest).ref)
+        return _prompts().get_prompt(parse(_show, rest).ref)
 
     def _diff(self, rest):
         args = parse(_diff, rest)
-        return prompts.diff_prompts(args.ref_a, args.ref_b)
+        return _prompts().diff_prompts(args.ref_a, args.ref_b)
 
     def _tag(self, rest):
         args = parse(_tag, rest)
-        return prompts.tag_prompt(args.ref, args.alias)
+        return _prompts().tag_prompt(args.ref, args.alias)
 
     def _render(self, rest):
         args = parse(_render, rest)
-        return prompts.render_prompt(args.ref, parse_pairs(args.values, "render variable"))
+        return _prompts().render_prompt(args.ref, parse_pairs(args.values, "render variable"))
 
     def _history(self, rest):
-        return prompts.prompt_history(parse(_history, rest).name)
+        return _prompts().prompt_history(parse(_history, rest).name)
+
+
+def _prompts():
+    from ... import prompts
+
+    return prompts

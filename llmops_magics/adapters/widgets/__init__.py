@@ -8,9 +8,12 @@ __all__ = ["eval_panel"]
 
 
 def eval_panel(result: Any, rows: int = 20):
-    """A side-by-side comparison panel for an ``EvalResult`` or a recorded eval reference."""
+    """A side-by-side comparison panel for an ``EvalResult``, a running eval (waited for) or a reference."""
+    from ...ops.jobs import Job
     from .eval_compare import EvalPanel
 
+    if isinstance(result, Job):
+        result = result.wait()
     if isinstance(result, str):
         from ...evaluation import get_eval
 

@@ -46,11 +46,11 @@ def run_ray(cfg: dict[str, Any], run_dir: Path) -> None:
     import ray
     from ray import serve
 
+    from ...ops.deploy import DeploySpec
     from ...serving.launcher import free_port
-    from ...serving.spec import DeploymentSpec
     from ..server import write_ready
 
-    spec = DeploymentSpec.from_dict(cfg["spec"])
+    spec = DeploySpec.from_dict(cfg["spec"])
     port = spec.port or free_port(spec.host)
     env = {
         k: os.environ[k]

@@ -1,0 +1,60 @@
+"""Registering a base model: ``%model SOURCE``, ``register_model(source)``, ``llmops model SOURCE``.
+
+A source is a local Hugging Face model folder (stored content-addressed: the same weights
+are the same version, under any name) or ``tiny``, the embedded model the project trains
+itself. A fine-tune's local ``--base`` folder is registered through this operation too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .catalog import Operation
+from .spec import Spec, option
+
+if TYPE_CHECKING:
+    from ..context.workspaces import Workspace
+    from ..store import Artifact
+
+__all__ = ["ModelSpec", "register_model", "MODEL", "TINY"]
+
+TINY = "tiny"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec(Spec):
+    """A base model version: where its weights are, and what to call it."""
+
+    op = "model"
+
+    source: str = option(
+        positional=True, help="A local Hugging Face model folder (with config.json), or 'tiny' for the embedded model."
+    )
+    name: str | None = option(None, short="-n", help="Registry name (default: the folder's name; tiny-gpt2 for tiny).")
+    aliases: tuple[str, ...] = option(
+        (), flag="--alias", short="-a", help="Alias to point at this version (repeatable)."
+    )
+    description: str | None = option(None, short="-d", help="What this model is (metadata, not content).")
+
+
+def register_model(
+    source: str,
+    *,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
+    workspace: Workspace | None = None,
+) -> Artifact:
+    """Register a base model (see the module docstring); the version already holding it comes back unchanged."""
+    return MODEL.call(locals())
+
+
+MODEL = Operation(
+    "model",
+    ModelSpec,
+    "llmops_magics.models.registration:run_register",
+    "register_model",
+    "register a local Hugging Face model folder (or the embedded tiny model) as a model version",
+)

@@ -42,7 +42,11 @@ def populate(home: Path) -> dict[str, str]:
             "qa-lora",
             data=b"lora weights",
             metadata={"rank": 8, "note": HOSTILE},
-            spec={"magic": "%finetune tiny-base --data tickets --prompt qa@production --name qa-lora"},
+            spec={
+                "op": "finetune",
+                "args": {"base": "model://tiny-base/1", "data": "dataset://tickets/1", "name": "qa-lora"},
+                "command": "%finetune tiny-base --data tickets --prompt qa@production --name qa-lora",
+            },
             parents=[(p2.artifact, "prompt"), (data, "data"), (base, "base")],
         ).artifact
         ev = reg.save(

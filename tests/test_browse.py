@@ -8,8 +8,11 @@ import sys
 
 import pytest
 
-from llmops_magics.adapters.jupyter.browse import Browser, code_snippets, deployment_status
+from llmops_magics.adapters.jupyter.browse import Browser
 from llmops_magics.errors import NotFoundError, ValidationError
+from llmops_magics.kinds import codec
+from llmops_magics.serving.launcher import process_started
+from llmops_magics.serving.liveness import describe
 
 
 @pytest.fixture
@@ -18,7 +21,7 @@ def reg(workspace):
 
 
 def _codes(art):
-    return {c["id"]: c["code"] for c in code_snippets(art)}
+    return {c["id"]: c["code"] for c in codec(art.kind).snippets(art)}
 
 
 def test_an_eval_loads_into_a_variable_that_does_not_shadow_the_builtin(reg):
@@ -26,33 +29,39 @@ def test_an_eval_loads_into_a_variable_that_does_not_shadow_the_builtin(reg):
     assert 'evaluation = llmops_magics.get_eval("eval://score/1")' in _codes(art)["load"]
 
 
-def test_a_cell_magic_spec_reproduces_with_its_body_and_no_load_ext_line(reg):
-    art = reg.save("prompt", "p", data=b"x", spec={"magic": "%%prompt p --alias prod", "cell": "Hi {{ x }}"}).artifact
-    assert _codes(art)["reproduce"] == "%%prompt p --alias prod\nHi {{ x }}"
+def test_an_artifact_with_a_recorded_call_reproduces_by_replaying_it(reg):
+    spec = {"op": "prompt", "args": {"name": "p", "template": "Hi {{ x }}"}, "command": "%%prompt p --alias prod"}
+    art = reg.save("prompt", "p", data=b"x", spec=spec).artifact
+    assert _codes(art)["reproduce"] == 'import llmops_magics\n\nllmops_magics.replay("prompt://p/1")'
 
 
-def test_an_artifact_without_a_magic_offers_no_reproduce(reg):
-    art = reg.save("model", "m", data=b"x", spec={"op": "save"}).artifact
+def test_an_artifact_without_a_recorded_call_offers_no_reproduce(reg):
+    art = reg.save("model", "m", data=b"x").artifact
     assert set(_codes(art)) == {"load"}
 
 
 def test_a_deployment_on_another_host_is_not_probed():
-    status = deployment_status("svc", {"pid": os.getpid(), "host": "gpu-box-17", "url": "http://gpu-box-17:8000"})
+    status = describe({"pid": os.getpid(), "host": "gpu-box-17", "url": "http://gpu-box-17:8000"}, key="svc")
     assert status["alive"] is None and status["health"] is None and status["state"] == "unknown"
 
 
 def test_a_deployment_whose_process_is_gone_is_stopped():
     pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
-    status = deployment_status("svc", {"pid": pid, "url": "http://127.0.0.1:9"})
+    status = describe({"pid": pid, "url": "http://127.0.0.1:9"}, key="svc")
     assert status["alive"] is False and status["state"] == "stopped" and status["health"] is None
 
 
-def test_a_live_process_without_url_counts_as_running():
-    assert deployment_status("svc", {"pid": os.getpid()})["state"] == "running"
+def test_a_live_process_of_its_own_that_does_not_answer_is_unhealthy():
+    status = describe({"pid": os.getpid(), "pid_started": process_started(os.getpid())}, key="svc")
+    assert (status["state"], status["alive"], status["health"]) == ("unhealthy", True, "unreachable")
+
+
+def test_a_live_pid_that_cannot_be_proven_its_own_counts_as_stopped():
+    assert describe({"pid": os.getpid()}, key="svc")["state"] == "stopped"
 
 
 def test_a_deployment_record_with_odd_fields_is_tolerated():
-    status = deployment_status("svc", {"pid": "12", "url": 5, "started_at": "yesterday"})
+    status = describe({"pid": "12", "url": 5, "started_at": "yesterday"}, key="svc")
     assert status["state"] == "unknown" and status["name"] == "svc" and status["uptime_s"] is None
 
 

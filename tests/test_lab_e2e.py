@@ -150,12 +150,12 @@ def test_sidebar_lists_details_inserts_code_and_refreshes(lab):
         page.locator('[data-test-id="llmops-detail"][data-state="ready"][data-ref="deployment://qa-svc/1"]').wait_for()
         expect(page.locator('[data-test-id="llmops-deployment-state"]')).to_have_text("running")
 
-        # the adapter offers to replay the magic that made it
+        # the adapter offers to replay the call that made it
         page.locator('[data-test-id="llmops-back"]').click()
         page.locator('[data-test-id="llmops-item"][data-ref="adapter://qa-lora"]').click()
         reproduce = page.locator('[data-test-id="llmops-insert"][data-snippet="reproduce"]')
         expect(reproduce).to_have_attribute(
-            "title", "%load_ext llmops_magics\n%finetune tiny-base --data tickets --prompt qa@production --name qa-lora"
+            "title", 'import llmops_magics\n\nllmops_magics.replay("adapter://qa-lora/1")'
         )
 
         # another process writes: the list shows it without a reload

@@ -224,9 +224,7 @@ def test_version_offers_code_that_loads_it_and_the_magic_that_made_it(refs, fetc
     assert 'llmops_magics.get_prompt("prompt://qa/2")' in prompt_code["load"]
     assert "%prompt show prompt://qa/2" in prompt_code["show"]
     assert 'llmops_magics.registry().resolve("adapter://qa-lora/1")' in adapter_code["load"]
-    assert adapter_code["reproduce"].endswith(
-        "%finetune tiny-base --data tickets --prompt qa@production --name qa-lora"
-    )
+    assert adapter_code["reproduce"].endswith('llmops_magics.replay("adapter://qa-lora/1")')
 
 
 def test_version_carries_its_direct_parents_and_children(refs, fetch):

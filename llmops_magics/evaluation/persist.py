@@ -23,6 +23,7 @@ from ..ops.catalog import Call
 from ..ops.evaluate import EvalSpec
 from ..recording.publish import publish
 from ..store import Artifact
+from ..store.refs import safe_name
 from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
 
 __all__ = ["record", "get_eval", "default_name", "KIND"]
@@ -33,9 +34,7 @@ TABLE_FIELDS = ("example", "target", "prompt", "output", "reference")
 
 def _slug(text: str) -> str:
     text = re.sub(r"^[a-z]+://", "", text.strip())
-    text = re.sub(r"/(\d+)$", r".\1", text)
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
-    return text or "target"
+    return safe_name(re.sub(r"/(\d+)$", r".\1", text), "target")
 
 
 def default_name(data_name: str, targets: Sequence[Mapping[str, Any]]) -> str:

@@ -107,6 +107,7 @@ def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], w
         "metrics": dict(outcome.get("metrics", {})),
         "wandb_run_id": wandb_run_id,
         "run_id": outcome.get("run_id"),
+        "run_name": resolved.title,
         "libraries": library_versions(),
     }
 

@@ -129,7 +129,7 @@ def _execute(ctx: JobContext, call: Call, resolved: ResolvedRun, run_id: str, pl
         reg.put_state(STATE_NAMESPACE, run_id, record)
 
     config = {**thaw(resolved.spec), "llmops_run_id": run_id, "resumed_from": plan["resume_from"]}
-    run = ws.recorder.start_run(job_type="finetune", name=f"{resolved.name}-{run_id}", config=config)
+    run = ws.recorder.start_run(job_type="finetune", name=f"{resolved.title}-{run_id}", config=config)
     wandb_run_id = (run.id or None) if run is not None else None
     update(status="running", wandb_run_id=wandb_run_id, pid=os.getpid())
 
@@ -221,7 +221,7 @@ def run(spec: FinetuneSpec, call: Call) -> FinetuneJob:
         {
             **(ws.registry.get_state(STATE_NAMESPACE, run_id) or {"created_at": time.time()}),
             "run_id": run_id,
-            "name": resolved.name,
+            "name": resolved.title,
             "status": "pending",
             "request": request.to_dict(),
             "spec": resolved.spec,
@@ -242,7 +242,7 @@ def run(spec: FinetuneSpec, call: Call) -> FinetuneJob:
         finally:
             _active.discard(run_id)
 
-    return FinetuneJob(target, name=resolved.name, run_id=run_id, run_dir=run_dir, spec=resolved.spec).start()
+    return FinetuneJob(target, name=resolved.title, run_id=run_id, run_dir=run_dir, spec=resolved.spec).start()
 
 
 def finetune_runs(*, workspace: Workspace | None = None):

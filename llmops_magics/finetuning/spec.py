@@ -21,6 +21,7 @@ from ..context.workspaces import Workspace
 from ..errors import NotFoundError, ValidationError
 from ..ops.finetune import LAUNCHERS, METHODS, FinetuneSpec
 from ..store import Artifact, validate_alias, validate_name
+from ..store.refs import safe_name
 from .base_model import BaseModel, find_base, register_base, registered_base
 from .data import check_template, default_template, pick_target_column
 
@@ -77,6 +78,7 @@ class ResolvedRun:
     prompt_params: dict[str, Any]
     target_column: str
     name: str
+    title: str = ""  # the name as given ("my run"); ``name`` is it made a registry name ("my-run")
     aliases: list[str] = field(default_factory=list)
     base: BaseModel | None = None  # what ``with_registered_base`` registers when base_artifact is None
 
@@ -192,8 +194,6 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
 
     if not spec.data:
         raise ValidationError("a fine-tune needs training data: --data DATASET_REF")
-    if spec.name is not None:
-        validate_name(spec.name)
     aliases = [validate_alias(a) for a in spec.aliases]
     train_ds = _dataset(spec.data, "--data", ws)
     eval_ds = _dataset(spec.eval_data, "--eval-data", ws) if spec.eval_data else None
@@ -248,8 +248,10 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
         eval_ds.require_columns([target_column])
         check_template(template, params, eval_ds.records(eval_split)[:1], target_column, eval_ds.ref)
 
-    name = spec.name or f"{train_ds.name}-{s['method']}"
-    validate_name(name)
+    title = spec.name or f"{train_ds.name}-{s['method']}"
+    if any(sep in title for sep in ("/", "\\", "..")):
+        validate_name(title)  # a path or a reference is never a run name: say so rather than rewrite it
+    name = safe_name(title, "finetune")
     if s["threads"] is None and _weight_bytes(base_path) < SMALL_MODEL_BYTES:
         s["threads"] = 1
     base_digest = base.artifact.digest if base.artifact is not None else tree_digest(base_path)
@@ -262,7 +264,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
         "eval_data": eval_ds.ref if eval_ds is not None else None,
         "prompt": prompt.ref if prompt is not None else None,
         "target_column": target_column,
-        "name": name,
+        "name": title,
         "aliases": aliases,
         "defaults_from": base_ref if model_defaults else None,
     }
@@ -284,6 +286,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
         prompt_params=params,
         target_column=target_column,
         name=name,
+        title=title,
         aliases=aliases,
         base=base,
     )

@@ -35,7 +35,10 @@ class PromptCodec(Codec):
         return get_prompt(art.ref, workspace=ws)
 
     def details(self, art, reg):
-        template, params = decode(reg.read_bytes(art))
+        try:
+            template, params = decode(reg.read_bytes(art))
+        except (ValueError, KeyError, TypeError):  # not saved by save_prompt: show it as any artifact
+            return {}
         meta = thaw(art.metadata)
         return {
             "template": template,

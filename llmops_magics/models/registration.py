@@ -9,19 +9,19 @@ that version instead of storing the weights again.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
 from ..recording.publish import publish
 from ..store import Artifact
+from ..store.refs import safe_name
 
 if TYPE_CHECKING:
     from ..ops.catalog import Call
     from ..ops.models import ModelSpec
 
-__all__ = ["run_register", "name_for"]
+__all__ = ["run_register"]
 
 
 def run_register(spec: ModelSpec, call: Call) -> Artifact:
@@ -55,7 +55,7 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
     return publish(
         ws,
         "model",
-        spec.name or name_for(folder),
+        spec.name or safe_name(folder.name, "local-model"),
         spec=stored,
         call=call,
         path=folder,
@@ -66,9 +66,3 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
             "architecture": config.get("model_type"),
         },
     ).artifact
-
-
-def name_for(folder: Path) -> str:
-    """A registry name from the folder's name (letters, digits, ``. _ -``; at most 128 characters)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).replace("..", ".").lstrip("._-")[:128].rstrip("._-")
-    return name or "local-model"

@@ -79,7 +79,12 @@ class FinetuneSpec(Spec):
     save_steps: int | None = option(None, help="Checkpoint every N steps (default: --eval-steps or 50).")
     logging_steps: int | None = option(None, help="Log the training loss every N steps (default 5).")
     early_stopping: int | None = option(None, help="Stop after N evaluations without improvement.")
-    name: str | None = option(None, short="-n", help="Name of the adapter artifact (default: DATA-METHOD).")
+    name: str | None = option(
+        None,
+        short="-n",
+        help="Name of the run and its adapter (default: DATA-METHOD); "
+        "the adapter's registry name keeps letters, digits, '.', '_', '-' ('my run' → my-run).",
+    )
     aliases: tuple[str, ...] = option((), flag="--alias", short="-a", help="Alias for the result (repeatable).")
     merge: bool | None = option(None, help="Also register the model with the adapter merged into its weights.")
     launcher: str | None = option(

@@ -50,6 +50,17 @@ def validate_name(name: object, what: str = "name") -> str:
     return name
 
 
+def safe_name(text: str, fallback: str = "artifact") -> str:
+    """``text`` made a valid name: runs of other characters become ``-``, cut to ``MAX_NAME``.
+
+    For names people type freely (a run called "my run") or take from elsewhere (a folder,
+    a URL): the registry name is then ``my-run``, and the text as typed is kept beside it.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip())
+    name = re.sub(r"\.{2,}", ".", name).lstrip("._-")[:MAX_NAME].rstrip("._-")
+    return name or fallback
+
+
 def validate_alias(alias: object) -> str:
     validate_name(alias, "alias")
     assert isinstance(alias, str)

@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...context.home import resolve_home
 from ...errors import NotFoundError, ValidationError
+from ...kinds import codec
+from ...serving.liveness import describe
 from ...store import KINDS, Artifact, Reference, Registry
 from ...store.records import thaw
 from ...store.refs import LATEST, MAX_NAME, validate_kind, validate_name, version_number
 
-__all__ = ["Browser", "code_snippets", "deployment_status", "DEFAULT_PAGE", "MAX_PAGE"]
+__all__ = ["Browser", "DEFAULT_PAGE", "MAX_PAGE"]
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
 MAX_DEPTH = 50
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
 
 
 def _int(value: Any, what: str, low: int, high: int, default: int) -> int:
@@ -157,15 +154,12 @@ class Browser:
         return self._detail(reg, reg.resolve(_reference(kind, name, version)))
 
     def _detail(self, reg: Registry, art: Artifact) -> dict[str, Any]:
+        kind = codec(art.kind)
         out = art.to_dict()
-        out["code"] = code_snippets(art)
+        out["code"] = kind.snippets(art)
         out["parents"] = [e.to_dict() for e in reg.upstream(art, depth=1)]
         out["children"] = [e.to_dict() for e in reg.downstream(art, depth=1)]
-        if art.kind == "eval":
-            out["summary"] = _summary_of(art)
-        if art.kind == "deployment":
-            record = reg.get_state("deployments", art.name)
-            out["deployment"] = deployment_status(art.name, record) if isinstance(record, dict) else None
+        out.update(kind.details(art, reg))
         return out
 
     def lineage(self, kind: str, name: str, version: str | int, depth: Any = None) -> dict[str, Any]:
@@ -180,36 +174,25 @@ class Browser:
 
     def prompt(self, name: str, version: str | int) -> dict[str, Any]:
         """A prompt version's template text and params, as stored."""
-        import json
-
         reg = self._require()
         art = reg.resolve(_reference("prompt", name, version))
-        payload = json.loads(reg.read_bytes(art))
-        meta = thaw(art.metadata)
-        return {
-            "ref": art.ref,
-            "template": payload.get("template", ""),
-            "params": payload.get("params", {}),
-            "format": meta.get("format"),
-            "variables": meta.get("variables", []),
-            "description": meta.get("description"),
-        }
+        return {"ref": art.ref, **codec("prompt").details(art, reg)}
 
     def eval_summary(self, name: str, version: str | int) -> dict[str, Any]:
         """An eval's ``metadata["summary"]`` (metric → value), whatever dict is there."""
         reg = self._require()
         art = reg.resolve(_reference("eval", name, version))
-        return {"ref": art.ref, "summary": _summary_of(art), "metadata": thaw(art.metadata)}
+        return {"ref": art.ref, **codec("eval").details(art, reg), "metadata": thaw(art.metadata)}
 
     def deployments(self, probe_timeout: float = 0.5) -> dict[str, Any]:
-        """Every recorded deployment with its liveness (pid check, then ``/health`` on localhost)."""
+        """Every recorded deployment with its liveness (``serving.liveness``: the answer ``%deploy list`` gives)."""
         reg = self.registry()
         records = reg.list_state("deployments") if reg else {}
         pairs = [(key, rec) for key, rec in records.items() if isinstance(rec, dict)]
         if not pairs:
             return {"items": []}
         with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
-            items = list(pool.map(lambda kv: deployment_status(kv[0], kv[1], probe_timeout), pairs))
+            items = list(pool.map(lambda kv: describe(kv[1], probe_timeout, key=kv[0]), pairs))
         return {"items": items}
 
 
@@ -222,125 +205,3 @@ def _version_summary(art: Artifact) -> dict[str, Any]:
         "aliases": list(art.aliases),
         "size": art.size,
     }
-
-
-def _summary_of(art: Artifact) -> dict[str, Any]:
-    summary = thaw(art.metadata.get("summary"))
-    return summary if isinstance(summary, dict) else {}
-
-
-# ---------------------------------------------------------------------- code snippets
-
-_SHOW_MAGIC = {"prompt": "%prompt show {ref}"}
-_VARIABLE = {"eval": "evaluation"}  # never shadow the builtin ``eval`` in a user's notebook
-
-
-def _python_loader(kind: str) -> str:
-    """``get_<kind>`` where the public API has one (``get_prompt`` …), else ``registry().resolve``."""
-    import llmops_magics
-
-    getter = f"get_{kind}"
-    if getter in getattr(llmops_magics, "_EXPORTS", {}):
-        return f"llmops_magics.{getter}"
-    return "llmops_magics.registry().resolve"
-
-
-def code_snippets(art: Artifact) -> list[dict[str, str]]:
-    """Code that loads or reproduces ``art`` in a notebook cell, driven by its kind and spec.
-
-    ``load`` calls the Python API; ``show`` uses the kind's magic where one exists;
-    ``reproduce`` replays ``spec["magic"]`` (with ``spec["cell"]`` as the body of a cell magic).
-    """
-    ref = art.ref
-    variable = _VARIABLE.get(art.kind, art.kind)
-    out = [
-        {
-            "id": "load",
-            "label": "Load in Python",
-            "code": f'import llmops_magics\n\n{variable} = {_python_loader(art.kind)}("{ref}")\n{variable}',
-        }
-    ]
-    if art.kind in _SHOW_MAGIC:
-        out.append(
-            {
-                "id": "show",
-                "label": "Show with magic",
-                "code": "%load_ext llmops_magics\n" + _SHOW_MAGIC[art.kind].format(ref=ref),
-            }
-        )
-    magic = art.spec.get("magic")
-    if isinstance(magic, str) and magic.strip():
-        line = magic.strip()
-        if line.startswith("%%"):
-            body = art.spec.get("cell")
-            code = line + ("\n" + body if isinstance(body, str) and body else "")
-        else:
-            code = "%load_ext llmops_magics\n" + line
-        out.append({"id": "reproduce", "label": "Reproduce (magic)", "code": code})
-    return out
-
-
-# ---------------------------------------------------------------------- deployments
-
-
-def _pid_alive(pid: Any) -> bool | None:
-    """None for a malformed record; otherwise the launcher's check (zombies count as dead)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return None
-    from ...serving.launcher import pid_alive
-
-    return pid_alive(pid)
-
-
-def _probe(url: Any, timeout: float) -> str | None:
-    """``ok``/``error``/``unreachable`` for ``{url}/health`` on this machine; None when not probed."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        return None
-    if (urlsplit(url).hostname or "") not in _LOCAL_HOSTS:
-        return None
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
-            return "ok" if 200 <= resp.status < 300 else "error"
-    except urllib.error.HTTPError:
-        return "error"
-    except (OSError, ValueError):
-        return "unreachable"
-
-
-def deployment_status(key: str, record: dict[str, Any], probe_timeout: float = 0.5) -> dict[str, Any]:
-    """A deployment record with ``alive``, ``health`` and ``state`` computed now; missing fields stay None."""
-    host = record.get("host")
-    local = not isinstance(host, str) or host in _LOCAL_HOSTS or host == _hostname()
-    alive = _pid_alive(record.get("pid")) if local else None
-    health = _probe(record.get("url"), probe_timeout) if alive is not False else None
-    if alive is False or health == "unreachable":
-        state = "stopped"
-    elif health == "ok" or (alive and health is None):
-        state = "running"
-    elif health == "error":
-        state = "unhealthy"
-    else:
-        state = "unknown"
-    started = record.get("started_at")
-    return {
-        "name": record.get("name") or key,
-        "ref": record.get("ref"),
-        "pid": record.get("pid"),
-        "port": record.get("port"),
-        "url": record.get("url"),
-        "host": host,
-        "started_at": started,
-        "uptime_s": round(time.time() - started, 1)
-        if isinstance(started, int | float) and state == "running"
-        else None,
-        "status": record.get("status"),
-        "alive": alive,
-        "health": health,
-        "state": state,
-    }
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()

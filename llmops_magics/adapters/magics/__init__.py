@@ -13,12 +13,13 @@ from .dataset import DatasetMagics
 from .deploy import DeployMagics
 from .eval import EvalMagics
 from .finetune import FinetuneMagics
+from .model import ModelMagics
 from .prompt import PromptMagics
 from .settings import LLMOps
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics, DatasetMagics, FinetuneMagics, EvalMagics, DeployMagics)
+MAGICS = (PromptMagics, DatasetMagics, ModelMagics, FinetuneMagics, EvalMagics, DeployMagics)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 

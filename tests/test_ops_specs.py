@@ -46,7 +46,7 @@ def _expected(op, front):
 
 @pytest.mark.parametrize("op", OPS, ids=CATALOG)
 def test_the_magic_takes_exactly_the_specs_flags(op):
-    parser = _magic(op).parser
+    parser = _magic(op).parts()["parser"]
     flags = flags_of(parser)
     for dest in FRONT_ONLY.get(op.name, ()):
         flags.pop(dest)
@@ -83,6 +83,16 @@ def test_replay_reads_back_every_stored_field(op):
     assert set(record["args"]) == stored
     again = op.spec.from_dict(json.loads(json.dumps(record["args"])))
     assert again.to_dict() == spec.to_dict()
+
+
+@pytest.mark.parametrize("op", OPS, ids=CATALOG)
+def test_the_magics_question_mark_help_lists_every_option(ip, op):
+    from IPython.core.oinspect import getdoc
+
+    doc = getdoc(ip.find_magic(op.name))
+    for opt in op.spec.options():
+        if "magic" in opt.fronts and not opt.cell:
+            assert (opt.flag or opt.name) in doc, opt.name
 
 
 @pytest.mark.parametrize("op", OPS, ids=CATALOG)

@@ -16,48 +16,20 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
-from ..recording import SafeRecorder, WandbOptions, WandbRecorder, resolve_mode
-from ..recording.base import Recorder
-from ..store import Registry
-from .home import project_config, resolve_home
+from .home import resolve_home
+from .settings import Settings, default_settings, resolve_mode
+
+if TYPE_CHECKING:  # imported when first used: %load_ext reads settings without loading the registry
+    from ..recording import SafeRecorder
+    from ..recording.base import Recorder
+    from ..store import Registry
 
 __all__ = ["Settings", "Workspace", "current", "configure", "default_settings"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    home: str | None = None
-    wandb_mode: str = "auto"
-    wandb_project: str = "llmops"
-    wandb_entity: str | None = None
-    wandb_timeout: float = 60.0
-
-
-_ENV = {
-    "home": "LLMOPS_HOME",
-    "wandb_mode": "LLMOPS_WANDB_MODE",
-    "wandb_project": "LLMOPS_WANDB_PROJECT",
-    "wandb_entity": "LLMOPS_WANDB_ENTITY",
-}
-
-
-def default_settings() -> Settings:
-    cfg = project_config()
-    known = {f.name for f in fields(Settings)}
-    values: dict[str, Any] = {k: v for k, v in cfg.values.items() if k in known}
-    for key, var in _ENV.items():
-        if os.environ.get(var):
-            values[key] = os.environ[var]
-    if "home" in values and cfg.root is not None and not os.environ.get("LLMOPS_HOME"):
-        values["home"] = str(cfg.root / values["home"])
-    if "wandb_timeout" in values:
-        values["wandb_timeout"] = float(values["wandb_timeout"])
-    return Settings(**values)
 
 
 _registries: weakref.WeakValueDictionary[Path, Registry] = weakref.WeakValueDictionary()
@@ -71,6 +43,8 @@ def shared_registry(home: Path) -> Registry:
     invalidates a handle another thread obtained earlier; it is closed when the last
     holder lets go of it.
     """
+    from ..store import Registry
+
     with _registries_lock:
         reg = _registries.get(home)
         if reg is None or reg.closed:
@@ -106,12 +80,16 @@ class Workspace:
 
     @property
     def recorder(self) -> SafeRecorder:
+        from ..recording import SafeRecorder
+
         with self._lock:
             if self._recorder is None:
                 self._recorder = SafeRecorder(self._make_recorder(), timeout=self.settings.wandb_timeout)
             return self._recorder
 
     def _make_recorder(self) -> Recorder | None:
+        from ..recording import WandbOptions, WandbRecorder
+
         if self._recorder_choice != "default":
             return self._recorder_choice  # type: ignore[return-value]
         mode = resolve_mode(self.settings.wandb_mode)

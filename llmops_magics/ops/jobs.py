@@ -199,7 +199,7 @@ class Job:
     @property
     def result(self) -> Any:
         """The function's return value; raises ``JobError`` while running or when it failed or was cancelled."""
-        if not self._done.is_set():
+        if self._status not in FINAL:  # set (with the result) before waiters are woken and listeners told
             raise JobError(f"job {self.name!r} is {self._status}; call .wait() for its result")
         return self._outcome()
 

@@ -17,24 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import RecordingError, ValidationError
+from ..context.settings import resolve_mode
+from ..errors import RecordingError
 from ..store.records import Artifact, thaw
 from .base import LineageLink, Recorder, RecordingWarning, Run, Tables
 
 __all__ = ["WandbRecorder", "WandbOptions", "resolve_mode"]
-
-_MODES = ("auto", "offline", "online", "disabled")
-_ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
-
-
-def resolve_mode(mode: str = "auto") -> str:
-    """``auto`` follows ``WANDB_MODE`` when set and is otherwise offline."""
-    if mode not in _MODES:
-        raise ValidationError(f"wandb mode must be one of {', '.join(_MODES)}, found {mode!r}")
-    if mode != "auto":
-        return mode
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
-    return _ENV_MODES.get(env, "offline")
 
 
 def _has_credentials() -> bool:

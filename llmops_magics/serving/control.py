@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..context.settings import resolve_mode
 from ..context.workspaces import Workspace, current
 from ..errors import ValidationError
 from ..ops.catalog import Call
 from ..ops.deploy import Canary, DeploySpec, parse_canary
 from ..recording.publish import publish
-from ..recording.wandb_recorder import resolve_mode
 from ..store import Artifact, Registry
 from .launcher import launch, port_free, process_started, terminate
 from .liveness import liveness, owns_pid

@@ -31,6 +31,8 @@ from typing import Any
 from ..context.home import resolve_home
 from ..errors import AmbiguousReferenceError, NotFoundError, RegistryError, ValidationError
 from .blobs import BlobStore
+from .lineage import Lineage
+from .listing import Listing, NameSummary
 from .records import Artifact, Edge, dumps, freeze
 from .refs import LATEST, Reference, parse_reference, validate_alias, validate_kind, validate_name
 from .schema import SCHEMA, SCHEMA_VERSION
@@ -55,29 +57,6 @@ class SaveResult:
     latest_moved: bool = False
 
 
-@dataclass(frozen=True)
-class NameSummary:
-    """One artifact name with its version count, for listings."""
-
-    kind: str
-    name: str
-    versions: int
-    latest: int
-    updated_at: float
-    aliases: Mapping[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "versions": self.versions,
-            "latest": self.latest,
-            "updated_at": self.updated_at,
-            "aliases": dict(self.aliases),
-            "ref": f"{self.kind}://{self.name}",
-        }
-
-
 def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -92,7 +71,7 @@ def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
         delay = min(delay * 2, 0.5)
 
 
-class Registry:
+class Registry(Listing, Lineage):
     """One registry folder. Thread-safe; open one per process (see ``llmops_magics.registry``)."""
 
     DB_FILE = "registry.db"
@@ -456,56 +435,6 @@ class Registry:
             raise NotFoundError(f"no {kind} is named {name!r}")
         return [self.get(kind, name, r["version"]) for r in rows]
 
-    def names(
-        self, kind: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[NameSummary]:
-        """Artifact names with version counts, ordered by kind then name (paged by ``limit``/``offset``)."""
-        where, args = self._filter(kind, search)
-        sql = (
-            "SELECT kind, name, COUNT(*) AS n, MAX(version) AS newest, MAX(created_at) AS updated "
-            f"FROM artifacts {where} GROUP BY kind, name ORDER BY kind, name"
-        )
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            args += [int(limit), int(offset)]
-        rows = self._query(sql, args)
-        aliases: dict[tuple[str, str], dict[str, int]] = {}
-        latest: dict[tuple[str, str], tuple[int, float]] = {}
-        if rows:
-            a_where, a_args = self._filter(kind, search)
-            for a in self._query(f"SELECT kind, name, alias, version, updated_at FROM aliases {a_where}", a_args):
-                if a["alias"] == LATEST:
-                    latest[(a["kind"], a["name"])] = (a["version"], a["updated_at"])
-                else:
-                    aliases.setdefault((a["kind"], a["name"]), {})[a["alias"]] = a["version"]
-        out = []
-        for r in rows:
-            key = (r["kind"], r["name"])
-            version, moved_at = latest.get(key, (r["newest"], r["updated"]))
-            out.append(NameSummary(*key, r["n"], version, max(r["updated"], moved_at), freeze(aliases.get(key, {}))))
-        return out
-
-    def count_names(self, kind: str | None = None, search: str | None = None) -> int:
-        where, args = self._filter(kind, search)
-        return self._query(f"SELECT COUNT(*) FROM (SELECT 1 FROM artifacts {where} GROUP BY kind, name)", args)[0][0]
-
-    @staticmethod
-    def _filter(kind: str | None, search: str | None) -> tuple[str, list[Any]]:
-        clauses, args = [], []
-        if kind:
-            validate_kind(kind)
-            clauses.append("kind = ?")
-            args.append(kind)
-        if search:
-            clauses.append("instr(lower(name), ?) > 0")
-            args.append(search.lower())
-        return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-    def all_artifacts(self, kind: str | None = None) -> list[Artifact]:
-        where, args = self._filter(kind, None)
-        rows = self._query(f"SELECT kind, name, version FROM artifacts {where} ORDER BY kind, name, version", args)
-        return [self.get(r["kind"], r["name"], r["version"]) for r in rows]
-
     # ------------------------------------------------------------------ content
 
     def read_bytes(self, ref: Any, kind: str | None = None) -> bytes:
@@ -521,48 +450,6 @@ class Registry:
             return self.blobs.path(art.payload)
         return self.blobs.materialize(art.payload, self.home / "checkouts" / art.payload[:2] / art.payload[2:])
 
-    # ------------------------------------------------------------------ lineage
-
-    def _edges(self, column: str, art_id: int) -> list[tuple[int, str]]:
-        other = "source_id" if column == "target_id" else "target_id"
-        return [(r[0], r[1]) for r in self._query(f"SELECT {other}, relation FROM edges WHERE {column}=?", (art_id,))]
-
-    def _by_id(self, art_id: int) -> Artifact:
-        row = self._query("SELECT kind, name, version FROM artifacts WHERE id=?", (art_id,))[0]
-        return self.get(row["kind"], row["name"], row["version"])
-
-    def upstream(self, ref: Any, depth: int = 50) -> list[Edge]:
-        """Edges leading into ``ref``, transitively (what it was made from)."""
-        return self._walk(self.resolve(ref), "target_id", depth)
-
-    def downstream(self, ref: Any, depth: int = 50) -> list[Edge]:
-        """Edges leading out of ``ref``, transitively (what was made from it)."""
-        return self._walk(self.resolve(ref), "source_id", depth)
-
-    def _walk(self, start: Artifact, column: str, depth: int) -> list[Edge]:
-        seen, edges, frontier = {start.id}, [], [start]
-        for _ in range(depth):
-            nxt = []
-            for art in frontier:
-                for other_id, relation in self._edges(column, art.id):
-                    other = self._by_id(other_id)
-                    src, dst = (other, art) if column == "target_id" else (art, other)
-                    edges.append(Edge(src.ref, dst.ref, relation))
-                    if other_id not in seen:
-                        seen.add(other_id)
-                        nxt.append(other)
-            if not nxt:
-                break
-            frontier = nxt
-        return edges
-
-    def lineage(self, ref: Any, depth: int = 50) -> dict[str, Any]:
-        """Upstream and downstream of ``ref`` as a node/edge graph (for displays and the REST API)."""
-        art = self.resolve(ref)
-        edges = self.upstream(art, depth) + self.downstream(art, depth)
-        nodes = {art.ref} | {e.source for e in edges} | {e.target for e in edges}
-        return {"root": art.ref, "nodes": sorted(nodes), "edges": [e.to_dict() for e in edges]}
-
     # ------------------------------------------------------------------ maintenance
 
     def verify(self, *, rehash: bool = True):
@@ -576,9 +463,3 @@ class Registry:
         from .integrity import plan_gc
 
         return plan_gc(self, grace_seconds)
-
-    def list(self, kind: str | None = None, search: str | None = None):
-        """A displayable listing of names (with version counts and aliases)."""
-        from ..display.listing import NameList
-
-        return NameList(self.names(kind, search))

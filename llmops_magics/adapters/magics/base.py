@@ -1,8 +1,14 @@
-"""What every magic shares: parsers made from specs, error translation, splitting, subcommand routing."""
+"""What every magic shares: parsers made from specs, error translation, splitting, subcommand routing.
+
+An operation's magic parser is built from its spec on first use, not at ``%load_ext``:
+IPython asks an object for ``getdoc()`` before reading ``__doc__``, so ``%finetune?`` still
+shows the complete help, built when it is asked for.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,10 +17,8 @@ from IPython.core.magic_arguments import MagicArgumentParser, real_name
 from IPython.utils.process import arg_split
 
 from ...errors import LLMOpsError
-from ...ops.argv import add_options, parse_line
-from ...ops.spec import Spec, parse_value
 
-__all__ = ["parse", "parse_pairs", "parse_spec", "route", "spec_arguments", "split", "usage_errors"]
+__all__ = ["parse", "parse_pairs", "parse_spec", "parse_values", "route", "spec_arguments", "split", "usage_errors"]
 
 
 def usage_errors(fn: Callable) -> Callable:
@@ -30,23 +34,35 @@ def usage_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def spec_arguments(spec: type[Spec], *extra: tuple[tuple[str, ...], dict[str, Any]]) -> Callable:
-    """``@magic_arguments`` for an operation: the parser holds ``spec``'s options, then ``extra``
-    front-only flags (``(("--wait",), {"action": "store_true", "help": …})``).
+def spec_arguments(spec: str, *extra: tuple[tuple[str, ...], dict[str, Any]]) -> Callable:
+    """``@magic_arguments`` for an operation, built on first use.
 
-    The magic's docstring becomes its ``%name?`` help, parser help included, as IPython's
-    ``magic_arguments`` does it.
+    ``spec`` is ``"module:SpecClass"``; the parser holds its options, then the ``extra``
+    front-only flags (``(("--wait",), {"action": "store_true", "help": …})``).
+    ``func.parts()`` returns ``{"parser", "spec", "doc"}``; ``func.getdoc()`` the help.
     """
 
     def decorate(func: Callable) -> Callable:
-        parser = MagicArgumentParser(prog=real_name(func), description=func.__doc__)
-        add_options(parser, spec, "magic")
-        for names, kw in extra:
-            parser.add_argument(*names, **kw)
-        help_text = parser.format_help()
-        func.__doc__ = help_text.replace("usage: ", "", 1) if help_text.startswith("usage: ") else help_text
-        func.parser = parser
-        func.spec = spec
+        state: dict[str, Any] = {}
+        doc = func.__doc__
+
+        def parts() -> dict[str, Any]:
+            if not state:
+                from ...ops.argv import add_options
+
+                module, _, name = spec.partition(":")
+                cls = getattr(importlib.import_module(module), name)
+                parser = MagicArgumentParser(prog=real_name(func), description=doc)
+                add_options(parser, cls, "magic")
+                for names, kw in extra:
+                    parser.add_argument(*names, **kw)
+                help_text = parser.format_help()
+                help_text = help_text.replace("usage: ", "", 1) if help_text.startswith("usage: ") else help_text
+                state.update(parser=parser, spec=cls, doc=help_text)
+            return state
+
+        func.parts = parts
+        func.getdoc = lambda: parts()["doc"]
         return func
 
     return decorate
@@ -60,13 +76,24 @@ def split(line: str) -> list[str]:
         raise UsageError(f"cannot split the arguments: {exc}") from None
 
 
-def parse_spec(fn: Callable, words: list[str], **fixed: Any) -> tuple[Spec, dict[str, Any]]:
+def parse_values(fn: Callable, words: list[str]) -> tuple[dict[str, Any], dict[str, Any], type]:
+    """``(spec keyword arguments given, the front's own flags, the spec class)`` of a magic line."""
+    from ...ops.argv import parse_line
+
+    parts = fn.parts()
+    values, extra = parse_line(parts["parser"], words, parts["spec"])
+    return values, extra, parts["spec"]
+
+
+def parse_spec(fn: Callable, words: list[str], **fixed: Any) -> tuple[Any, dict[str, Any]]:
     """The spec a magic line describes (plus ``fixed`` values such as a cell body), and the front's own flags."""
-    values, extra = parse_line(fn.parser, words, fn.spec)
-    return fn.spec.from_dict({**values, **fixed}), extra
+    values, extra, spec = parse_values(fn, words)
+    return spec.from_dict({**values, **fixed}), extra
 
 
 def parse_pairs(items, what: str = "value") -> dict[str, Any]:
+    from ...ops.spec import parse_value
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -89,3 +116,10 @@ def route(line: str, commands: Mapping[str, Callable[[str], Any]], magic: str) -
 def parse(fn: Callable, line: str):
     """Parse ``line`` with the ``@magic_arguments`` parser of ``fn``; errors arrive as ``UsageError``."""
     return fn.parser.parse_args(split(line))
+
+
+def call(command: str):
+    """The ``Call`` a magic passes to its operation: the line the person typed."""
+    from ...ops.catalog import Call
+
+    return Call(command=command.strip())

@@ -13,9 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ...ops.catalog import Call
-from ...ops.datasets import DATASET, DatasetSpec
-from .base import parse_spec, spec_arguments, split, usage_errors
+from .base import call, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["DatasetMagics"]
 
@@ -56,7 +54,7 @@ def _history(line):
 
 @magics_class
 class DatasetMagics(Magics):
-    @spec_arguments(DatasetSpec)
+    @spec_arguments("llmops_magics.ops.datasets:DatasetSpec")
     @line_magic
     @usage_errors
     def dataset(self, line):
@@ -82,8 +80,10 @@ class DatasetMagics(Magics):
         return self._save(words, line)
 
     def _save(self, words: list[str], line: str):
+        from ...ops.datasets import DATASET
+
         spec, _ = parse_spec(self.dataset, words)
-        return DATASET.run(spec.replace(data=self._lookup(spec.data)), Call(command=f"%dataset {line}".strip()))
+        return DATASET.run(spec.replace(data=self._lookup(spec.data)), call(f"%dataset {line}"))
 
     def _lookup(self, source: str):
         ns = self.shell.user_ns

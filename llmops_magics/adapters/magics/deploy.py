@@ -5,9 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ...ops.catalog import Call
-from ...ops.deploy import DEPLOY, DeploySpec
-from .base import parse, parse_spec, route, spec_arguments, split, usage_errors
+from .base import call, parse, parse_spec, route, spec_arguments, split, usage_errors
 
 __all__ = ["DeployMagics"]
 
@@ -35,7 +33,7 @@ def _serving():
 
 @magics_class
 class DeployMagics(Magics):
-    @spec_arguments(DeploySpec)
+    @spec_arguments("llmops_magics.ops.deploy:DeploySpec")
     @line_magic
     @usage_errors
     def deploy(self, line):
@@ -51,8 +49,10 @@ class DeployMagics(Magics):
         words = split(line)
         if words and words[0] in SUBCOMMANDS:
             return route(line, {cmd: getattr(self, f"_{cmd}") for cmd in SUBCOMMANDS}, "deploy")
+        from ...ops.deploy import DEPLOY
+
         spec, _ = parse_spec(self.deploy, words)
-        return DEPLOY.run(spec, Call(command=f"%deploy {line}".strip()))
+        return DEPLOY.run(spec, call(f"%deploy {line}"))
 
     def _list(self, rest):
         return _serving().list_deployments()
@@ -68,10 +68,10 @@ class DeployMagics(Magics):
         return _serving().stop_deployment(parse(_name, rest).name)
 
     def _promote(self, rest):
-        return _serving().promote_deployment(parse(_name, rest).name, call=Call(command=f"%deploy promote {rest}"))
+        return _serving().promote_deployment(parse(_name, rest).name, call=call(f"%deploy promote {rest}"))
 
     def _rollback(self, rest):
-        return _serving().rollback_deployment(parse(_name, rest).name, call=Call(command=f"%deploy rollback {rest}"))
+        return _serving().rollback_deployment(parse(_name, rest).name, call=call(f"%deploy rollback {rest}"))
 
     def _monitor(self, rest):
         from ..widgets.deploy_monitor import DeploymentMonitor

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ...ops.argv import parse_line
-from ...ops.catalog import Call
-from ...ops.evaluate import EVAL, EvalSpec
-from .base import spec_arguments, split, usage_errors
+from .base import call, parse_values, spec_arguments, split, usage_errors
 
 __all__ = ["EvalMagics"]
 
@@ -21,7 +18,7 @@ FRONT = (
 
 @magics_class
 class EvalMagics(Magics):
-    @spec_arguments(EvalSpec, *FRONT)
+    @spec_arguments("llmops_magics.ops.evaluate:EvalSpec", *FRONT)
     @line_magic
     @usage_errors
     def eval(self, line):
@@ -36,14 +33,15 @@ class EvalMagics(Magics):
         ``--fail-on-regression`` (a gate that fails the cell) wait in the cell.
         """
         from ... import evaluation
+        from ...ops.evaluate import EVAL
 
-        values, front = parse_line(self.eval.parser, split(line), EvalSpec)
+        values, front, spec = parse_values(self.eval, split(line))
         if front["list_metrics"]:
             return evaluation.list_metrics()
         if front["show"]:
             result = evaluation.get_eval(front["show"])
         else:
-            result = EVAL.run(EvalSpec.from_dict(values), Call(command=f"%eval {line}".strip()))
+            result = EVAL.run(spec.from_dict(values), call(f"%eval {line}"))
             if front["wait"] or front["panel"] or result.spec.fail_on_regression:  # a gate fails its cell
                 result.wait()
         if front["panel"]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ...ops.catalog import Call
-from ...ops.finetune import FINETUNE, FinetuneSpec
-from .base import parse_spec, spec_arguments, split, usage_errors
+from .base import call, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["FinetuneMagics"]
 
@@ -15,7 +13,7 @@ WAIT = (("--wait",), {"action": "store_true", "help": "Block the cell until the 
 
 @magics_class
 class FinetuneMagics(Magics):
-    @spec_arguments(FinetuneSpec, WAIT)
+    @spec_arguments("llmops_magics.ops.finetune:FinetuneSpec", WAIT)
     @line_magic
     @usage_errors
     def finetune(self, line):
@@ -31,8 +29,10 @@ class FinetuneMagics(Magics):
             from ...finetuning import finetune_runs
 
             return finetune_runs()
+        from ...ops.finetune import FINETUNE
+
         spec, front = parse_spec(self.finetune, split(line))
-        job = FINETUNE.run(spec, Call(command=f"%finetune {line}".strip()))
+        job = FINETUNE.run(spec, call(f"%finetune {line}"))
         if front.get("wait"):
             job.wait()
         return job

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from ...ops.catalog import Call
-from ...ops.models import MODEL, ModelSpec
-from .base import parse_spec, spec_arguments, split, usage_errors
+from .base import call, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["ModelMagics"]
 
 
 @magics_class
 class ModelMagics(Magics):
-    @spec_arguments(ModelSpec)
+    @spec_arguments("llmops_magics.ops.models:ModelSpec")
     @line_magic
     @usage_errors
     def model(self, line):
@@ -27,5 +25,7 @@ class ModelMagics(Magics):
             from ...context import registry
 
             return registry().list("model", words[1] if len(words) > 1 else None)
+        from ...ops.models import MODEL
+
         spec, _ = parse_spec(self.model, words)
-        return MODEL.run(spec, Call(command=f"%model {line}".strip()))
+        return MODEL.run(spec, call(f"%model {line}"))

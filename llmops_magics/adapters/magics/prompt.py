@@ -5,9 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ...ops.catalog import Call
-from ...ops.prompts import PROMPT, PromptSpec
-from .base import parse, parse_pairs, parse_spec, route, spec_arguments, split, usage_errors
+from .base import call, parse, parse_pairs, parse_spec, route, spec_arguments, split, usage_errors
 
 __all__ = ["PromptMagics"]
 
@@ -53,7 +51,7 @@ def _history(line):
 
 @magics_class
 class PromptMagics(Magics):
-    @spec_arguments(PromptSpec)
+    @spec_arguments("llmops_magics.ops.prompts:PromptSpec")
     @line_cell_magic
     @usage_errors
     def prompt(self, line, cell=None):
@@ -70,8 +68,10 @@ class PromptMagics(Magics):
         passes ``{ x }``; write ``{{{{ x }}}}`` or use ``llmops_magics.render_prompt``.
         """
         if cell is not None:
+            from ...ops.prompts import PROMPT
+
             spec, _ = parse_spec(self.prompt, split(line), template=cell)
-            return PROMPT.run(spec, Call(command=f"%%prompt {line}".strip()))
+            return PROMPT.run(spec, call(f"%%prompt {line}"))
         commands = ("list", "show", "diff", "tag", "render", "history")
         return route(line, {c: getattr(self, f"_{c}") for c in commands}, "prompt")
 

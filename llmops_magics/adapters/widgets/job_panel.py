@@ -71,8 +71,18 @@ def loss_curve_svg(
     return "".join(parts)
 
 
+def _result_html(job: Any) -> str | None:
+    """The finished job's result as it displays itself (an eval's table, a fine-tune's summary)."""
+    bundle = getattr(job.result, "_repr_mimebundle_", None)
+    if bundle is None:
+        return None
+    data = bundle()
+    data = data[0] if isinstance(data, tuple) else data
+    return data.get("text/html")
+
+
 class JobPanel:
-    """A live view of a ``Job``; display it, or let the job display as it (see ``jobs.set_view_factory``)."""
+    """A live view of a ``Job``; display it, or let the job display as it (the ``"job"`` view)."""
 
     def __init__(self, job: Any, interval: float = 0.3) -> None:
         import ipywidgets as w
@@ -146,7 +156,8 @@ class JobPanel:
         self.cancel_button.disabled = status in FINAL or status == "cancelling"
         if status in FINAL:
             color = "green" if status == "succeeded" else "#c00"
-            self.footer.value = f"<span style='color:{color}'>{esc(outcome)}</span>"
+            shown = _result_html(self.job) if status == "succeeded" else None
+            self.footer.value = shown or f"<span style='color:{color}'>{esc(outcome)}</span>"
 
     def _on_cancel(self, _button: Any) -> None:
         self.cancel_button.disabled = True

@@ -96,26 +96,10 @@ def option(
     parse: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A spec field. ``default`` left out makes it required; see ``Option`` for the rest."""
-    meta = {
-        "help": help,
-        "flag": flag,
-        "short": short,
-        "kind": kind,
-        "choices": tuple(choices) if choices is not None else None,
-        "positional": positional,
-        "nargs": nargs,
-        "const": const,
-        "secret": secret,
-        "stored": stored,
-        "fronts": frozenset(fronts),
-        "metavar": metavar,
-        "check": check,
-        "cell": cell,
-        "repeat": repeat,
-        "parse": parse,
-    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("a spec default must be immutable: use a tuple, or None for a mapping")
+    meta = {k: v for k, v in locals().items() if k != "default"}
+    meta.update(choices=tuple(choices) if choices is not None else None, fronts=frozenset(fronts))
     return field(default=default, metadata={"llmops": meta})
 
 
@@ -205,34 +189,21 @@ class Spec:
 def _options(cls: type[Spec]) -> tuple[Option, ...]:
     out = []
     for f in dataclasses.fields(cls):
-        meta = f.metadata.get("llmops")
-        if meta is None:
+        if "llmops" not in f.metadata:
             raise TypeError(f"{cls.__name__}.{f.name} must be declared with option(...)")
-        kind = meta["kind"] or _kind_of(f.type)
+        meta = dict(f.metadata["llmops"])
+        positional, flag, kind = meta.pop("positional"), meta.pop("flag"), meta.pop("kind") or _kind_of(f.type)
         if kind not in KINDS:
             raise TypeError(f"{cls.__name__}.{f.name}: unknown kind {kind!r}")
         required = f.default is MISSING
-        flag = "" if meta["positional"] else (meta["flag"] or "--" + f.name.replace("_", "-"))
         out.append(
             Option(
                 name=f.name,
-                help=meta["help"],
                 kind=kind,
                 default=None if required else f.default,
                 required=required,
-                flag=flag,
-                short=meta["short"],
-                choices=meta["choices"],
-                nargs=meta["nargs"],
-                const=meta["const"],
-                secret=meta["secret"],
-                stored=meta["stored"],
-                fronts=meta["fronts"],
-                metavar=meta["metavar"],
-                check=meta["check"],
-                cell=meta["cell"],
-                repeat=meta["repeat"],
-                parse=meta["parse"],
+                flag="" if positional else (flag or "--" + f.name.replace("_", "-")),
+                **meta,
             )
         )
     return tuple(out)

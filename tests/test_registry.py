@@ -68,6 +68,8 @@ def test_latest_cannot_be_removed_by_hand(reg):
 def test_a_registry_from_before_latest_was_stored_keeps_the_highest_version_as_latest(tmp_path):
     import sqlite3
 
+    from llmops_magics.store.schema import SCHEMA_VERSION
+
     home = tmp_path / "old"
     reg = Registry(home)
     reg.save("prompt", "a", data=b"A", aliases=["production"])
@@ -79,7 +81,7 @@ def test_a_registry_from_before_latest_was_stored_keeps_the_highest_version_as_l
     db.commit()
     db.close()
     reg = Registry(home)
-    assert sqlite3.connect(home / "registry.db").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(home / "registry.db").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert reg.names()[0].latest == 2 and reg.aliases("prompt", "a") == {"production": 1}
     assert reg.save("prompt", "a", data=b"A").latest_moved is True
     assert reg.resolve("prompt://a").version == 1
@@ -217,3 +219,22 @@ def test_state_records_are_mutable_side_records(reg):
     assert reg.list_state("deployments") == {"svc": {"pid": 2}}
     reg.delete_state("deployments", "svc")
     assert reg.get_state("deployments", "svc") is None
+
+
+def test_a_schema_2_registry_is_migrated_to_the_indexes_that_keep_saves_flat(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "v2"
+    reg = Registry(home)
+    reg.save("prompt", "a", data=b"A")
+    reg.close()
+    db = sqlite3.connect(home / "registry.db")
+    db.execute("DROP INDEX artifacts_by_digest_version")
+    db.execute("CREATE INDEX artifacts_by_digest ON artifacts (kind, name, digest)")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    reg = Registry(home)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"artifacts_by_digest_version", "aliases_by_name"} <= indexes and "artifacts_by_digest" not in indexes
+    assert reg.resolve("a").ref == "prompt://a/1" and reg.verify().ok
+    reg.close()

@@ -100,7 +100,7 @@ def registered_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact | N
                 None,
             )
         return None
-    return next((a for a in reg.all_artifacts("model") if a.digest == digest), None)
+    return reg.find_digest("model", digest)
 
 
 def register_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact:

@@ -45,7 +45,7 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
     from ..models.loading import tree_digest
 
     digest = tree_digest(folder)
-    found = next((a for a in ws.registry.all_artifacts("model") if a.digest == digest), None)
+    found = ws.registry.find_digest("model", digest)
     if found is not None and spec.name in (None, found.name):
         if spec.aliases:
             for alias in spec.aliases:

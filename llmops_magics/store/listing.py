@@ -46,35 +46,40 @@ class Listing:
     def names(
         self, kind: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[NameSummary]:
-        """Artifact names with version counts, ordered by kind then name (paged by ``limit``/``offset``)."""
+        """Artifact names with version counts, ordered by kind then name (paged by ``limit``/``offset``).
+
+        Read from the ``latest`` alias rows, one per name, so a page costs the same however
+        many versions there are. Versions are numbered 1..n and never removed: n is the count.
+        """
         where, args = self._filter(kind, search)
         sql = (
-            "SELECT kind, name, COUNT(*) AS n, MAX(version) AS newest, MAX(created_at) AS updated "
-            f"FROM artifacts {where} GROUP BY kind, name ORDER BY kind, name"
+            "SELECT l.kind, l.name, l.version AS latest, l.updated_at AS moved, "
+            "(SELECT MAX(version) FROM artifacts a WHERE a.kind = l.kind AND a.name = l.name) AS n, "
+            "(SELECT created_at FROM artifacts a WHERE a.kind = l.kind AND a.name = l.name "
+            "ORDER BY version DESC LIMIT 1) AS created "
+            f"FROM aliases l WHERE l.alias = '{LATEST}' {where.replace('WHERE', 'AND')} ORDER BY l.kind, l.name"
         )
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args += [int(limit), int(offset)]
-        rows = self._query(sql, args)
-        aliases: dict[tuple[str, str], dict[str, int]] = {}
-        latest: dict[tuple[str, str], tuple[int, float]] = {}
-        if rows:
-            a_where, a_args = self._filter(kind, search)
-            for a in self._query(f"SELECT kind, name, alias, version, updated_at FROM aliases {a_where}", a_args):
-                if a["alias"] == LATEST:
-                    latest[(a["kind"], a["name"])] = (a["version"], a["updated_at"])
-                else:
-                    aliases.setdefault((a["kind"], a["name"]), {})[a["alias"]] = a["version"]
         out = []
-        for r in rows:
-            key = (r["kind"], r["name"])
-            version, moved_at = latest.get(key, (r["newest"], r["updated"]))
-            out.append(NameSummary(*key, r["n"], version, max(r["updated"], moved_at), freeze(aliases.get(key, {}))))
+        for r in self._query(sql, args):
+            aliases = self.aliases(r["kind"], r["name"])  # type: ignore[attr-defined]
+            updated = max(r["created"] or 0.0, r["moved"] or 0.0)
+            out.append(NameSummary(r["kind"], r["name"], r["n"], r["latest"], updated, freeze(aliases)))
         return out
 
     def count_names(self, kind: str | None = None, search: str | None = None) -> int:
         where, args = self._filter(kind, search)
-        return self._query(f"SELECT COUNT(*) FROM (SELECT 1 FROM artifacts {where} GROUP BY kind, name)", args)[0][0]
+        sql = f"SELECT COUNT(*) FROM aliases WHERE alias = '{LATEST}' {where.replace('WHERE', 'AND')}"
+        return self._query(sql, args)[0][0]
+
+    def find_digest(self, kind: str, digest: str) -> Artifact | None:
+        """The oldest version of any name of ``kind`` whose content is ``digest`` (a model saved twice)."""
+        rows = self._query(
+            "SELECT name, version FROM artifacts WHERE kind = ? AND digest = ? ORDER BY id LIMIT 1", (kind, digest)
+        )
+        return self.get(kind, rows[0]["name"], rows[0]["version"]) if rows else None  # type: ignore[attr-defined]
 
     @staticmethod
     def _filter(kind: str | None, search: str | None) -> tuple[str, list[Any]]:

@@ -3,10 +3,15 @@
 Every statement is idempotent: a migration runs the whole script. Version 2 stores
 ``latest`` as an alias row (moved by every save, also one that finds its content
 already stored); the last statement gives each name of an older registry that row,
-pointing at its highest version, which is what ``latest`` meant there.
+pointing at its highest version, which is what ``latest`` meant there. Version 3 indexes
+``(kind, name, digest, version)``: "the oldest version holding this content" is then one index
+probe; with only ``(kind, name, digest)`` SQLite walked every version of the name in version
+order to avoid a sort, which made each save cost O(versions). It also indexes aliases by name
+and by alias: a bare name is resolved, and names are listed, from the ``latest`` alias rows (one
+per name) instead of a scan of every version of every name.
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -25,7 +30,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     wandb       TEXT    NOT NULL DEFAULT '{}',
     UNIQUE (kind, name, version)
 );
-CREATE INDEX IF NOT EXISTS artifacts_by_digest ON artifacts (kind, name, digest);
+DROP INDEX IF EXISTS artifacts_by_digest;
+CREATE INDEX IF NOT EXISTS artifacts_by_digest_version ON artifacts (kind, name, digest, version);
 CREATE TABLE IF NOT EXISTS aliases (
     kind       TEXT    NOT NULL,
     name       TEXT    NOT NULL,
@@ -41,6 +47,9 @@ CREATE TABLE IF NOT EXISTS edges (
     PRIMARY KEY (source_id, target_id, relation)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_by_target ON edges (target_id);
+CREATE INDEX IF NOT EXISTS artifacts_by_kind_digest ON artifacts (kind, digest);
+CREATE INDEX IF NOT EXISTS aliases_by_alias ON aliases (alias, kind, name);
+CREATE INDEX IF NOT EXISTS aliases_by_name ON aliases (name, alias);
 CREATE TABLE IF NOT EXISTS state (
     namespace  TEXT NOT NULL,
     key        TEXT NOT NULL,

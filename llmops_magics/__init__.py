@@ -18,6 +18,7 @@ _EXPORTS = {
     "configure": ".context",
     "flush": ".context",
     "workspace": ".context",
+    "sync": ".recording.sync",
     "save_prompt": ".ops.prompts",
     "get_prompt": ".prompts",
     "tag_prompt": ".prompts",

@@ -111,6 +111,18 @@ def _gc(args) -> int:
     return 0
 
 
+def _sync(args) -> int:
+    from ..recording.sync import sync
+
+    ws = _workspace(args)
+    try:
+        report = sync(args.kind, timeout=args.timeout, workspace=ws)
+    finally:
+        ws.close()
+    print(report)
+    return 0 if report.ok else 1
+
+
 def _overrides(pairs: Sequence[str]) -> dict:
     """``key=value`` pairs; a value is read as JSON when it parses (``4``, ``null``, ``["a"]``), else as text."""
     out = {}
@@ -231,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", action="store_true")
     s.add_argument("--grace", type=float, default=3600.0, help="keep garbage younger than this many seconds")
     s.set_defaults(fn=_gc)
+
+    s = sub.add_parser(
+        "sync", help="mirror to W&B every version that has no W&B record yet (exit 1 if some did not finish)"
+    )
+    s.add_argument("--kind")
+    s.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the mirroring")
+    s.set_defaults(fn=_sync)
 
     s = sub.add_parser("run", help="replay a recorded call: a spec JSON file, or an artifact's stored spec")
     s.add_argument("spec", metavar="SPEC_OR_REF", help="spec.json, an `llmops show` record, or a reference")

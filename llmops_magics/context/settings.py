@@ -26,6 +26,7 @@ class Settings:
     wandb_project: str = "llmops"
     wandb_entity: str | None = None
     wandb_timeout: float = 60.0
+    wandb_exit_timeout: float = 15.0
 
 
 _ENV = {
@@ -45,8 +46,9 @@ def default_settings() -> Settings:
             values[key] = os.environ[var]
     if "home" in values and cfg.root is not None and not os.environ.get("LLMOPS_HOME"):
         values["home"] = str(cfg.root / values["home"])
-    if "wandb_timeout" in values:
-        values["wandb_timeout"] = float(values["wandb_timeout"])
+    for key in ("wandb_timeout", "wandb_exit_timeout"):
+        if key in values:
+            values[key] = float(values[key])
     return Settings(**values)
 
 

@@ -84,7 +84,11 @@ class Workspace:
 
         with self._lock:
             if self._recorder is None:
-                self._recorder = SafeRecorder(self._make_recorder(), timeout=self.settings.wandb_timeout)
+                self._recorder = SafeRecorder(
+                    self._make_recorder(),
+                    timeout=self.settings.wandb_timeout,
+                    exit_timeout=self.settings.wandb_exit_timeout,
+                )
             return self._recorder
 
     def _make_recorder(self) -> Recorder | None:
@@ -112,7 +116,7 @@ class Workspace:
         The registry itself stays open while other workspaces or running jobs hold it.
         """
         if self._recorder is not None:
-            self._recorder.flush()
+            self._recorder.flush(self.settings.wandb_exit_timeout)
         with self._lock:
             self._registry = None
 

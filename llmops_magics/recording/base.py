@@ -80,3 +80,7 @@ class Recorder(abc.ABC):
 
     def close(self) -> None:
         """Release resources; pending work is flushed by ``SafeRecorder``."""
+
+    def abandon(self, timeout: float = 2.0) -> None:
+        """Give up on work still in flight so the process can exit now (``SafeRecorder`` calls it at
+        exit when its deadline passed). The default has nothing to give up."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -172,3 +173,43 @@ class WandbRecorder(Recorder):
             settings=settings,
         )
         return WandbRun(run, self.mode)
+
+    def abandon(self, timeout: float = 2.0) -> None:
+        """Tear down this process's W&B service now, stopping it if its teardown does not end in ``timeout``.
+
+        W&B's own exit hook waits for its ``wandb-core`` service, which waits for every run it
+        still tries to reach the server for (a minute per run when the server is unreachable).
+        ``wandb.teardown()`` is W&B's way to end it (and unregisters that hook); if it does not
+        return in time the service process is stopped, which lets it return. Offline run files
+        written so far stay for ``wandb sync``. The service handle is W&B's private state, so
+        every step is best effort.
+        """
+        import sys
+
+        wandb = sys.modules.get("wandb")
+        if wandb is None:
+            return
+        try:  # taken first: teardown() forgets the service before it waits for it
+            from wandb.sdk import wandb_setup
+
+            process = wandb_setup._singleton._connection._proc._process  # type: ignore[union-attr]
+        except Exception:
+            process = None
+        done = threading.Event()
+
+        def teardown() -> None:
+            try:
+                wandb.teardown()
+            except BaseException:
+                pass
+            done.set()
+
+        threading.Thread(target=teardown, name="llmops-wandb-teardown", daemon=True).start()
+        if done.wait(timeout) or process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except Exception:
+            process.kill()
+        done.wait(timeout)

@@ -74,6 +74,13 @@ class Listing:
         sql = f"SELECT COUNT(*) FROM aliases WHERE alias = '{LATEST}' {where.replace('WHERE', 'AND')}"
         return self._query(sql, args)[0][0]
 
+    def unmirrored(self, kind: str | None = None) -> list[Artifact]:
+        """Versions never mirrored to W&B (their ``wandb`` field is empty), oldest first: ``llmops sync``."""
+        where, args = self._filter(kind, None)
+        where = f"{where} AND" if where else "WHERE"
+        rows = self._query(f"SELECT kind, name, version FROM artifacts {where} wandb = '{{}}' ORDER BY id", args)
+        return [self.get(r["kind"], r["name"], r["version"]) for r in rows]  # type: ignore[attr-defined]
+
     def find_digest(self, kind: str, digest: str) -> Artifact | None:
         """The oldest version of any name of ``kind`` whose content is ``digest`` (a model saved twice)."""
         rows = self._query(

@@ -376,7 +376,9 @@ class Registry(Listing, Lineage):
             return ref
         r = ref if isinstance(ref, Reference) else parse_reference(ref, kind)
         if r.kind is None:
-            kinds = [row[0] for row in self._query("SELECT kind FROM aliases WHERE name=? AND alias=?", (r.name, LATEST))]
+            kinds = [
+                row[0] for row in self._query("SELECT kind FROM aliases WHERE name=? AND alias=?", (r.name, LATEST))
+            ]
             if not kinds:
                 raise NotFoundError(f"no artifact is named {r.name!r}")
             if len(kinds) > 1:

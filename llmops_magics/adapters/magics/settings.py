@@ -9,7 +9,7 @@ from ...context import workspaces as context
 
 __all__ = ["LLMOps"]
 
-_NAMES = ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout")
+_NAMES = ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout", "wandb_exit_timeout")
 
 
 class LLMOps(Configurable):
@@ -31,6 +31,10 @@ class LLMOps(Configurable):
     wandb_entity = Unicode(None, allow_none=True, help="W&B entity (team or user); default: yours.").tag(config=True)
     wandb_timeout = Float(
         60.0, help="Seconds a cell waits at most for a W&B call before leaving it to finish in the background."
+    ).tag(config=True)
+    wandb_exit_timeout = Float(
+        15.0,
+        help="Seconds the kernel waits at exit for W&B work still queued; the rest is left for `llmops sync`.",
     ).tag(config=True)
 
     def __init__(self, **kwargs):

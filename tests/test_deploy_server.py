@@ -292,6 +292,28 @@ def test_a_body_over_the_size_limit_is_413(server):
     assert (r.status_code, r.json()["error"]["code"]) == (413, "request_too_large")
 
 
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 10_000 + b"]" * 10_000,
+        b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+        b'{"model": "qa", "x": ' + b"[" * 500 + b"]" * 500 + b"}",
+    ],
+    ids=["arrays-10000", "objects-10000", "in-a-field-500"],
+)
+def test_a_deeply_nested_body_is_a_400_before_it_is_parsed(server, path, body):
+    r = server.post(path, body)
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["type"]) == (400, "invalid_json", "invalid_request_error")
+    assert "nested more than 64 levels" in error["message"]
+
+
+def test_nesting_inside_a_string_is_text_not_structure(server):
+    r = server.post("/v1/completions", {"model": "qa", "prompt": "[{" * 40, "max_tokens": 2})
+    assert r.status_code == 200, r.text
+
+
 def test_an_unknown_url_is_a_404_in_openai_shape(server):
     r = requests.get(server.url + "/v1/engines", headers=AUTH)
     assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_url")

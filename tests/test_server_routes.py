@@ -337,3 +337,40 @@ def test_a_kernel_in_a_subfolder_without_a_registry_writes_where_the_sidebar_rea
     code = "from llmops_magics.context.home import resolve_home; print(resolve_home())"
     out = subprocess.run([sys.executable, "-c", code], cwd=notebooks, env=dict(os.environ), capture_output=True)
     assert out.stdout.decode().strip() == str(home.resolve()), out.stderr.decode()
+
+
+# ---------------------------------------------------------------------- bodies (aliases)
+
+
+def _post(fetch, body: bytes, *parts):
+    return fetch("aliases", *(parts or ("prompt", "qa", "1")), method="POST", body=body)
+
+
+def test_posting_an_alias_points_it_at_that_version(refs, fetch):
+    status, body, _ = _post(fetch, json.dumps({"alias": "staging"}).encode())
+    assert status == 200 and body["ref"] == "prompt://qa/1" and "staging" in body["aliases"]
+    assert fetch("artifacts", "prompt", "qa", "staging")[1]["ref"] == "prompt://qa/1"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"[" * 10_000 + b"]" * 10_000, 400, "nested more than 64 levels"),
+        (b'{"alias": ' + b"[" * 200 + b"]" * 200 + b"}", 400, "nested more than 64 levels"),
+        (b'{"alias": "' + b"x" * 70_000 + b'"}', 413, "larger than 65536 bytes"),
+        (b"\xff\xfe not utf-8", 400, "not valid"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b'{"alias": "latest"}', 400, "latest' is automatic"),
+        (b'{"alias": 7}', 400, "alias must be a non-empty string"),
+    ],
+    ids=["arrays-10000", "nested-field", "too-large", "not-utf8", "not-an-object", "latest", "not-text"],
+)
+def test_a_hostile_body_is_a_json_4xx_and_moves_nothing(refs, fetch, body, status, message):
+    got, error, _ = _post(fetch, body)
+    assert got == status and message in error["message"] and error["reason"]
+    assert fetch("artifacts", "prompt", "qa", "1")[1]["aliases"] == []
+
+
+def test_an_alias_for_a_version_that_does_not_exist_is_a_404(refs, fetch):
+    status, error, _ = _post(fetch, b'{"alias": "x"}', "prompt", "qa", "99")
+    assert status == 404 and "no version 99" in error["message"]

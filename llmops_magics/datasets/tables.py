@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..inputs import MAX_COLUMNS, check_depth, check_file_size, lines, loads
+from ..inputs.files import MAX_JSON_FILE_BYTES
 
 __all__ = ["to_rows", "to_split_rows", "encode_jsonl", "decode_jsonl", "infer_schema", "split_rows"]
 
@@ -55,29 +57,49 @@ def _clean(value: Any) -> Any:
 
 
 def _read_jsonl(path: Path) -> Rows:
-    """Each line parsed alone, so an error names the file's line (json would say "line 1" every time)."""
+    """Each line parsed alone (bounded in size and nesting), so an error names the file's line."""
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"cannot read {path}: line {number}: {exc.msg} (column {exc.colno})") from None
+    for number, line in lines(path):
+        if not line.strip():
+            continue
+        check_depth(line, what=f"cannot read {path}: line {number}")
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"cannot read {path}: line {number}: {exc.msg} (column {exc.colno})") from None
     return rows
+
+
+def _read_csv(path: Path) -> Rows:
+    reader = csv.reader(line for _, line in lines(path))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return []
+        if len(header) > MAX_COLUMNS:
+            raise ValidationError(f"cannot read {path}: {len(header):,} columns, at most {MAX_COLUMNS:,}")
+        rows = []
+        for row in reader:
+            if len(row) > len(header):
+                raise ValidationError(
+                    f"cannot read {path}: line {reader.line_num} has {len(row)} fields, the header {len(header)}"
+                )
+            rows.append(dict(zip(header, row, strict=False)))
+        return rows
+    except csv.Error as exc:
+        raise ValidationError(f"cannot read {path}: line {reader.line_num}: {exc}") from None
 
 
 def _read_file(path: Path) -> Rows:
     suffix = "".join(path.suffixes[-1:]).lower()
     try:
         if suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as fh:
-                return [dict(r) for r in csv.DictReader(fh)]
+            return _read_csv(path)
         if suffix in (".jsonl", ".ndjson"):
             return _read_jsonl(path)
         if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            check_file_size(path, MAX_JSON_FILE_BYTES, "write it as .jsonl (one row a line) or .parquet")
+            data = loads(path.read_bytes(), what=f"cannot read {path}: it")
             if not isinstance(data, list):
                 raise ValidationError(f"{path}: a .json data file must hold a list of objects")
             return data
@@ -87,7 +109,7 @@ def _read_file(path: Path) -> Rows:
             return pq.read_table(path).to_pylist()
     except ValidationError:
         raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+    except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc}") from None
     except ImportError as exc:
         raise ValidationError(f"reading {path} needs {exc.name}; pip install llmops-magics[ml]") from None

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from ..errors import ValidationError
+from ..inputs import TooLarge, loads
 
 __all__ = [
     "RequestError",
@@ -188,9 +189,11 @@ def _param(loc: tuple) -> str:
 def parse_request(cls: type[_Common], raw: bytes) -> Any:
     """Decode and validate a JSON body, or raise ``RequestError`` with the field that is wrong."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"could not parse the JSON body of your request ({exc})", code="invalid_json") from None
+        data = loads(raw, max_bytes=MAX_BODY_BYTES, what="the request body")
+    except TooLarge as exc:
+        raise RequestError(str(exc), status=413, code="request_too_large") from None
+    except ValidationError as exc:  # nested too deeply (checked before parsing), not JSON, not UTF-8
+        raise RequestError(f"could not parse the JSON body of your request: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise RequestError(f"the request body must be a JSON object, found {type(data).__name__}")
     try:  # JSON escapes can spell lone surrogates ("\udcff"), which no tokenizer or log can encode

@@ -172,6 +172,15 @@ class Browser:
         graph["downstream"] = [e.to_dict() for e in reg.downstream(art, levels)]
         return graph
 
+    def tag(self, kind: str, name: str, version: str | int, alias: Any) -> dict[str, Any]:
+        """Point ``alias`` at one version (moving it), then return that version as ``version`` does."""
+        from ...store.refs import validate_alias
+
+        reg = self._require()
+        art = reg.resolve(_reference(kind, name, version))
+        reg.set_alias(art, validate_alias(alias))
+        return self._detail(reg, reg.get(art.kind, art.name, art.version))
+
     def prompt(self, name: str, version: str | int) -> dict[str, Any]:
         """A prompt version's template text and params, as stored."""
         reg = self._require()

@@ -8,9 +8,11 @@
 ``GET /llmops/evals/NAME/VERSION``                        an eval's summary metrics
 ``GET /llmops/deployments``                               deployments with live status
 ``GET /llmops/changes``                                   the change counter, with an ETag
+``POST /llmops/aliases/KIND/NAME/VERSION`` ``{"alias"}``   point an alias at that version
 
-Errors are JSON ``{"message", "reason"}`` with 400 (bad input), 404 (not found) or
-500/503, never a traceback.
+Errors are JSON ``{"message", "reason"}`` with 400 (bad input), 404 (not found), 413 (a body
+over ``MAX_BODY_BYTES``) or 500/503, never a traceback. Bodies are bounded in size and
+nesting before they are parsed (``llmops_magics.inputs``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from ...errors import LLMOpsError, NotFoundError, RegistryError, ValidationError
+from ...inputs import TooLarge, loads
 from .browse import Browser
 
 NAMESPACE = "llmops"
+MAX_BODY_BYTES = 64 * 1024  # the routes take small JSON objects
 _SEGMENT = r"([^/]+)"
 
 __all__ = ["setup_route_handlers", "NAMESPACE"]
 
 
 def _status_of(exc: LLMOpsError) -> tuple[int, str]:
+    if isinstance(exc, TooLarge):
+        return 413, "too large"
     if isinstance(exc, ValidationError):
         return 400, "invalid"
     if isinstance(exc, NotFoundError):
@@ -49,6 +55,24 @@ class _Handler(APIHandler):
     def initialize(self, browser: Browser) -> None:
         self.browser = browser
 
+    def prepare(self):
+        length = self.request.headers.get("Content-Length", "")
+        if (length.isdigit() and int(length) > MAX_BODY_BYTES) or len(self.request.body or b"") > MAX_BODY_BYTES:
+            self._error(413, f"request body is larger than {MAX_BODY_BYTES} bytes", "too large")
+            return None
+        return super().prepare()
+
+    def _error(self, status: int, message: str, reason: str) -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"message": message, "reason": reason}))
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object, bounded in size and nesting before it is parsed."""
+        data = loads(self.request.body or b"{}", max_bytes=MAX_BODY_BYTES, what="the request body")
+        if not isinstance(data, dict):
+            raise ValidationError(f"the request body must be a JSON object, found {type(data).__name__}")
+        return data
+
     async def reply(self, method: Any, *args: Any, **kwargs: Any) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -56,8 +80,7 @@ class _Handler(APIHandler):
         except LLMOpsError as exc:
             status, reason = _status_of(exc)
             self.log.info("llmops %s %s: %s", self.request.path, status, exc)
-            self.set_status(status)
-            self.finish(json.dumps({"message": str(exc), "reason": reason}))
+            self._error(status, str(exc), reason)
             return
         self.finish(json.dumps(body))
 
@@ -125,6 +148,18 @@ class ChangesHandler(_Handler):
         self.finish(json.dumps(state))
 
 
+class AliasHandler(_Handler):
+    @tornado.web.authenticated
+    async def post(self, kind: str, name: str, version: str) -> None:
+        try:
+            alias = self.json_body().get("alias")
+        except LLMOpsError as exc:
+            status, reason = _status_of(exc)
+            self._error(status, str(exc), reason)
+            return
+        await self.reply(self.browser.tag, kind, name, version, alias)
+
+
 class NotFoundHandler(_Handler):
     """Any other path under ``/llmops/``: a JSON 404 rather than an HTML page."""
 
@@ -149,6 +184,7 @@ def setup_route_handlers(web_app: Any, browser: Browser) -> None:
         (route("evals", _SEGMENT, _SEGMENT), EvalHandler),
         (route("deployments"), DeploymentsHandler),
         (route("changes"), ChangesHandler),
+        (route("aliases", _SEGMENT, _SEGMENT, _SEGMENT), AliasHandler),
         (route("(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", [(pattern, handler, {"browser": browser}) for pattern, handler in handlers])

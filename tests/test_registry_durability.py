@@ -32,6 +32,7 @@ CRASHER = textwrap.dedent(
     while True:
         i += 1
         lm.save_prompt("crash", f"version {i} {{{{ x }}}}", aliases=["production"] if i % 3 == 0 else [])
+        print(i, flush=True)  # acknowledged: this version must survive the kill
         (folder / "weights.bin").write_bytes(os.urandom(200_000) + str(i).encode())
         lm.registry().save("model", "crash-model", path=folder, parents=[("prompt://crash", "prompt")])
     """
@@ -99,7 +100,9 @@ def test_a_writer_killed_mid_save_leaves_a_registry_that_verifies_clean(tmp_path
     work = tmp_path / "model"
     work.mkdir()
     (work / "config.json").write_text("{}")
-    proc = subprocess.Popen([sys.executable, "-c", CRASHER, str(work)], env=_env(home), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHER, str(work)], env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (home / "registry.db").exists():
         time.sleep(0.05)
@@ -107,14 +110,19 @@ def test_a_writer_killed_mid_save_leaves_a_registry_that_verifies_clean(tmp_path
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    acknowledged = [int(line) for line in proc.stdout.read().decode().split()]
 
     reg = Registry(home)
     report = reg.verify()
     assert report.ok, report.problems
     prompts = reg.versions("prompt", "crash")
     assert prompts, "the writer should have saved something before it was killed"
+    # No acknowledged version lost, none duplicated: version n holds the n-th text, and at most
+    # the one save in flight at the kill may have landed unacknowledged.
+    assert [a.version for a in prompts] == list(range(1, len(prompts) + 1))
+    assert acknowledged and acknowledged[-1] <= len(prompts) <= acknowledged[-1] + 1
     for art in prompts:
-        assert json.loads(reg.read_bytes(art))["template"].startswith("version ")
+        assert json.loads(reg.read_bytes(art))["template"] == f"version {art.version} {{{{ x }}}}"
     for art in reg.versions("model", "crash-model") if reg.exists("model://crash-model") else []:
         assert (reg.checkout(art) / "weights.bin").stat().st_size > 200_000
     reg.gc(grace_seconds=0).execute()

@@ -94,9 +94,16 @@ def _tag(args) -> int:
 
 
 def _doctor(args) -> int:
-    reg = _registry(args)
-    report = reg.verify(rehash=not args.quick)
-    print(f"registry: {reg.home}")
+    from ..errors import IntegrityError
+
+    home = _home(args)
+    print(f"registry: {home}")
+    try:
+        report = _registry(args).verify(rehash=not args.quick)
+    except IntegrityError as exc:  # damaged where SQLite reads first: nothing else can be checked
+        print(f"PROBLEMS: the database cannot be opened\n  problem: {exc}")
+        print(f"  restore {home / 'registry.db'} from a backup; the blobs under {home / 'blobs'} are untouched")
+        return 1
     print(report)
     return 0 if report.ok else 1
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IntegrityError, NotFoundError, ValidationError
+from .faults import os_error
 
 CHUNK = 1 << 20
 
@@ -52,11 +53,18 @@ def tree_digest(folder: Path) -> str:
 
 
 class BlobStore:
+    """Blobs by digest. A write that fails (a full disk, a read-only folder) leaves no file and
+    raises ``RegistryError``; a read checks the content against its digest."""
+
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root / "sha256"
         self.tmp = tmp
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.home = root.parent
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, self.home) from None
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:]
@@ -77,23 +85,31 @@ class BlobStore:
         digest = sha256_bytes(data)
         if self.exists(digest):
             return digest
-        fd, tmp_path = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        fd, tmp_path = self._temp()
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             self._commit_tmp(tmp_path, digest)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp_path):
                 os.unlink(tmp_path)
+            if isinstance(exc, OSError):
+                raise os_error(exc, self.home) from None
             raise
         return digest
+
+    def _temp(self) -> tuple[int, str]:
+        try:
+            return tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        except OSError as exc:
+            raise os_error(exc, self.home) from None
 
     def put_file(self, path: Path) -> tuple[str, int]:
         h = hashlib.sha256()
         size = 0
-        fd, tmp_path = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        fd, tmp_path = self._temp()
         try:
             with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
                 while chunk := src.read(CHUNK):
@@ -104,9 +120,11 @@ class BlobStore:
                 os.fsync(dst.fileno())
             digest = h.hexdigest()
             self._commit_tmp(tmp_path, digest)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp_path):
                 os.unlink(tmp_path)
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+                raise os_error(exc, self.home) from None
             raise
         return digest, size
 
@@ -126,32 +144,58 @@ class BlobStore:
         return self.put_bytes(_manifest(files)), total
 
     def read_bytes(self, digest: str) -> bytes:
+        """The blob's content, checked against its digest (a changed byte is an ``IntegrityError``)."""
         try:
-            return self.path(digest).read_bytes()
+            data = self.path(digest).read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest[:12]} is missing from the store") from None
+        if sha256_bytes(data) != digest:
+            raise IntegrityError(f"blob {digest[:12]} does not match its digest (altered on disk); run `llmops doctor`")
+        return data
 
     def manifest(self, digest: str) -> list[dict]:
         return json.loads(self.read_bytes(digest))["files"]
 
     def materialize(self, digest: str, dest: Path) -> Path:
-        """Copy a stored folder out to ``dest`` (created fresh next to it, then renamed into place)."""
+        """Copy a stored folder out to ``dest`` (created fresh next to it, then renamed into place).
+
+        Every file is hashed as it is copied: a blob altered on disk never reaches a checkout.
+        """
         dest = Path(dest)
         if dest.exists():
             return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+        except OSError as exc:
+            raise os_error(exc, self.home) from None
         try:
             for entry in self.manifest(digest):
                 target = staging / entry["path"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.path(entry["digest"]), target)
+                self._copy_checked(entry["digest"], target)
             os.replace(staging, dest)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            if not dest.exists():
-                raise
+            if dest.exists():
+                return dest  # another process made the same checkout first
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+                raise os_error(exc, self.home) from None
+            raise
         return dest
+
+    def _copy_checked(self, digest: str, target: Path) -> None:
+        h = hashlib.sha256()
+        try:
+            src = self.path(digest).open("rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest[:12]} is missing from the store") from None
+        with src, target.open("wb") as dst:
+            while chunk := src.read(CHUNK):
+                h.update(chunk)
+                dst.write(chunk)
+        if h.hexdigest() != digest:
+            raise IntegrityError(f"blob {digest[:12]} does not match its digest (altered on disk); run `llmops doctor`")
 
     def iter_digests(self) -> Iterator[str]:
         for sub in self.root.iterdir():

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import IntegrityError
+from ..errors import IntegrityError, RegistryError
 from .registry import Registry
 
 __all__ = ["VerifyReport", "GcPlan", "verify", "plan_gc"]
@@ -46,18 +46,27 @@ class VerifyReport:
 def verify(reg: Registry, *, rehash: bool = True) -> VerifyReport:
     """Check SQLite's own integrity, every row's blobs (re-hashed), aliases and edges."""
     problems: list[str] = []
-    check = reg._query("PRAGMA integrity_check")
-    if check[0][0] != "ok":
+
+    def query(sql: str) -> list:
+        # A damaged page fails the query that reads it; the report says so and checks the rest.
+        try:
+            return reg._query(sql)
+        except RegistryError as exc:
+            problems.append(f"database: {exc}")
+            return []
+
+    check = query("PRAGMA integrity_check")
+    if check and check[0][0] != "ok":
         problems.append("sqlite integrity_check: " + "; ".join(r[0] for r in check[:5]))
     referenced: set[str] = set()
-    rows = reg._query("SELECT id, kind, name, version, payload, is_tree FROM artifacts")
+    rows = query("SELECT id, kind, name, version, payload, is_tree FROM artifacts")
     for row in rows:
         ref = f"{row['kind']}://{row['name']}/{row['version']}"
         digests = [row["payload"]]
         if row["is_tree"]:
             try:
                 digests += [f["digest"] for f in reg.blobs.manifest(row["payload"])]
-            except (OSError, ValueError, KeyError, LookupError) as exc:
+            except (OSError, ValueError, KeyError, LookupError, IntegrityError) as exc:
                 problems.append(f"{ref}: manifest unreadable ({exc})")
         for d in digests:
             referenced.add(d)
@@ -68,18 +77,16 @@ def verify(reg: Registry, *, rehash: bool = True) -> VerifyReport:
                     raise IntegrityError(f"blob {d[:12]} is missing")
             except IntegrityError as exc:
                 problems.append(f"{ref}: {exc}")
-    for row in reg._query(
-        "SELECT kind, name, version FROM artifacts GROUP BY kind, name HAVING COUNT(*) != MAX(version)"
-    ):
+    for row in query("SELECT kind, name, version FROM artifacts GROUP BY kind, name HAVING COUNT(*) != MAX(version)"):
         problems.append(f"{row['kind']}://{row['name']}: version numbers have gaps")
-    for row in reg._query(
+    for row in query(
         "SELECT a.kind, a.name, a.alias, a.version FROM aliases a LEFT JOIN artifacts t "
         "ON t.kind=a.kind AND t.name=a.name AND t.version=a.version WHERE t.id IS NULL"
     ):
         problems.append(
             f"alias {row['kind']}://{row['name']}@{row['alias']} points at missing version {row['version']}"
         )
-    for row in reg._query(
+    for row in query(
         "SELECT e.source_id, e.target_id FROM edges e LEFT JOIN artifacts s ON s.id=e.source_id "
         "LEFT JOIN artifacts t ON t.id=e.target_id WHERE s.id IS NULL OR t.id IS NULL"
     ):

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..context.home import resolve_home
 from ..errors import AmbiguousReferenceError, NotFoundError, RegistryError, ValidationError
+from . import faults
 from .blobs import BlobStore
 from .lineage import Lineage
 from .listing import Listing, NameSummary
@@ -63,9 +64,8 @@ def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
     while True:
         try:
             return step()
-        except sqlite3.OperationalError as exc:
-            contended = "locked" in str(exc) or "busy" in str(exc)
-            if not contended or time.monotonic() > deadline:
+        except RegistryError as exc:
+            if not getattr(exc, "locked", False) or time.monotonic() > deadline:
                 raise
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.5)
@@ -89,9 +89,19 @@ class Registry(Listing, Lineage):
             raise RegistryError(f"cannot create registry folder {self.home}: {exc}") from None
         self.blobs = BlobStore(self.home / "blobs", self.home / "tmp")
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.home / self.DB_FILE, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self.read_only = faults.read_only(self.home)
+        try:
+            self._conn = sqlite3.connect(
+                faults.database_uri(self.home / self.DB_FILE, self.read_only),
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=faults.Connection,
+            )
+        except sqlite3.Error as exc:
+            raise faults.sqlite_error(exc, self.home, busy_timeout) from None
+        self._conn.home, self._conn.busy_timeout = self.home, busy_timeout
         self._conn.row_factory = sqlite3.Row
         self._cache: dict[tuple[str, str, int], Artifact] = {}
         self._cache_stamp: tuple[int, int] | None = None
@@ -103,6 +113,8 @@ class Registry(Listing, Lineage):
         # Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
         # "database is locked" at once (without the busy handler) when two processes opening
         # the same new registry both hold a read lock and want it; hence the retry around this.
+        if self.read_only:
+            return self._migrate()
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -125,6 +137,11 @@ class Registry(Listing, Lineage):
                     f"registry {self.home} has schema {current}, newer than this llmops-magics "
                     f"understands ({SCHEMA_VERSION}); upgrade the package"
                 )
+            if current < SCHEMA_VERSION and self.read_only:
+                raise RegistryError(
+                    f"registry {self.home} has schema {current} and needs upgrading to {SCHEMA_VERSION}, "
+                    "which cannot be done on a read-only file system"
+                )
             if current < SCHEMA_VERSION:
                 with self.transaction() as cur:
                     if cur.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
@@ -136,6 +153,8 @@ class Registry(Listing, Lineage):
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         """A write transaction that takes the database lock up front (no upgrade deadlocks)."""
+        if self.read_only:
+            raise RegistryError(f"the registry {self.home} is on a read-only file system: it can be read, not written")
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
@@ -144,7 +163,11 @@ class Registry(Listing, Lineage):
                 cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'")
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    try:
+                        cur.execute("ROLLBACK")
+                    except RegistryError:
+                        pass  # the error that got us here is the one to report
                 raise
             finally:
                 self._local_writes += 1

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..context.processes import process_started, still_running
 from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
 from ..errors import JobCancelledError, NotFoundError, ValidationError
@@ -66,8 +67,33 @@ def _new_run_id() -> str:
     return time.strftime("ft-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+def _settled(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """Every run's record, with runs whose process died mid-run marked ``interrupted``.
+
+    A kernel restarted (or killed) during training cannot write "failed"; its record would
+    say "running" forever. Whoever reads the records next notices that the recorded process
+    is gone and says so, keeping the last checkpoint so ``resume`` continues from it.
+    """
+    reg = ws.registry
+    runs = reg.list_state(STATE_NAMESPACE)
+    for run_id, record in runs.items():
+        if record.get("status") not in ("pending", "running") or run_id in _active:
+            continue
+        if still_running(record.get("pid"), record.get("pid_started")):
+            continue
+        checkpoint = last_checkpoint(Path(record["run_dir"]) / "checkpoints")
+        record.update(
+            status="interrupted",
+            error=f"the process running it (pid {record.get('pid')}) ended mid-run (a kernel restart or kill)",
+            checkpoint=str(checkpoint) if checkpoint else None,
+            updated_at=time.time(),
+        )
+        reg.put_state(STATE_NAMESPACE, run_id, record)
+    return runs
+
+
 def _find_resumable(ws: Workspace, resume: bool | str, key: str | None) -> tuple[str, dict[str, Any]]:
-    runs = ws.registry.list_state(STATE_NAMESPACE)
+    runs = _settled(ws)
     if isinstance(resume, str):
         if resume not in runs:
             raise NotFoundError(f"no fine-tune run {resume!r}; known runs: {', '.join(sorted(runs)) or 'none'}")
@@ -131,7 +157,7 @@ def _execute(ctx: JobContext, call: Call, resolved: ResolvedRun, run_id: str, pl
     config = {**thaw(resolved.spec), "llmops_run_id": run_id, "resumed_from": plan["resume_from"]}
     run = ws.recorder.start_run(job_type="finetune", name=f"{resolved.title}-{run_id}", config=config)
     wandb_run_id = (run.id or None) if run is not None else None
-    update(status="running", wandb_run_id=wandb_run_id, pid=os.getpid())
+    update(status="running", wandb_run_id=wandb_run_id)
 
     def sink(event: Mapping[str, Any]) -> None:
         ctx.emit(event)
@@ -223,6 +249,8 @@ def run(spec: FinetuneSpec, call: Call) -> FinetuneJob:
             "run_id": run_id,
             "name": resolved.title,
             "status": "pending",
+            "pid": os.getpid(),  # the kernel that owns the job; see _settled
+            "pid_started": process_started(os.getpid()),
             "request": request.to_dict(),
             "spec": resolved.spec,
             "spec_key": key,
@@ -250,5 +278,5 @@ def finetune_runs(*, workspace: Workspace | None = None):
     from .views import RunList
 
     ws = workspace or current()
-    runs = ws.registry.list_state(STATE_NAMESPACE)
+    runs = _settled(ws)
     return RunList(sorted(runs.values(), key=lambda r: r.get("updated_at", 0), reverse=True))

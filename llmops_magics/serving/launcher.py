@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..context.processes import process_started
 from ..errors import DeploymentError
 
 __all__ = [
@@ -88,21 +89,6 @@ def pid_alive(pid: int | None) -> bool:
         child.poll()
         _children.pop(pid, None)
     return not zombie
-
-
-def process_started(pid: int | None) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None where /proc cannot tell.
-
-    A pid alone does not name a process: after a reboot or a crash the number can
-    belong to anything, so a deployment record keeps this too and nothing is
-    signalled unless both still match.
-    """
-    if not pid or pid <= 0:
-        return None
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def http_json(

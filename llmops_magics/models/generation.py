@@ -8,7 +8,7 @@ starts; with greedy decoding a batch gives the same text as one prompt at a time
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +47,15 @@ def generate(
     max_input_tokens: int | None = None,
     streamer: Any = None,
     min_new_tokens: int | None = None,
+    abandoned: Callable[[], Sequence[bool]] | None = None,
 ) -> list[Generation]:
     """Generate a continuation for each prompt in one padded batch.
 
     ``streamer`` (a transformers ``BaseStreamer``) receives the prompt ids, then one
     token per row at every decoding step: the server streams tokens through it.
     ``min_new_tokens`` keeps EOS from ending a row earlier (fixed-length benchmarks).
+    ``abandoned`` says, at every step, which rows nobody waits for any more (a client that
+    disconnected): those rows stop, and the batch ends as soon as every row has stopped.
     """
     import torch
 
@@ -79,6 +82,8 @@ def generate(
         kwargs["streamer"] = streamer
     if min_new_tokens:
         kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
+    if abandoned is not None:
+        kwargs["stopping_criteria"] = _abandoned_rows(abandoned)
     with torch.inference_mode():
         out = loaded.model.generate(**enc, **kwargs)
     width = enc["input_ids"].shape[1]
@@ -99,3 +104,15 @@ def generate(
         n_prompt = int(enc["attention_mask"][i].sum())
         results.append(Generation(text, n_prompt, len(new), finish, elapsed))
     return results
+
+
+def _abandoned_rows(abandoned: Callable[[], Sequence[bool]]) -> Any:
+    """A stopping criterion per row: transformers pads a stopped row and ends when all have stopped."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Abandoned(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor(list(abandoned()), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Abandoned()])

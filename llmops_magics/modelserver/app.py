@@ -286,7 +286,9 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
                     yield sse(error_body(f"generation failed ({error}: {value})", "server_error"))
                 break
             yield sse("[DONE]")
-        finally:
+        finally:  # also reached when the client disconnects mid-stream (status stays 499)
+            if status == 499:
+                job.abandon()
             call.finish(status, [job], results, error=error)
 
     return app

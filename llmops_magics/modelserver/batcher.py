@@ -70,6 +70,11 @@ class Job:
     batch_size: int = 0
     future: asyncio.Future = field(init=False)
     events: asyncio.Queue | None = field(init=False, default=None)
+    abandoned: bool = field(init=False, default=False)
+
+    def abandon(self) -> None:
+        """Nobody waits for this job any more (its client went away): free its place."""
+        self.abandoned = True
 
     def __post_init__(self) -> None:
         self.future = self.loop.create_future()
@@ -231,6 +236,8 @@ class DynamicBatcher:
                 self._cond.wait(remaining)
             batch, rest = [], deque()
             for job in self._pending:
+                if job.abandoned:
+                    continue  # its client went away while it waited: it never takes a place
                 (batch if job.params.key == key and len(batch) < self.max_batch_size else rest).append(job)
             self._pending = rest
             return batch
@@ -240,7 +247,8 @@ class DynamicBatcher:
             batch = self._take()
             if batch is None:
                 return
-            self._run_batch(batch)
+            if batch:
+                self._run_batch(batch)
 
     def _run_batch(self, batch: list[Job]) -> None:
         started = time.perf_counter()
@@ -262,6 +270,7 @@ class DynamicBatcher:
                 stop=p.stop,
                 streamer=streamer,
                 min_new_tokens=p.min_tokens or None,
+                abandoned=lambda: [j.abandoned for j in batch],
             )
         except Exception as exc:
             traceback.print_exc()  # into the server log: the client only sees the error's type and message

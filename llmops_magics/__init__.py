@@ -35,6 +35,7 @@ _EXPORTS = {
     "dataset_history": ".datasets",
     "tiny_base_model": ".models",
     "register_model": ".ops.models",
+    "compare_models": ".ops.compare",
     "evaluate": ".ops.evaluate",
     "get_eval": ".evaluation",
     "metric": ".evaluation",

@@ -22,9 +22,14 @@ from llmops_magics.ops.spec import SECRET, Spec, option
 
 OPS = [get(name) for name in CATALOG]
 FRONT_ONLY = {"finetune": {"wait"}, "eval": {"wait", "panel", "show", "list_metrics"}}
+# Operations reached through another magic's subcommand: %model compare.
+SUBCOMMANDS = {"compare": "llmops_magics.adapters.magics.model:_compare"}
 
 
 def _magic(op):
+    if op.name in SUBCOMMANDS:
+        module, attr = SUBCOMMANDS[op.name].split(":")
+        return getattr(__import__(module, fromlist=[attr]), attr)
     for cls in MAGICS:
         for kind in ("line", "cell"):
             fn = cls.magics.get(kind, {}).get(op.name)
@@ -89,7 +94,7 @@ def test_replay_reads_back_every_stored_field(op):
 def test_the_magics_question_mark_help_lists_every_option(ip, op):
     from IPython.core.oinspect import getdoc
 
-    doc = getdoc(ip.find_magic(op.name))
+    doc = _magic(op).getdoc() if op.name in SUBCOMMANDS else getdoc(ip.find_magic(op.name))
     for opt in op.spec.options():
         if "magic" in opt.fronts and not opt.cell:
             assert (opt.flag or opt.name) in doc, opt.name
@@ -102,7 +107,7 @@ def test_every_option_has_help_and_a_flag_or_a_position(op):
 
 
 def _sample(opt):
-    return ["x"] if opt.kind == "list" else "x"
+    return ["x", "y"] if opt.kind == "list" else "x"
 
 
 # ---------------------------------------------------------------------- the mechanism itself

@@ -161,7 +161,10 @@ def test_list_groups_every_kind_with_counts_and_aliases(refs, fetch):
     code, body, _ = fetch("artifacts")
     assert code == 200
     assert body["total"] == 6
-    assert body["counts"] == {k: 1 for k in ("prompt", "dataset", "model", "adapter", "eval", "deployment")}
+    assert body["counts"] == {
+        **{k: 1 for k in ("prompt", "dataset", "model", "adapter", "eval", "deployment")},
+        "selection": 0,
+    }
     by_ref = {item["ref"]: item for item in body["items"]}
     assert by_ref["prompt://qa"]["versions"] == 2
     assert by_ref["prompt://qa"]["aliases"] == {"production": 2}

@@ -10,7 +10,8 @@ export type Kind =
   | 'model'
   | 'adapter'
   | 'eval'
-  | 'deployment';
+  | 'deployment'
+  | 'selection';
 
 export const KINDS: readonly Kind[] = [
   'prompt',
@@ -18,7 +19,8 @@ export const KINDS: readonly Kind[] = [
   'model',
   'adapter',
   'eval',
-  'deployment'
+  'deployment',
+  'selection'
 ];
 
 export const KIND_LABELS: Record<Kind, string> = {
@@ -27,7 +29,8 @@ export const KIND_LABELS: Record<Kind, string> = {
   model: 'Models',
   adapter: 'Adapters',
   eval: 'Evals',
-  deployment: 'Deployments'
+  deployment: 'Deployments',
+  selection: 'Selections'
 };
 
 export interface INameSummary {

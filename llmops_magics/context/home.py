@@ -61,7 +61,7 @@ def find_project_root(start: Path | str | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=32)
-def _project_config_cached(start: str) -> ProjectConfig:
+def _project_config_cached(start: str, stamp: tuple) -> ProjectConfig:
     root = find_project_root(start)
     if root is None:
         return ProjectConfig(None, {})
@@ -69,8 +69,22 @@ def _project_config_cached(start: str) -> ProjectConfig:
     return ProjectConfig(root, table)
 
 
+def _stamp(here: Path) -> tuple:
+    """Which pyproject.toml files exist at or above ``here``, and when each last changed: an edit
+    to ``[tool.llmops]`` (a model named, a threshold changed) is seen by a running kernel."""
+    out = []
+    for folder in (here, *here.parents):
+        try:
+            st = (folder / "pyproject.toml").stat()
+        except OSError:
+            continue
+        out.append((str(folder), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def project_config(start: Path | str | None = None) -> ProjectConfig:
-    return _project_config_cached(str(Path(start or os.getcwd()).resolve()))
+    here = Path(start or os.getcwd()).resolve()
+    return _project_config_cached(str(here), _stamp(here))
 
 
 def resolve_home(start: Path | str | None = None, explicit: Path | str | None = None) -> Path:

@@ -149,6 +149,15 @@ def resolve_backend(
         backend = EndpointBackend(url, model=endpoint_model, api_key=api_key, concurrency=batch_size)
         deployment = deployment_behind(backend, ws)
         return backend, url, [] if deployment is None else [(deployment, "deployment")]
+    registered = _endpoint_model(ref, ws)
+    if registered is not None:
+        from ..models.named import endpoint_key, endpoint_record
+
+        rec = endpoint_record(registered)
+        backend = EndpointBackend(
+            rec["endpoint"], model=rec["served_model"], api_key=endpoint_key(rec["key_env"]), concurrency=batch_size
+        )
+        return backend, registered.ref, [(registered, "model")]
     src = resolve_model_source(ref, ws)
     inputs: list[tuple[Artifact, str]] = []
     if src.artifact is not None and src.artifact.kind == "adapter":
@@ -160,6 +169,19 @@ def resolve_backend(
     else:
         canonical = str(src.adapter_path or src.base_path)
     return LocalBackend(src, canonical, workspace=ws), canonical, inputs
+
+
+def _endpoint_model(ref: str | Path, ws: Any) -> Artifact | None:
+    """The registered endpoint model ``ref`` names, if it names one."""
+    from ..models.named import endpoint_record, model_for
+
+    if isinstance(ref, Path) or Path(str(ref)).expanduser().is_dir():
+        return None
+    try:
+        art = ws.registry.resolve(str(ref))
+    except NotFoundError:
+        art = model_for(str(ref), ws)
+    return art if art is not None and art.kind == "model" and endpoint_record(art) else None
 
 
 def _prompt_version(ref: str, ws: Any):
@@ -210,9 +232,14 @@ def _classify(text: str, ws: Any) -> tuple[str, Artifact | None]:
     try:
         art = ws.registry.resolve(text)
     except NotFoundError:
-        raise NotFoundError(
-            f"target {text!r} is not a registered model, adapter or prompt, a local model folder, or an http(s) URL"
-        ) from None
+        from ..models.named import model_for
+
+        art = model_for(text, ws)
+        if art is None:
+            raise NotFoundError(
+                f"target {text!r} is not a registered model, adapter or prompt, a local model folder, "
+                "a name in [tool.llmops.models], or an http(s) URL"
+            ) from None
     if art.kind == "prompt":
         return "prompt", art
     if art.kind in ("model", "adapter"):

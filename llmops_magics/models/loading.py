@@ -93,7 +93,19 @@ def resolve_model_source(target: str | Path | Artifact, workspace: Workspace | N
     try:
         art = reg.resolve(target)
     except NotFoundError:
-        raise NotFoundError(f"{target!r} is neither a registered model/adapter nor a local model folder") from None
+        from .named import model_for
+
+        art = model_for(str(target), ws) if isinstance(target, str) else None
+        if art is None:
+            raise NotFoundError(
+                f"{target!r} is neither a registered model/adapter, a local model folder, 'tiny', "
+                "nor a name in [tool.llmops.models]"
+            ) from None
+    if art.kind == "model" and art.metadata.get("endpoint"):
+        raise ValidationError(
+            f"{art.ref} is an endpoint ({art.metadata['endpoint']}): it has no weights here to load, "
+            "fine-tune or serve; evaluate it, or register a model folder"
+        )
     if art.kind == "model":
         return ModelSource(reg.checkout(art), None, art, art)
     if art.kind == "adapter":

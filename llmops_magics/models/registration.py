@@ -1,9 +1,11 @@
 """Registering base models: what ``register_model`` (``ops/models.py``) runs.
 
 A folder is saved content-addressed under a name taken from the folder (or given), with
-what a chooser needs to know from its ``config.json``. A folder whose content is already
+what a chooser needs to know (``card.describe_folder``). A folder whose content is already
 a registered model (the tiny model's cache folder is ``model://tiny-gpt2``) comes back as
-that version instead of storing the weights again.
+that version instead of storing the weights again. An endpoint is stored as a small JSON
+record (URL, served model, key variable): evaluation calls it, fine-tuning and deployment,
+which need weights, refuse it in one line.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
+from ..evaluation.endpoint import is_endpoint, normalize_url
 from ..recording.publish import publish
 from ..store import Artifact
 from ..store.refs import safe_name
+from .card import describe_folder
 
 if TYPE_CHECKING:
     from ..ops.catalog import Call
@@ -32,6 +36,10 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
         from .tiny import tiny_base_model
 
         return tiny_base_model(ws, call=call, name=spec.name, aliases=spec.aliases)
+    if is_endpoint(spec.source):
+        return _register_endpoint(spec, call)
+    if spec.served_model or spec.key_env:
+        raise ValidationError("--served-model and --key-env describe an endpoint; the source is a folder")
     folder = Path(spec.source).expanduser()
     if not folder.is_dir():
         raise ValidationError(f"model source {spec.source!r} is not a folder (nor 'tiny')")
@@ -41,7 +49,6 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
         )
         raise ValidationError(f"model source {spec.source!r} is {what} (no config.json)")
     folder = folder.resolve()
-    config = json.loads((folder / "config.json").read_text())
     from ..models.loading import tree_digest
 
     digest = tree_digest(folder)
@@ -60,9 +67,24 @@ def run_register(spec: ModelSpec, call: Call) -> Artifact:
         call=call,
         path=folder,
         aliases=spec.aliases,
-        metadata={
-            "source_path": str(folder),
-            "description": spec.description,
-            "architecture": config.get("model_type"),
-        },
+        metadata={"source_path": str(folder), "description": spec.description, **describe_folder(folder)},
+    ).artifact
+
+
+def _register_endpoint(spec: ModelSpec, call: Call) -> Artifact:
+    url = normalize_url(spec.source)
+    if not spec.served_model:
+        raise ValidationError(f"endpoint {url} needs --served-model: the model name it serves (its /v1/models id)")
+    if spec.key_env is not None and not spec.key_env.replace("_", "").isalnum():
+        raise ValidationError(f"--key-env takes the name of an environment variable, found {spec.key_env!r}")
+    record = {"endpoint": url, "served_model": spec.served_model, "key_env": spec.key_env}
+    return publish(
+        call.ws,
+        "model",
+        spec.name or safe_name(spec.served_model, "endpoint-model"),
+        spec=spec.replace(source=url),
+        call=call,
+        data=json.dumps(record, sort_keys=True).encode(),
+        aliases=spec.aliases,
+        metadata={**record, "description": spec.description, "architecture": "endpoint", "filename": "endpoint.json"},
     ).artifact

@@ -37,6 +37,7 @@ CATALOG: dict[str, str] = {
     "finetune": "llmops_magics.ops.finetune:FINETUNE",
     "eval": "llmops_magics.ops.evaluate:EVAL",
     "deploy": "llmops_magics.ops.deploy:DEPLOY",
+    "compare": "llmops_magics.ops.compare:COMPARE",
 }
 
 

@@ -61,10 +61,18 @@ def _handle_key(name: str, key_sha: str | None, given: str | None) -> str | None
     return None
 
 
-def _model_artifact(reg: Registry, ref: Any, what: str) -> Artifact:
-    art = reg.resolve(ref)
+def _model_artifact(ws: Workspace, ref: Any, what: str) -> Artifact:
+    """The version to serve: a reference, or a folder, ``tiny`` or configured name (registered first)."""
+    from ..models.named import model_for
+
+    art = model_for(ref, ws) if isinstance(ref, str) else None
+    art = art or ws.registry.resolve(ref)
     if art.kind not in ("model", "adapter"):
         raise ValidationError(f"{what} must be a model or adapter, found {art.ref} (a {art.kind})")
+    if art.metadata.get("endpoint"):
+        raise ValidationError(
+            f"{what} {art.ref} is an endpoint ({art.metadata['endpoint']}), served already; deploy a model with weights"
+        )
     return art
 
 
@@ -193,13 +201,13 @@ def run(spec: DeploySpec, call: Call):
     reg = ws.registry
     if spec.canary is not None and reg.get_state(NAMESPACE, spec.target) is not None:
         return _canary(ws, spec.target, spec.canary, call, spec.timeout, spec.api_key)
-    art = _model_artifact(reg, spec.target, "the deployment target")
+    art = _model_artifact(ws, spec.target, "the deployment target")
     canary = spec.canary_arm
     resolved = spec.replace(
         name=spec.name or art.name,
         target=art.ref,
         prompt=reg.resolve(spec.prompt, "prompt").ref if spec.prompt else None,
-        canary=str(Canary(_model_artifact(reg, canary.target, "the canary").ref, canary.weight)) if canary else None,
+        canary=str(Canary(_model_artifact(ws, canary.target, "the canary").ref, canary.weight)) if canary else None,
         reference_data=_reference_data(reg, art, spec.reference_data),
     )
     if spec.export is not None:
@@ -277,7 +285,7 @@ def _relaunch(
 
 def _canary(ws: Workspace, name: str, canary: str, call: Call, timeout: float, api_key: str | None):
     arm = parse_canary(canary)
-    target = _model_artifact(ws.registry, arm.target, "the canary").ref
+    target = _model_artifact(ws, arm.target, "the canary").ref
     require_state(ws.registry, name)
     pinned = str(Canary(target, arm.weight))
     return _relaunch(

@@ -1,0 +1,236 @@
+"""The model-selection leaderboard: what ``compare_models`` (``ops/compare.py``) runs.
+
+One eval answers every row with every candidate (shared batching and the generation
+cache). Quality is reported as each candidate's mean with a paired-bootstrap interval of
+its difference from the best candidate on the same rows: "B is 0.04 below the best,
+interval [-0.09, 0.01]" says whether the gap is real at this sample size. Beside it:
+latency p50/p95 and tokens per second from the same answers, the model card (parameters,
+context length, license) and the cost of 1,000 such requests at the prices in
+``[tool.llmops.prices]`` (dollars per million input and output tokens; local models cost 0
+unless priced).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..context.home import project_config
+from ..display.html import mimebundle, table_html, text_table
+from ..errors import NotFoundError, ValidationError
+from ..evaluation.stats import paired_bootstrap
+from ..recording.publish import publish
+
+if TYPE_CHECKING:
+    from ..ops.catalog import Call
+    from ..ops.compare import CompareSpec
+    from ..store import Artifact
+
+__all__ = ["Leaderboard", "run_compare", "prices"]
+
+KIND = "selection"
+_OPERATIONAL = {"latency_s", "completion_tokens", "prompt_tokens"}
+
+
+def prices() -> dict[str, dict[str, float]]:
+    """``[tool.llmops.prices]``: ``name = { input = $/M tokens, output = $/M tokens }``."""
+    table = project_config().get("prices") or {}
+    out = {}
+    for name, entry in table.items():
+        try:
+            out[name] = {"input": float(entry.get("input", 0)), "output": float(entry.get("output", 0))}
+        except (AttributeError, TypeError, ValueError):
+            raise ValidationError(f"[tool.llmops.prices] {name} must be {{ input = N, output = N }}") from None
+    return out
+
+
+@dataclass
+class Leaderboard:
+    """Rows best first (by ``primary``); ``winner`` is the first row's candidate."""
+
+    primary: str
+    rows: list[dict[str, Any]]
+    eval_ref: str | None
+    selection: Artifact | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the eval's records: the drill-down
+    labels: dict[str, str] = field(default_factory=dict)  # candidate -> its target label (A, B, ...) in ``examples``
+
+    @property
+    def winner(self) -> str:
+        return self.rows[0]["candidate"]
+
+    @property
+    def ref(self) -> str | None:
+        """The selection's reference when one was recorded, else the eval's."""
+        return self.selection.ref if self.selection is not None else self.eval_ref
+
+    def __str__(self) -> str:
+        return text_table(*self._table())
+
+    def __getitem__(self, candidate: str) -> dict[str, Any]:
+        for row in self.rows:
+            if row["candidate"] == candidate:
+                return row
+        raise KeyError(candidate)
+
+    @property
+    def df(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        columns = list(self.rows[0]) if self.rows else []
+        return columns, [[_fmt(row.get(c)) for c in columns] for row in self.rows]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        columns, rows = self._table()
+        title = f"leaderboard by {self.primary} ({self.eval_ref})"
+        if self.selection is not None:
+            title += f"; selected {self.winner} as {self.selection.metadata.get('alias')}"
+        return mimebundle(title + "\n" + text_table(columns, rows), table_html(columns, rows, title=title))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"[{value[0]:+.3f}, {value[1]:+.3f}]"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def _artifact(text: str, ws: Any) -> Artifact | None:
+    from .named import model_for
+
+    try:
+        return model_for(text, ws) or ws.registry.resolve(text)
+    except (NotFoundError, ValidationError):
+        return None  # a URL or unregistered folder: no card to show
+
+
+def _card(art: Artifact | None, ws: Any) -> dict[str, Any]:
+    if art is None:
+        return {}
+    meta = dict(art.metadata or {})
+    if art.kind == "adapter" and meta.get("base_model"):
+        return {
+            **_card(ws.registry.resolve(meta["base_model"]), ws),
+            **{k: v for k, v in meta.items() if v is not None},
+        }
+    if art.kind == "model" and "parameters" not in meta and not meta.get("endpoint"):
+        from .card import describe_folder  # a version registered before cards were recorded
+
+        meta.update({k: v for k, v in describe_folder(ws.registry.checkout(art)).items() if v is not None})
+    return meta
+
+
+def _percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
+    from ..ops.evaluate import evaluate
+
+    ws = call.ws
+    quality = list(spec.metrics)
+    result = evaluate(
+        spec.candidates[0],
+        compare=spec.candidates[1:],
+        data=spec.data,
+        prompt=spec.prompt,
+        metrics=[*quality, "latency", "tokens"],
+        limit=spec.limit,
+        max_new_tokens=spec.max_new_tokens,
+        n_resamples=spec.n_resamples,
+        workspace=ws,
+    ).wait()
+    columns = [c for c in result.columns if c.name not in _OPERATIONAL and c.higher_is_better is not None]
+    if not columns:
+        raise ValidationError(f"none of the metrics {', '.join(quality)} ranks answers; add e.g. exact_match")
+    primary = columns[0]
+    labels = {t["label"]: text for t, text in zip(result.targets, spec.candidates, strict=True)}
+    per: dict[str, dict[str, dict[int, float]]] = {label: {} for label in labels}
+    for rec in result.records:
+        for name in [c.name for c in columns] + sorted(_OPERATIONAL):
+            value = rec.get(name)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                per[rec["target"]].setdefault(name, {})[rec["example"]] = float(value)
+
+    def mean(label: str, name: str) -> float:
+        values = list(per[label].get(name, {}).values())
+        return sum(values) / len(values) if values else float("nan")
+
+    sign = 1 if primary.higher_is_better else -1
+    best = max(
+        labels, key=lambda lb: sign * (mean(lb, primary.name) if not math.isnan(mean(lb, primary.name)) else -1e300)
+    )
+    price_table = prices()
+    rows = []
+    for label, text in labels.items():
+        art = _artifact(text, ws)
+        card = _card(art, ws)
+        row: dict[str, Any] = {"candidate": text, "version": art.ref if art else text}
+        for col in columns:
+            row[col.name] = mean(label, col.name)
+            a, b = per[best].get(col.name, {}), per[label].get(col.name, {})
+            both = sorted(set(a) & set(b))
+            deltas = [b[i] - a[i] for i in both]
+            row[f"{col.name} vs best"] = (
+                (0.0, 0.0) if label == best else paired_bootstrap(deltas, n_resamples=spec.n_resamples, seed=spec.seed)
+            )
+        latencies = list(per[label].get("latency_s", {}).values())
+        row["p50 latency s"] = _percentile(latencies, 50)
+        row["p95 latency s"] = _percentile(latencies, 95)
+        generated = sum(per[label].get("completion_tokens", {}).values())
+        row["tokens/s"] = generated / sum(latencies) if latencies and sum(latencies) > 0 else float("nan")
+        row["parameters"] = card.get("parameters")
+        row["context"] = card.get("context_length")
+        row["license"] = card.get("license")
+        price = price_table.get(text) or (price_table.get(art.name) if art else None) or {"input": 0.0, "output": 0.0}
+        row["$ / 1k requests"] = (
+            1000
+            * (mean(label, "prompt_tokens") * price["input"] + mean(label, "completion_tokens") * price["output"])
+            / 1e6
+        )
+        rows.append(row)
+    rows.sort(key=lambda r: -sign * (r[primary.name] if not math.isnan(r[primary.name]) else -sign * 1e300))
+    board = Leaderboard(
+        primary.name, rows, result.ref, examples=list(result.records), labels={t: lb for lb, t in labels.items()}
+    )
+    if spec.select:
+        board.selection = _select(spec, call, board, result)
+    return board
+
+
+def _select(spec: CompareSpec, call: Call, board: Leaderboard, result: Any) -> Artifact:
+    ws = call.ws
+    winner = _artifact(board.winner, ws)
+    if winner is None:
+        raise ValidationError(f"the winner {board.winner} is not a registered model; register it to select it")
+    ws.registry.set_alias(winner, spec.select)
+    parents: list[tuple[Any, str]] = []
+    for text in spec.candidates:
+        art = _artifact(text, ws)
+        if art is not None:
+            parents.append((art, "selected" if art.ref == winner.ref else "candidate"))
+    if result.artifact is not None:
+        parents.append((result.artifact, "eval"))
+    data_name = result.data.split("://", 1)[-1].rsplit("/", 1)[0]
+    body = {"primary": board.primary, "winner": winner.ref, "alias": spec.select, "rows": board.rows}
+    return publish(
+        ws,
+        KIND,
+        f"selection-{data_name}",
+        spec=spec,
+        call=call,
+        data=json.dumps(body, sort_keys=True, default=list).encode(),
+        metadata={"winner": winner.ref, "alias": spec.select, "primary": board.primary, "eval": result.ref,
+                  "filename": "selection.json"},
+        parents=parents,
+    ).artifact  # fmt: skip

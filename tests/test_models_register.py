@@ -1,0 +1,215 @@
+"""Bring your own model: user-style folders built with plain transformers, an endpoint, configured names.
+
+The folders are made as a user would make them (``save_pretrained`` of a GPT-2 and of a
+Llama-architecture model of another size, with a model card's license); what the registry
+records about them is checked against what transformers itself says when it loads them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from eval_support import OpenAIServer
+
+import llmops_magics as lm
+from llmops_magics.errors import ValidationError
+
+KEY = "sk-own-model-123"
+
+
+def _llama_folder(dest: Path, tokenizer_from: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_from)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+    tok.save_pretrained(dest)
+    (dest / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# small llama\n")
+    return dest
+
+
+@pytest.fixture
+def folders(tmp_path, tiny_model_dir):
+    gpt2 = tmp_path / "my-gpt2"
+    shutil.copytree(tiny_model_dir, gpt2)
+    (gpt2 / "LICENSE").write_text("MIT License\n\nCopyright ...\n")
+    return {"gpt2": gpt2, "llama": _llama_folder(tmp_path / "small-llama", tiny_model_dir)}
+
+
+@pytest.mark.parametrize(
+    "which, architecture, license", [("gpt2", "gpt2", "MIT License"), ("llama", "llama", "apache-2.0")]
+)
+def test_a_folder_is_registered_with_what_a_chooser_needs(workspace, folders, which, architecture, license):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = folders[which]
+    art = lm.register_model(str(folder))
+    meta = art.metadata
+    config = AutoConfig.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert art.ref == f"model://{folder.name}/1"
+    assert meta["architecture"] == architecture and meta["license"] == license
+    assert meta["parameters"] == model.num_parameters()  # read from safetensors headers, not by loading
+    assert meta["context_length"] == getattr(config, "max_position_embeddings", getattr(config, "n_positions", None))
+    assert meta["vocab_size"] == config.vocab_size
+    assert len(meta["tokenizer_digest"]) == 64
+    assert (meta["chat_template_digest"] is None) == (which == "gpt2")
+    assert lm.register_model(str(folder)).ref == art.ref  # same weights, same version
+
+
+def test_two_folders_of_different_sizes_load_and_generate_by_reference(workspace, folders):
+    from llmops_magics.models.generation import generate
+    from llmops_magics.models.loading import load_model
+
+    sizes = {}
+    for which, folder in folders.items():
+        art = lm.register_model(str(folder), name=f"cand-{which}")
+        out = generate(load_model(art.ref, workspace=workspace), ["The capital of"], max_new_tokens=3)
+        assert out[0].completion_tokens > 0
+        sizes[which] = art.metadata["parameters"]
+    assert sizes["gpt2"] != sizes["llama"]
+
+
+def test_configured_names_resolve_everywhere_and_are_registered_on_first_use(workspace, folders, tmp_path):
+    from llmops_magics.models.loading import resolve_model_source
+
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.models]\nmy-llama = "small-llama"\n')
+    src = resolve_model_source("my-llama", workspace)  # the folder is relative to pyproject.toml
+    assert src.base_artifact.ref == "model://my-llama/1"
+    assert src.base_artifact.metadata["architecture"] == "llama"
+    assert workspace.registry.resolve("my-llama").ref == "model://my-llama/1"
+    assert resolve_model_source("my-llama", workspace).base_artifact.ref == "model://my-llama/1"
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    from llmops_magics.models.tiny import TinyModelSpec, build_tiny_model
+
+    base = build_tiny_model(tmp_path_factory.mktemp("endpoint-model") / "tiny", TinyModelSpec(steps=40))
+    with OpenAIServer(base, api_key=KEY) as server:
+        yield server
+
+
+def test_an_endpoint_is_registered_without_its_key_and_evaluated_by_name(workspace, endpoint, monkeypatch):
+    monkeypatch.setenv("OWN_MODEL_KEY", KEY)
+    art = lm.register_model(endpoint.url + "/v1/", served_model="tiny", key_env="OWN_MODEL_KEY", name="remote")
+    assert art.metadata["endpoint"] == endpoint.url and art.metadata["key_env"] == "OWN_MODEL_KEY"
+    lm.save_dataset("rows", [{"prompt": "The capital of", "answer": "x"}] * 3)
+    result = lm.evaluate("remote", data="rows", max_new_tokens=3, metrics=["tokens"]).wait()
+    assert len(result.df) == 3 and endpoint.requests
+    assert all(r.get("model") == "tiny" for r in endpoint.requests)
+    assert any(e.source == art.ref for e in workspace.registry.upstream(result.artifact))
+    stored = b"".join(p.read_bytes() for p in workspace.registry.home.rglob("*") if p.is_file())
+    assert KEY.encode() not in stored
+
+
+def test_an_endpoint_key_comes_from_dotenv_and_a_missing_one_is_named(workspace, endpoint, tmp_path, monkeypatch):
+    from llmops_magics.models.named import endpoint_key
+
+    monkeypatch.delenv("DOTENV_KEY", raising=False)
+    with pytest.raises(ValidationError, match="DOTENV_KEY is not set"):
+        endpoint_key("DOTENV_KEY")
+    (tmp_path / "pyproject.toml").write_text("[tool.llmops]\n")
+    (tmp_path / ".env").write_text("OTHER=1\nexport DOTENV_KEY='from-dotenv'\n")
+    assert endpoint_key("DOTENV_KEY") == "from-dotenv"
+
+
+def test_what_needs_weights_refuses_an_endpoint_in_one_line(workspace, endpoint):
+    lm.register_model(endpoint.url, served_model="tiny", name="remote")
+    with pytest.raises(ValidationError, match=r"model://remote/1 is an endpoint .* served already"):
+        lm.deploy("remote")
+    with pytest.raises(ValidationError, match="needs --served-model"):
+        lm.register_model(endpoint.url)
+    with pytest.raises(ValidationError, match="describe an endpoint"):
+        lm.register_model("tiny-folder-that-is-not-a-url", key_env="X")
+
+
+@pytest.mark.slow
+def test_a_folder_deploys_as_itself_and_answers_the_openai_client(workspace, folders):
+    import openai
+
+    handle = lm.deploy(str(folders["llama"]), name="own-llama", api_key=KEY)
+    try:
+        assert handle.ref.startswith("deployment://own-llama/")
+        assert workspace.registry.resolve("model://small-llama").metadata["architecture"] == "llama"
+        client = openai.OpenAI(base_url=handle.url + "/v1", api_key=KEY, max_retries=0)
+        out = client.completions.create(model="own-llama", prompt="The capital of", max_tokens=3, temperature=0)
+        assert out.usage.completion_tokens > 0
+    finally:
+        lm.stop_deployment("own-llama")
+
+
+def test_model_magic_registers_shows_tags_and_removes_an_alias(ip, folders):
+    from IPython.core.error import UsageError
+
+    art = ip.run_line_magic("model", f"{folders['llama']} --name cand --alias candidate")
+    card = ip.run_line_magic("model", "show cand@candidate")
+    assert card["architecture"] == "llama" and card["license"] == "apache-2.0" and "candidate" in card["aliases"]
+    assert "model://cand/1" in card._repr_mimebundle_()["text/plain"]
+    assert "selected" in ip.run_line_magic("model", "tag cand selected")["aliases"]
+    assert "selected" not in ip.run_line_magic("model", "remove-alias cand selected")["aliases"]
+    assert [n.name for n in ip.run_line_magic("model", "list")] == ["cand"]
+    with pytest.raises(UsageError, match="needs REF and ALIAS"):
+        ip.run_line_magic("model", "tag cand")
+    with pytest.raises(UsageError, match="needs --served-model"):
+        ip.run_line_magic("model", "http://127.0.0.1:9/v1")
+    assert art.ref == "model://cand/1"
+
+
+def test_compare_ranks_candidates_with_intervals_card_and_cost_and_selects_the_winner(eval_ws, tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.llmops.prices]\n" + f'"{eval_ws.base.name}" = {{ input = 1.0, output = 2.0 }}\n'
+    )
+    lm.save_prompt("qa", "Question: {{ question }}\nAnswer:")
+    board = lm.compare_models(
+        [eval_ws.adapter.ref, eval_ws.base.ref],
+        data="qa-task",
+        prompt="qa",
+        limit=12,
+        max_new_tokens=6,
+        select="selected",
+    )
+    assert [r["candidate"] for r in board.rows] == sorted(
+        [eval_ws.adapter.ref, eval_ws.base.ref], key=lambda c: -board[c]["exact_match"]
+    )
+    best, other = board.rows
+    assert best["exact_match vs best"] == (0.0, 0.0)
+    lo, hi = other["exact_match vs best"]
+    assert lo <= other["exact_match"] - best["exact_match"] <= hi
+    for row in board.rows:
+        assert row["p95 latency s"] >= row["p50 latency s"] > 0 and row["tokens/s"] > 0
+        assert row["parameters"] > 0 and row["context"] == 128
+    base_row = board[eval_ws.base.ref]
+    expected = 1000 * (1.0 * base_row_mean(board, eval_ws.base.ref, "prompt_tokens")
+                       + 2.0 * base_row_mean(board, eval_ws.base.ref, "completion_tokens")) / 1e6  # fmt: skip
+    assert base_row["$ / 1k requests"] == pytest.approx(expected)
+    assert board[eval_ws.adapter.ref]["$ / 1k requests"] == 0.0  # local and unpriced
+    reg = eval_ws.registry
+    winner = reg.resolve(board.winner)
+    assert "selected" in reg.resolve(winner.ref).aliases
+    sel = board.selection
+    assert sel.kind == "selection" and sel.metadata["winner"] == winner.ref
+    sources = {e.source for e in reg.upstream(sel, depth=1)}
+    assert {eval_ws.adapter.ref, eval_ws.base.ref, board.eval_ref} <= sources
+
+
+def base_row_mean(board, candidate, column):
+    label = board.labels[candidate]
+    values = [r[column] for r in board.examples if r["target"] == label]
+    return sum(values) / len(values)

@@ -15,6 +15,7 @@ artifacts it serves (see ``deployment_behind``), which gives the eval its lineag
 from __future__ import annotations
 
 import concurrent.futures as cf
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,7 +25,39 @@ from .generations import GenParams, GenRecord
 
 __all__ = ["EndpointBackend", "is_endpoint", "normalize_url"]
 
-RETRIES = 2
+RETRIES = 3
+RETRIED = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 30.0  # seconds; a server asking for longer is reported instead of waited for
+
+
+def _snippet(text: str) -> str:
+    return repr(" ".join(text.split())[:200])
+
+
+def _hint(status: int | None) -> str:
+    if status in (401, 403):
+        return "check the API key (--api-key-env, or key_env of the registered model)"
+    if status == 404:
+        return "check the URL (the base URL, with or without /v1) and the model name (--endpoint-model)"
+    if status == 400 or status == 422:
+        return "the server refused the request's parameters"
+    return "the server is failing or overloaded; try again later or lower --batch-size"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 def is_endpoint(target: object) -> bool:
@@ -51,11 +84,13 @@ class EndpointBackend:
         api_key: str | None = None,
         concurrency: int = 8,
         timeout: float = 120.0,
+        backoff: float = 0.5,
     ) -> None:
         self.url = normalize_url(url)
         self.api_key = api_key
         self.concurrency = max(1, int(concurrency))
         self.timeout = timeout
+        self.backoff = backoff
         self._model = model
         self._client: Any = None
         self._listed: list[dict[str, Any]] | None = None
@@ -74,12 +109,21 @@ class EndpointBackend:
         return self._client
 
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One call, retried where waiting can help: 408, 429 (after its ``Retry-After``), 5xx and a
+        refused or reset connection, with jittered exponential backoff, at most ``RETRIES`` times.
+        A timeout, 401/403, 404 and a malformed answer fail at once: repeating them cannot succeed
+        sooner than the person reading the error fixes them."""
         import httpx
 
-        last = ""
+        where = f"{method} {self.url}{path}"
         for attempt in range(RETRIES + 1):
+            wait = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
             try:
                 resp = self._http().request(method, path, json=body)
+            except httpx.TimeoutException:
+                raise EndpointError(
+                    f"{where}: no answer within {self.timeout:g} s; raise the timeout or ask for fewer tokens"
+                ) from None
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
@@ -87,13 +131,23 @@ class EndpointBackend:
                     try:
                         return resp.json()
                     except ValueError:
-                        raise EndpointError(f"{self.url}{path} answered with non-JSON: {resp.text[:200]!r}") from None
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                if resp.status_code not in (408, 429) and resp.status_code < 500:
-                    break
+                        raise EndpointError(
+                            f"{where}: HTTP {resp.status_code} with a body that is not JSON ({_snippet(resp.text)}); "
+                            "is this an OpenAI-compatible /v1 endpoint?"
+                        ) from None
+                last = f"HTTP {resp.status_code} {_snippet(resp.text)}"
+                if resp.status_code not in RETRIED:
+                    raise EndpointError(f"{where}: {last}; {_hint(resp.status_code)}") from None
+                after = _retry_after(resp.headers.get("retry-after"))
+                if after is not None:
+                    if after > MAX_RETRY_AFTER:
+                        raise EndpointError(
+                            f"{where}: {last}; the server asks to wait {after:g} s, longer than {MAX_RETRY_AFTER:g} s"
+                        )
+                    wait = after
             if attempt < RETRIES:
-                time.sleep(0.5 * (attempt + 1))
-        raise EndpointError(f"{method} {self.url}{path} failed: {last}")
+                time.sleep(wait)
+        raise EndpointError(f"{where}: {last} after {RETRIES + 1} attempts; {_hint(None)}")
 
     def listed_models(self) -> list[dict[str, Any]]:
         """The entries of the server's ``GET /v1/models``, read once; empty when it cannot be read.

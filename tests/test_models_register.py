@@ -213,3 +213,36 @@ def base_row_mean(board, candidate, column):
     label = board.labels[candidate]
     values = [r[column] for r in board.examples if r["target"] == label]
     return sum(values) / len(values)
+
+
+def test_a_prompts_by_models_grid_runs_in_one_eval_and_pivots(eval_ws):
+    from llmops_magics.evaluation.targets import grid
+
+    assert grid([], "m1,m2", "p1,p2") == [("m1", "p1"), ("m1", "p2"), ("m2", "p1"), ("m2", "p2")]
+    assert grid(["a"], None, "p1,p2") == [("a", "p1"), ("a", "p2")]
+    p1 = lm.save_prompt("terse", "Question: {{ question }}\nAnswer:")
+    p2 = lm.save_prompt("chatty", "Please answer the question.\nQuestion: {{ question }}\nAnswer:")
+    models = f"{eval_ws.base.ref},{eval_ws.adapter.ref}"
+    result = lm.evaluate(
+        [], model=models, prompt="terse,chatty", data="qa-task", limit=5, max_new_tokens=6, metrics=["exact_match"]
+    ).wait()
+    cells = {(t["model"], t["prompt"]) for t in result.targets}
+    assert cells == {(m, p) for m in (eval_ws.base.ref, eval_ws.adapter.ref) for p in (p1.ref, p2.ref)}
+    table = result.df.pivot_table(index="prompt_version", columns="model", values="exact_match", aggfunc="mean")
+    assert table.shape == (2, 2)
+    stored = eval_ws.registry.resolve(result.ref).spec["args"]
+    assert stored["model"] == models and stored["prompt"] == f"{p1.ref},{p2.ref}"
+    again = lm.replay(result.ref).value
+    assert again.df["output"].tolist() == result.df["output"].tolist()
+
+
+def test_the_eval_magic_takes_a_grid(ip, eval_ws):
+    lm.save_prompt("terse", "Question: {{ question }}\nAnswer:")
+    lm.save_prompt("chatty", "Please answer.\nQuestion: {{ question }}\nAnswer:")
+    ip.run_line_magic(
+        "eval",
+        f"--model {eval_ws.base.ref},{eval_ws.adapter.ref} --prompt terse,chatty --data qa-task --limit 3 "
+        "--max-new-tokens 4 --metrics exact_match --wait",
+    )
+    (name,) = [n.name for n in eval_ws.registry.names("eval")]
+    assert len(eval_ws.registry.resolve(f"eval://{name}").metadata["targets"]) == 4

@@ -21,7 +21,7 @@ from .stats import Comparison, format_number
 
 __all__ = ["EvalResult", "MetricColumn"]
 
-FIELDS = ("example", "target", "prompt", "output", "reference", "finish_reason")
+FIELDS = ("example", "target", "model", "prompt_version", "prompt", "output", "reference", "finish_reason")
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,14 @@ class EvalResult:
         records = []
         for t in targets:
             info = per_target[t.label]
+            cell = t.to_spec()  # model and prompt: result.df pivots on them (a prompts x models grid)
             for ex in info["examples"]:
-                rec: dict[str, Any] = {"example": ex.index, "target": t.label}
+                rec: dict[str, Any] = {
+                    "example": ex.index,
+                    "target": t.label,
+                    "model": cell["model"],
+                    "prompt_version": cell["prompt"],
+                }
                 for k, v in rows[ex.index].items():
                     rec[f"data_{k}" if k in reserved else k] = v
                 rec.update(

@@ -28,7 +28,7 @@ from .judge import JudgeRunner
 from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
-from .targets import Target, resolve_targets
+from .targets import Target, resolve_targets, split_names
 
 __all__ = ["run", "cache_path", "REFERENCE_COLUMNS", "ALPHA"]
 
@@ -206,19 +206,22 @@ def _score(calls: Sequence[MetricCall], examples, ctx: MetricContext, columns: d
 def _stored(opts: EvalSpec, plan: dict[str, Any], judges: JudgeRunner) -> EvalSpec:
     """The spec with every reference pinned to the version used, so a replay is the same eval."""
     targets: list[Target] = plan["targets"]
-    pinned = [t.ref for t in targets]
+    prompts = len(split_names(opts.prompt)) or 1
+    pinned = [t.ref for t in targets][::prompts]  # one per target (or model) of the grid
     changes: dict[str, Any] = {
         "target": tuple(pinned[: len(opts.target)]),
-        "compare": tuple(pinned[len(opts.target) :]),
+        "compare": tuple(pinned[len(opts.target) :] if opts.targets else ()),
         "data": plan["dataset"].ref,
         "split": plan["split"],
         "metrics": tuple(str(c) for c in plan["calls"]),
     }
     if opts.prompt:
-        changes["prompt"] = targets[0].prompt.label
+        changes["prompt"] = ",".join(dict.fromkeys(t.prompt.label for t in targets[:prompts]))
     prompt_targets = [t for t in targets if t.is_prompt]
     if opts.model and prompt_targets:
         changes["model"] = prompt_targets[0].model_ref
+    elif opts.model and not opts.targets:  # a grid of models: pin each
+        changes["model"] = ",".join(pinned)
     if judges.used_model is not None:
         changes["judge_model"] = judges.used_model
     if opts.judge_prompt and "judge:None" in judges.prompts_used:

@@ -247,6 +247,26 @@ def _classify(text: str, ws: Any) -> tuple[str, Artifact | None]:
     raise ValidationError(f"target {art.ref} is a {art.kind}; expected a model, adapter, prompt or endpoint URL")
 
 
+def split_names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def grid(targets: Sequence[str], model: str | None, prompt: str | None) -> list[tuple[str, str | None]]:
+    """The (target, prompt) cells an eval runs: the matrix promptfoo users rely on.
+
+    Without targets, ``model="m1,m2"`` and ``prompt="p1,p2"`` make every model run every
+    prompt (models outer, prompts inner); with targets, each target runs each prompt. A
+    single model and prompt target keeps its meaning: the prompt target is run by the model.
+    """
+    prompts: list[str | None] = list(split_names(prompt)) or [None]
+    texts = [str(t).strip() for t in targets]
+    if not texts:
+        texts = split_names(model)
+        if not texts:
+            raise ValidationError("give at least one target: a model, adapter, prompt reference or endpoint URL")
+    return [(t, p) for t in texts for p in prompts]
+
+
 def resolve_targets(
     targets: Sequence[str],
     ws: Any,
@@ -258,26 +278,27 @@ def resolve_targets(
     endpoint_model: str | None = None,
     api_key: str | None = None,
 ) -> list[Target]:
-    if not targets:
-        raise ValidationError("give at least one target: a model, adapter, prompt reference or endpoint URL")
-    if len(targets) > len(LABELS):
-        raise ValidationError(f"at most {len(LABELS)} targets can be compared, found {len(targets)}")
-    shared = _prompt_version(prompt, ws) if prompt else None
+    cells = grid(targets, model, prompt)
+    if len(cells) > len(LABELS):
+        raise ValidationError(f"at most {len(LABELS)} targets can be compared, found {len(cells)}")
+    versions = {p: _prompt_version(p, ws) for p in {p for _, p in cells if p}}
     out: list[Target] = []
-    for label, text in zip(LABELS, targets, strict=False):
-        text = str(text).strip()
+    for label, (text, prompt_ref) in zip(LABELS, cells, strict=False):
         kind, art = _classify(text, ws)
         inputs: list[tuple[Artifact, str]] = []
         source: PromptSource | None = None
         if kind == "prompt":
-            if not model:
-                raise ValidationError(f"target {art.ref} is a prompt; say which model runs it (model=/--model)")
+            models = split_names(model)
+            if len(models) != 1:
+                raise ValidationError(
+                    f"target {art.ref} is a prompt; say which model runs it (model=/--model, one model)"
+                )
             source = _from_version(_prompt_version(art.ref, ws))
-            model_text = model
+            model_text = models[0]
         else:
             model_text = art.ref if art is not None else text
-            if shared is not None:
-                source = _from_version(shared)
+            if prompt_ref is not None:
+                source = _from_version(versions[prompt_ref])
         backend, canonical, model_inputs = resolve_backend(
             model_text, ws, batch_size=batch_size, endpoint_model=endpoint_model, api_key=api_key
         )

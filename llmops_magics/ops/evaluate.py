@@ -71,9 +71,11 @@ class EvalSpec(Spec):
     op = "eval"
 
     target: tuple[str, ...] = option(
+        (),
         positional=True,
         nargs="*",
-        help="Model/adapter reference, local model folder, prompt reference or endpoint URL (several: compared).",
+        help="Model/adapter reference, local model folder, prompt reference or endpoint URL (several: compared); "
+        "none with --model M1,M2 --prompt P1,P2: every model runs every prompt.",
     )
     compare: tuple[str, ...] = option(
         (), short="-c", nargs="+", help="More targets compared with the first (A) on the same data."
@@ -89,8 +91,12 @@ class EvalSpec(Spec):
         check=_metrics,
         help="Comma-separated metrics (repeatable); regex:PATTERN keeps its commas; in a magic write {{ }} for { }.",
     )
-    prompt: str | None = option(None, short="-p", help="Prompt reference to render every row with.")
-    model: str | None = option(None, help="Model that runs prompt targets (reference, folder or URL).")
+    prompt: str | None = option(
+        None, short="-p", help="Prompt reference to render every row with; several (P1,P2): each target runs each."
+    )
+    model: str | None = option(
+        None, help="Model that runs prompt targets (reference, folder or URL); several (M1,M2) with no target: a grid."
+    )
     limit: int | None = option(None, check=_positive("limit"), help="Evaluate only the first N rows.")
     max_new_tokens: int = option(32, check=_positive("max_new_tokens"), help="Tokens generated per answer.")
     temperature: float = option(0.0, check=_non_negative("temperature"), help="Sampling temperature (0: greedy).")
@@ -126,7 +132,7 @@ class EvalSpec(Spec):
 
 
 def evaluate(
-    target: str | Sequence[str],
+    target: str | Sequence[str] = (),
     *,
     compare: str | Sequence[str] = (),
     data: str,

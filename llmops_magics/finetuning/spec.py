@@ -19,6 +19,7 @@ from typing import Any
 
 from ..context.workspaces import Workspace
 from ..errors import NotFoundError, ValidationError
+from ..models.card import chat_template as folder_chat_template
 from ..ops.finetune import LAUNCHERS, METHODS, FinetuneSpec
 from ..store import Artifact, validate_alias, validate_name
 from ..store.refs import safe_name
@@ -163,17 +164,6 @@ def _weight_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
 
 
-def _chat_template(folder: Path) -> str | None:
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    cfg = folder / "tokenizer_config.json"
-    if cfg.is_file():
-        value = json.loads(cfg.read_text()).get("chat_template")
-        return value if isinstance(value, str) else None
-    return None
-
-
 def _dataset(ref: str, what: str, ws: Workspace):
     from ..datasets import get_dataset
 
@@ -239,7 +229,7 @@ def resolve_spec(spec: FinetuneSpec, ws: Workspace, *, register: bool = True) ->
         template, prompt_format, params = prompt.template, prompt.format, dict(prompt.params)
     else:
         template, prompt_format, params = default_template(train_ds.columns, target_column), "text", {}
-    chat_template = _chat_template(base_path)
+    chat_template = folder_chat_template(base_path)
     if prompt_format == "chat" and not chat_template:
         raise ValidationError(f"{prompt.ref} is a chat prompt but the base model's tokenizer has no chat template")
     train_ds.require_columns([target_column])

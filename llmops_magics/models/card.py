@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe_folder", "parameter_count", "folder_license"]
+__all__ = ["describe_folder", "parameter_count", "folder_license", "chat_template"]
 
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its header at 100 MB
@@ -58,14 +58,15 @@ def folder_license(folder: Path) -> str | None:
     return None
 
 
-def _chat_template(folder: Path) -> str | None:
+def chat_template(folder: Path) -> str | None:
+    """The folder's chat template: ``chat_template.jinja``, else ``tokenizer_config.json``'s."""
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text()
     cfg = folder / "tokenizer_config.json"
     if cfg.is_file():
         template = json.loads(cfg.read_text()).get("chat_template")
-        return template if isinstance(template, str) else (json.dumps(template) if template else None)
+        return template if isinstance(template, str) else None
     return None
 
 
@@ -75,7 +76,7 @@ def describe_folder(folder: Path) -> dict[str, Any]:
 
     config = json.loads((folder / "config.json").read_text())
     text = config.get("text_config") or config  # multimodal configs nest the language model's
-    template = _chat_template(folder)
+    template = chat_template(folder)
     return {
         "architecture": config.get("model_type"),
         "architectures": config.get("architectures"),

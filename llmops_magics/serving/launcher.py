@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..context.processes import process_started
+from ..context.processes import process_started, still_running
 from ..errors import DeploymentError
 
 __all__ = [
@@ -75,20 +75,11 @@ def pid_alive(pid: int | None) -> bool:
     if child is not None and child.poll() is not None:
         _children.pop(pid, None)
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-    if zombie and child is not None:  # it exited between the checks above: reap it now
+    alive = still_running(pid)
+    if not alive and child is not None:  # it exited between the checks above: reap it now
         child.poll()
         _children.pop(pid, None)
-    return not zombie
+    return alive
 
 
 def http_json(

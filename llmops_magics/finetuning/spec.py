@@ -5,7 +5,7 @@ default"); ``resolve_spec`` turns it into a ``ResolvedRun``: exact artifact vers
 base model's folder and digests, the prompt template text, and every
 hyperparameter filled in. Defaults come, in order, from the caller, then the
 base model's ``finetune_defaults`` metadata (the tiny model ships values measured
-to work on it), then ``DEFAULTS``. Every error here is a ``ValidationError`` or
+to work on it), then ``DEFAULTS`` (each option's ``fallback``). Every error here is a ``ValidationError`` or
 ``NotFoundError`` raised before a run folder, registry row or W&B run exists.
 """
 
@@ -21,6 +21,7 @@ from ..context.workspaces import Workspace
 from ..errors import NotFoundError, ValidationError
 from ..models.card import chat_template as folder_chat_template
 from ..ops.finetune import LAUNCHERS, METHODS, FinetuneSpec
+from ..ops.spec import NO_CONST
 from ..store import Artifact, validate_alias, validate_name
 from ..store.refs import safe_name
 from .base_model import BaseModel, find_base, register_base, registered_base
@@ -28,30 +29,8 @@ from .data import check_template, default_template, pick_target_column
 
 __all__ = ["ResolvedRun", "resolve_spec", "with_registered_base", "DEFAULTS", "METHODS", "LAUNCHERS"]
 
-DEFAULTS: dict[str, Any] = {
-    "method": "lora",
-    "r": 8,
-    "alpha": 16,
-    "dropout": 0.05,
-    "target_modules": "all-linear",
-    "epochs": 3.0,
-    "max_steps": None,
-    "lr": 2e-4,
-    "batch_size": 8,
-    "grad_accum": 1,
-    "max_length": 256,
-    "seed": 0,
-    "eval_steps": None,
-    "save_steps": None,
-    "logging_steps": 5,
-    "early_stopping": None,
-    "merge": False,
-    "launcher": "none",
-    "nproc": 1,
-    "train_split": "train",
-    "eval_split": None,
-    "threads": None,
-}
+# What None resolves to when neither the caller nor the base model decides: each option's fallback.
+DEFAULTS: dict[str, Any] = {o.name: o.fallback for o in FinetuneSpec.options() if o.fallback is not NO_CONST}
 FULL_LR = 2e-5  # full fine-tuning moves every weight: a LoRA learning rate would wreck the model
 # Below this many weight bytes a CPU run uses one thread: the matrices are too small to split, and on
 # a busy machine two spinning OpenMP threads made a tiny-model step 20x slower than one (measured).
@@ -97,20 +76,9 @@ class ResolvedRun:
         return out
 
 
-INTS = (
-    "r",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "max_steps",
-    "eval_steps",
-    "save_steps",
-    "logging_steps",
-    "early_stopping",
-    "nproc",
-    "threads",
-)
-FLOATS = ("epochs", "lr", "alpha")
+# Counts and rates that must be positive, by the spec's types (seed and dropout have their own rules).
+INTS = tuple(name for name in DEFAULTS if FinetuneSpec.option_for(name).kind == "int" and name != "seed")
+FLOATS = tuple(name for name in DEFAULTS if FinetuneSpec.option_for(name).kind == "float" and name != "dropout")
 
 
 def _is_number(value: Any) -> bool:

@@ -1,7 +1,7 @@
 """Fine-tuning: ``%finetune --data REF``, ``finetune(data=…)``, ``llmops finetune --data …``.
 
 ``None`` means "the default": the base model's ``finetune_defaults`` first (the tiny model
-ships values measured to work on it), then ``finetuning.spec.DEFAULTS``. The stored spec
+ships values measured to work on it), then each option's ``fallback``. The stored spec
 is the resolved one: every value filled in and every reference pinned to a version.
 """
 
@@ -61,24 +61,30 @@ class FinetuneSpec(Spec):
         help="Registered prompt that formats each row (default: 'Question: {{ question }}\\nAnswer:').",
     )
     target_column: str | None = option(None, help="Column holding the completion (default: answer).")
-    method: str | None = option(None, short="-m", choices=METHODS, help="lora (default) or full.")
-    r: int | None = option(None, help="LoRA rank (default 8).")
-    alpha: float | None = option(None, help="LoRA alpha (default 16).")
-    dropout: float | None = option(None, help="LoRA dropout (default 0.05).")
+    method: str | None = option(None, short="-m", choices=METHODS, fallback="lora", help="lora or full.")
+    r: int | None = option(None, fallback=8, help="LoRA rank.")
+    alpha: float | None = option(None, fallback=16, help="LoRA alpha.")
+    dropout: float | None = option(None, fallback=0.05, help="LoRA dropout.")
     target_modules: Any = option(
-        None, kind="any", check=_modules, help="Comma-separated module names (default: all linear layers)."
+        None,
+        kind="any",
+        check=_modules,
+        fallback="all-linear",
+        help="Comma-separated module names (default: all linear layers, found per architecture by PEFT).",
     )
-    epochs: float | None = option(None, help="Training epochs (default 3).")
-    max_steps: int | None = option(None, help="Optimizer steps; overrides --epochs.")
-    lr: float | None = option(None, help="Learning rate (default 2e-4 for LoRA, 2e-5 for full).")
-    batch_size: int | None = option(None, help="Examples per device per step (default 8).")
-    grad_accum: int | None = option(None, help="Gradient accumulation steps (default 1).")
-    max_length: int | None = option(None, help="Tokens per example, prompt and target (default 256).")
-    seed: int | None = option(None, help="Seed for weights init, data order and dropout (default 0).")
-    eval_steps: int | None = option(None, help="Evaluate every N steps (default: at the end).")
-    save_steps: int | None = option(None, help="Checkpoint every N steps (default: --eval-steps or 50).")
-    logging_steps: int | None = option(None, help="Log the training loss every N steps (default 5).")
-    early_stopping: int | None = option(None, help="Stop after N evaluations without improvement.")
+    epochs: float | None = option(None, fallback=3.0, help="Training epochs.")
+    max_steps: int | None = option(None, fallback=None, help="Optimizer steps; overrides --epochs.")
+    lr: float | None = option(None, fallback=2e-4, help="Learning rate (default 2e-4 for LoRA, 2e-5 for full).")
+    batch_size: int | None = option(None, fallback=8, help="Examples per device per step.")
+    grad_accum: int | None = option(None, fallback=1, help="Gradient accumulation steps.")
+    max_length: int | None = option(None, fallback=256, help="Tokens per example, prompt and target.")
+    seed: int | None = option(None, fallback=0, help="Seed for weights init, data order and dropout.")
+    eval_steps: int | None = option(None, fallback=None, help="Evaluate every N steps (default: at the end).")
+    save_steps: int | None = option(None, fallback=None, help="Checkpoint every N steps (default: --eval-steps or 50).")
+    logging_steps: int | None = option(None, fallback=5, help="Log the training loss every N steps.")
+    early_stopping: int | None = option(
+        None, fallback=None, help="Stop after N evaluations without improvement (default: never)."
+    )
     name: str | None = option(
         None,
         short="-n",
@@ -86,14 +92,19 @@ class FinetuneSpec(Spec):
         "the adapter's registry name keeps letters, digits, '.', '_', '-' ('my run' → my-run).",
     )
     aliases: tuple[str, ...] = option((), flag="--alias", short="-a", help="Alias for the result (repeatable).")
-    merge: bool | None = option(None, help="Also register the model with the adapter merged into its weights.")
-    launcher: str | None = option(
-        None, choices=LAUNCHERS, help="torchrun or accelerate: train with DDP in --nproc processes."
+    merge: bool | None = option(
+        None, fallback=False, help="Also register the model with the adapter merged into its weights."
     )
-    nproc: int | None = option(None, help="Processes for --launcher (default 2 with a launcher, else 1).")
-    train_split: str | None = option(None, help="Split of --data to train on (default: train).")
-    eval_split: str | None = option(None, help="Split of the evaluation data (default: validation).")
-    threads: int | None = option(None, help="CPU threads per process (default: 1 for small models).")
+    launcher: str | None = option(
+        None,
+        choices=LAUNCHERS,
+        fallback="none",
+        help="torchrun or accelerate: train with DDP in --nproc processes (default: none).",
+    )
+    nproc: int | None = option(None, fallback=1, help="Processes for --launcher (default 2 with a launcher, else 1).")
+    train_split: str | None = option(None, fallback="train", help="Split of --data to train on.")
+    eval_split: str | None = option(None, fallback=None, help="Split of the evaluation data (default: validation).")
+    threads: int | None = option(None, fallback=None, help="CPU threads per process (default: 1 for small models).")
     resume: bool | str = option(
         False,
         kind="bool",

@@ -62,6 +62,7 @@ class Option:
     cell: bool = False  # the cell magic's body fills it
     repeat: bool = False  # the flag may be given several times (lists and mappings always may)
     parse: Callable[[Any], Any] | None = None  # turns what a command line gave into the value
+    fallback: Any = NO_CONST  # what None (the default) resolves to when nothing else decides it
 
     @property
     def positional(self) -> bool:
@@ -94,10 +95,18 @@ def option(
     cell: bool = False,
     repeat: bool = False,
     parse: Callable[[Any], Any] | None = None,
+    fallback: Any = NO_CONST,
 ) -> Any:
-    """A spec field. ``default`` left out makes it required; see ``Option`` for the rest."""
+    """A spec field. ``default`` left out makes it required; see ``Option`` for the rest.
+
+    ``fallback`` is for a ``None`` default that a later layer resolves (a fine-tune's base
+    model may ship its own values): the value used when no layer does, written here once and
+    added to the help as "(default …)".
+    """
     if isinstance(default, (list, dict, set)):
         raise TypeError("a spec default must be immutable: use a tuple, or None for a mapping")
+    if fallback not in (NO_CONST, None) and "default" not in help:
+        help = f"{help.rstrip('.')} (default {fallback})."
     meta = {k: v for k, v in locals().items() if k != "default"}
     meta.update(choices=tuple(choices) if choices is not None else None, fronts=frozenset(fronts))
     return field(default=default, metadata={"llmops": meta})

@@ -185,3 +185,14 @@ def test_an_endpoint_judges_scores_give_the_exact_mean_variance_and_failures(eva
     assert df["judge_failures"].tolist() == [0.0, 1.0, 0.0]
     assert result.summary["A"]["judge"] == pytest.approx((7 / 12 + 1.0 + 1 / 6) / 3)
     assert (result.summary["A"]["judge_parse_failures"], result.summary["A"]["judge_calls"]) == (1, 9)
+
+
+def test_the_project_judge_model_is_used_when_an_eval_names_none(eval_ws, ip):
+    ip.run_line_magic("config", "LLMOps.judge_model = 'model://tiny-gpt2'")
+    ws = llmops_magics.workspace()
+    assert ws.settings.judge_model == "model://tiny-gpt2"
+    run = {**JUDGED, "judge_model": None, "limit": 2, "judge_k": 1}
+    result = evaluate("adapter://qa-lora", metrics="judge", workspace=ws, **run).wait()
+    stored = ws.registry.resolve(result.ref).spec["args"]
+    assert stored["judge_model"] == "model://tiny-gpt2/1"  # pinned, so a replay judges with the same version
+    assert ("model://tiny-gpt2/1", "judge_model") in {(e.source, e.relation) for e in ws.registry.upstream(result.ref)}

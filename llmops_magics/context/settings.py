@@ -27,6 +27,7 @@ class Settings:
     wandb_entity: str | None = None
     wandb_timeout: float = 60.0
     wandb_exit_timeout: float = 15.0
+    judge_model: str | None = None  # the model an eval's judge metrics use when the eval names none
 
 
 _ENV = {
@@ -34,6 +35,7 @@ _ENV = {
     "wandb_mode": "LLMOPS_WANDB_MODE",
     "wandb_project": "LLMOPS_WANDB_PROJECT",
     "wandb_entity": "LLMOPS_WANDB_ENTITY",
+    "judge_model": "LLMOPS_JUDGE_MODEL",
 }
 
 

@@ -44,6 +44,8 @@ def run(spec: EvalSpec, call: Call) -> EvalJob:
     """Check ``spec`` against the registry now; generate, score and record it in a job."""
     ws = call.ws
     started = time.perf_counter()
+    if spec.judge_model is None and ws.settings.judge_model:  # the project's judge, configured once
+        spec = spec.replace(judge_model=ws.settings.judge_model)
     plan = _plan(spec, ws, api_key_of(spec))
     call = replace(
         call, workspace=ws, source=call.source or collect()

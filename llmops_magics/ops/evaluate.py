@@ -108,7 +108,9 @@ class EvalSpec(Spec):
     )
     stop: tuple[str, ...] = option((), check=_unescape, help="Stop string, escapes allowed: --stop '\\n' (repeatable).")
     target_column: str | None = option(None, help="Column holding the reference answer (default: answer, …).")
-    judge_model: str | None = option(None, help="Model or endpoint that judges (judge, faithfulness_judge).")
+    judge_model: str | None = option(
+        None, help="Model or endpoint that judges (judge, faithfulness_judge); default: LLMOps.judge_model."
+    )
     judge_prompt: str | None = option(None, help="Judge prompt reference (default prompt://judge-correctness).")
     judge_k: int = option(3, check=_positive("judge_k"), help="Judge samples per example; their variance is reported.")
     judge_temperature: float = option(0.7, check=_non_negative("judge_temperature"), help="Judge sampling temperature.")

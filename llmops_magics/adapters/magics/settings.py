@@ -9,7 +9,7 @@ from ...context import workspaces as context
 
 __all__ = ["LLMOps"]
 
-_NAMES = ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout", "wandb_exit_timeout")
+_NAMES = ("home", "wandb_mode", "wandb_project", "wandb_entity", "wandb_timeout", "wandb_exit_timeout", "judge_model")
 
 
 class LLMOps(Configurable):
@@ -35,6 +35,13 @@ class LLMOps(Configurable):
     wandb_exit_timeout = Float(
         15.0,
         help="Seconds the kernel waits at exit for W&B work still queued; the rest is left for `llmops sync`.",
+    ).tag(config=True)
+
+    judge_model = Unicode(
+        None,
+        allow_none=True,
+        help="Model that judges when an eval names no --judge-model: a name in [tool.llmops.models], a folder, "
+        "'tiny' or an endpoint. Default: $LLMOPS_JUDGE_MODEL, then [tool.llmops] judge_model.",
     ).tag(config=True)
 
     def __init__(self, **kwargs):

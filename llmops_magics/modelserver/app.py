@@ -78,6 +78,16 @@ def _ms(start: float, end: float | None) -> float | None:
     return None if end is None else round((end - start) * 1000.0, 3)
 
 
+def _tpot_ms(jobs: list[Job], results: list[Any]) -> float | None:
+    """Mean time per output token after the first, over the answers of one request."""
+    per = [
+        (j.finished - j.first_token) / (r.completion_tokens - 1)
+        for j, r in zip(jobs, results, strict=False)
+        if j.finished is not None and j.first_token is not None and r.completion_tokens > 1
+    ]
+    return round(1000.0 * sum(per) / len(per), 3) if per else None
+
+
 class _Call:
     """One request in flight: what it was, where it went, and its log row."""
 
@@ -116,6 +126,7 @@ class _Call:
             latency_ms=_ms(self.t0, end),
             ttft_ms=_ms(self.t0, min(firsts)) if firsts else (_ms(self.t0, end) if results else None),
             queue_ms=_ms(self.t0, min(starts)) if starts else None,
+            tpot_ms=_tpot_ms(jobs, results),
             batch_size=max((j.batch_size for j in jobs), default=None),
             prompt_tokens=sum(r.prompt_tokens for r in results),
             completion_tokens=sum(r.completion_tokens for r in results),

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import DeploymentError
 
-__all__ = ["GenParams", "Job", "DynamicBatcher", "BatchStreamer", "ShuttingDown"]
+__all__ = ["GenParams", "Job", "DynamicBatcher", "BatchStreamer", "RowText", "ShuttingDown"]
 
 
 class ShuttingDown(DeploymentError):
@@ -67,6 +67,7 @@ class Job:
     submitted: float = field(default_factory=time.perf_counter)
     started: float | None = None
     first_token: float | None = None
+    finished: float | None = None  # when its answer (or failure) was ready
     batch_size: int = 0
     future: asyncio.Future = field(init=False)
     events: asyncio.Queue | None = field(init=False, default=None)
@@ -92,6 +93,8 @@ class Job:
             self._call(self.events.put_nowait, ("delta", text))
 
     def resolve(self, result: Any) -> None:
+        self.finished = time.perf_counter()
+
         def done() -> None:
             if not self.future.done():
                 self.future.set_result(result)
@@ -101,6 +104,8 @@ class Job:
         self._call(done)
 
     def fail(self, exc: BaseException) -> None:
+        self.finished = time.perf_counter()
+
         def done() -> None:
             if not self.future.done():
                 self.future.set_exception(exc)
@@ -111,19 +116,53 @@ class Job:
         self._call(done)
 
 
-class BatchStreamer:
-    """A transformers streamer for a whole batch: row ``i``'s tokens go to ``jobs[i]``.
+class RowText:
+    """The text of one answer as its tokens arrive, released only once it cannot change.
 
-    Text is released only when it cannot change any more: an incomplete UTF-8
-    character and any tail that could begin a stop string are held back, so the
-    streamed pieces always add up to a prefix of the final text.
+    An incomplete UTF-8 character and any tail that could begin a stop string are held
+    back, so the released pieces always add up to a prefix of the final text. Both
+    engines stream through it: the static one per row of a ``generate()`` batch, the
+    continuous one per running sequence.
     """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
+        self.tokenizer, self.stops = tokenizer, tuple(stops)
+        self.ids: list[int] = []
+        self.sent = ""
+        self.stopped = False  # a stop string appeared: the answer ends before it
+
+    def release(self) -> str:
+        """The new text that can be sent now ("" when none); sets ``stopped`` on a stop string."""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            text = text[:-1]
+        for stop in self.stops:
+            if stop in text:
+                self.stopped = True
+                text = text[: text.index(stop)]
+        if not self.stopped:
+            text = text[: len(text) - _held_back(text, self.stops)]
+        if len(text) > len(self.sent) and text.startswith(self.sent):
+            delta, self.sent = text[len(self.sent) :], text
+            return delta
+        return ""
+
+    def final(self) -> str:
+        """The whole answer: every token decoded, cut before the first stop string."""
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        for stop in self.stops:
+            if stop in text:
+                text = text[: text.index(stop)]
+        return text
+
+
+class BatchStreamer:
+    """A transformers streamer for a whole batch: row ``i``'s tokens go to ``jobs[i]``."""
 
     def __init__(self, tokenizer: Any, jobs: Sequence[Job]) -> None:
         self.tokenizer = tokenizer
         self.jobs = list(jobs)
-        self.ids: list[list[int]] = [[] for _ in jobs]
-        self.sent = ["" for _ in jobs]
+        self.rows = [RowText(tokenizer, job.params.stop) for job in jobs]
         self.finished = [False for _ in jobs]
         self._prompt_seen = False
 
@@ -139,26 +178,15 @@ class BatchStreamer:
             if token == eos:
                 self.finished[i] = True
                 continue
-            job = self.jobs[i]
+            job, row = self.jobs[i], self.rows[i]
             if job.first_token is None:
                 job.first_token = now
-            self.ids[i].append(token)
+            row.ids.append(token)
             if job.stream:
-                self._release(i, job)
-
-    def _release(self, i: int, job: Job) -> None:
-        text = self.tokenizer.decode(self.ids[i], skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            text = text[:-1]
-        for stop in job.params.stop:
-            if stop in text:
-                self.finished[i] = True
-                text = text[: text.index(stop)]
-        if not self.finished[i]:
-            text = text[: len(text) - _held_back(text, job.params.stop)]
-        if len(text) > len(self.sent[i]) and text.startswith(self.sent[i]):
-            job.push_text(text[len(self.sent[i]) :])
-            self.sent[i] = text
+                delta = row.release()
+                if delta:
+                    job.push_text(delta)
+                self.finished[i] = row.stopped
 
     def end(self) -> None:
         """Nothing to flush: the final text comes from ``generate()`` itself."""
@@ -177,6 +205,8 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 class DynamicBatcher:
     """One worker thread that turns queued jobs into batched ``generate()`` calls."""
+
+    mode = "static"
 
     def __init__(
         self,

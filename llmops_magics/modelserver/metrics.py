@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ["ServerMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -40,6 +41,20 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.tpot = Histogram(
+            "gen_ai_server_time_per_output_token_seconds",  # OpenTelemetry GenAI: gen_ai.server.time_per_output_token
+            "Time per output token after the first (decode speed a client sees).",
+            ["arm"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.queue_time = Histogram(
+            "llmops_request_queue_time_seconds",
+            "Time from request received to its first forward pass (waiting for a batch slot).",
+            ["arm"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter(
             "llmops_tokens", "Prompt (in) and completion (out) tokens.", ["arm", "direction"], registry=r
         )
@@ -63,6 +78,8 @@ class ServerMetrics:
         ttft: float | None = None,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
+        tpot: float | None = None,
+        queue: float | None = None,
     ) -> None:
         arm = arm or "none"
         self.requests.labels(endpoint, arm, str(status)).inc()
@@ -70,6 +87,10 @@ class ServerMetrics:
             self.latency.labels(endpoint, arm).observe(seconds)
             if ttft is not None:
                 self.ttft.labels(arm).observe(ttft)
+            if tpot is not None:
+                self.tpot.labels(arm).observe(tpot)
+            if queue is not None:
+                self.queue_time.labels(arm).observe(queue)
             self.tokens.labels(arm, "in").inc(prompt_tokens)
             self.tokens.labels(arm, "out").inc(completion_tokens)
 

@@ -31,6 +31,7 @@ from ..prompts.template import ParsedTemplate, parse_template
 from ..store import Artifact
 from .batcher import DynamicBatcher, GenParams
 from .protocol import ChatRequest, CompletionRequest, RequestError
+from .scheduler import ContinuousBatcher, supports_continuous
 
 __all__ = ["Arm", "Service"]
 
@@ -77,13 +78,28 @@ class TokenCounter:
             return len(self._slow(text, add_special_tokens=False)["input_ids"])
 
 
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def make_batcher(loaded: Any, spec: DeploySpec, label: str, on_batch: Any) -> DynamicBatcher | ContinuousBatcher:
+    """The deployment's batching, or static batching for a model whose cache rows cannot be merged."""
+    if spec.batching == "continuous":
+        if supports_continuous(loaded):
+            return ContinuousBatcher(loaded, max_batch_size=spec.max_batch_size, label=label, on_batch=on_batch)
+        print(f"{label}: this model's key/value cache cannot be split by row; serving with static batching", flush=True)
+    return DynamicBatcher(
+        loaded, max_batch_size=spec.max_batch_size, max_wait_ms=spec.max_wait_ms, label=label, on_batch=on_batch
+    )
+
+
 @dataclass
 class Arm:
     label: str
     artifact: Artifact
     base: Artifact | None
     loaded: Any
-    batcher: DynamicBatcher
+    batcher: DynamicBatcher | ContinuousBatcher
     weight: float
     template: ParsedTemplate | None = None
     template_ref: str | None = None
@@ -193,12 +209,8 @@ class Service:
         for label, ref, weight in plan:
             art = reg.resolve(ref)
             loaded = load_model(art, workspace=ws)
-            batcher = DynamicBatcher(
-                loaded,
-                max_batch_size=spec.max_batch_size,
-                max_wait_ms=spec.max_wait_ms,
-                label=label,
-                on_batch=lambda n, depth, label=label: metrics.observe_batch(label, n, depth),
+            batcher = make_batcher(
+                loaded, spec, label, lambda n, depth, label=label: metrics.observe_batch(label, n, depth)
             )
             template, tref, params = _template_for(art, prompt)
             arms.append(Arm(label, art, loaded.base_artifact, loaded, batcher, weight, template, tref, params))
@@ -263,7 +275,10 @@ class Service:
             "pid": os.getpid(),
             "engine": self.spec.engine,
             "uptime_s": round(time.time() - self.started, 3),
-            "arms": [{"arm": a.label, "version": a.version, "weight": a.weight} for a in self.arms.values()],
+            "arms": [
+                {"arm": a.label, "version": a.version, "weight": a.weight, "batching": a.batcher.mode}
+                for a in self.arms.values()
+            ],
         }
 
     # ------------------------------------------------------------------ inputs
@@ -356,9 +371,11 @@ class Service:
             row.get("arm"),
             row["status"],
             (row.get("latency_ms") or 0) / 1000.0,
-            None if row.get("ttft_ms") is None else row["ttft_ms"] / 1000.0,
+            _seconds(row.get("ttft_ms")),
             int(row.get("prompt_tokens") or 0),
             int(row.get("completion_tokens") or 0),
+            _seconds(row.get("tpot_ms")),
+            _seconds(row.get("queue_ms")),
         )
         self.log.record(row)
         self.reporter.add(row)

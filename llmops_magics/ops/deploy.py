@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["DeploySpec", "Canary", "deploy", "DEPLOY", "ENGINES", "parse_canary"]
 
 ENGINES = ("builtin", "ray", "vllm")
+BATCHING = ("continuous", "static")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _WEIGHT = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<pct>%?)$")
 
@@ -113,8 +114,16 @@ class DeploySpec(Spec):
     max_batch_size: int = option(
         16, check=_within("max_batch_size", 1, 256), help="Requests per forward batch (1: unbatched)."
     )
+    batching: str = option(
+        "continuous",
+        choices=BATCHING,
+        help="continuous: requests join and leave the running batch at every token (each with its own KV cache); "
+        "static: a group of requests runs to its longest answer.",
+    )
     max_wait_ms: float = option(
-        10.0, check=_within("max_wait_ms", 0, 10_000, False), help="How long a request waits for batch mates."
+        10.0,
+        check=_within("max_wait_ms", 0, 10_000, False),
+        help="With --batching static: how long a request waits for batch mates.",
     )
     default_max_tokens: int = option(
         64,
@@ -172,6 +181,7 @@ def deploy(
     canary: str | None = None,
     engine: str = "builtin",
     max_batch_size: int = 16,
+    batching: str = "continuous",
     max_wait_ms: float = 10.0,
     default_max_tokens: int = 64,
     log_text: bool = False,

@@ -32,6 +32,7 @@ COLUMNS = (
     "latency_ms",
     "ttft_ms",
     "queue_ms",
+    "tpot_ms",
     "prompt_tokens",
     "completion_tokens",
     "batch_size",
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms REAL,
     ttft_ms REAL,
     queue_ms REAL,
+    tpot_ms REAL,
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     batch_size INTEGER,
@@ -69,6 +71,10 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 
 def monitor_path(home: str | Path, name: str) -> Path:
     return Path(home) / "monitoring" / f"{name}.sqlite"
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -90,6 +96,9 @@ class RequestLog:
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         conn = _connect(self.path)
         conn.executescript(_SCHEMA)
+        for column in set(COLUMNS) - _columns(conn):  # a log written by an older version: add what is new
+            kind = "REAL" if column.endswith("_ms") else "INTEGER" if column.endswith(("_tokens", "_size")) else "TEXT"
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
         conn.close()
         self._thread = threading.Thread(target=self._run, name="llmops-request-log", daemon=True)
         self._thread.start()
@@ -136,23 +145,33 @@ class RequestLog:
 
 
 def read_requests(
-    path: str | Path, *, since: float | None = None, limit: int | None = None, with_text: bool = False
+    path: str | Path,
+    *,
+    since: float | None = None,
+    limit: int | None = None,
+    with_text: bool = False,
+    until: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows newest last; ``since`` is a Unix time, ``limit`` keeps the newest rows."""
+    """Rows newest last; ``since <= ts < until`` (Unix times), ``limit`` keeps the newest rows."""
     path = Path(path)
     if not path.is_file():
         return []
-    cols = [c for c in COLUMNS if with_text or c not in ("input_text", "output_text")]
-    where, args = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
-    sql = f"SELECT {', '.join(cols)} FROM requests {where} ORDER BY id DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(int(limit))
+    wanted = [c for c in COLUMNS if with_text or c not in ("input_text", "output_text")]
+    bounds = [(cond, value) for cond, value in (("ts >= ?", since), ("ts < ?", until)) if value is not None]
+    where = ("WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
+    args: list[Any] = [v for _, v in bounds]
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
+        have = _columns(conn)
+        cols = [c for c in wanted if c in have]  # an older log lacks the newer columns: they read as None
+        sql = f"SELECT {', '.join(cols)} FROM requests {where} ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
         rows = conn.execute(sql, args).fetchall()
     except sqlite3.OperationalError:
         return []
     finally:
         conn.close()
-    return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
+    missing = dict.fromkeys(c for c in wanted if c not in cols)
+    return [{**missing, **dict(zip(cols, r, strict=True))} for r in reversed(rows)]

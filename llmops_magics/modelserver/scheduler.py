@@ -1,0 +1,327 @@
+"""Continuous (iteration-level) batching: sequences join and leave the running batch at every token.
+
+The static batcher (``batcher.DynamicBatcher``) runs a group of requests through one
+``generate()`` call, so a 4-token answer waits for the 64-token answer beside it and a
+request that arrives one step late waits for the whole group. Here one worker thread
+owns a running batch and a key/value cache (transformers' ``DynamicCache``, one row per
+sequence) and loops:
+
+1. **admit**: queued requests are prefilled together (one left-padded forward pass) and
+   their cache rows are merged into the running cache, left-padded to a common length;
+2. **step**: one forward pass over the last token of every running sequence, each row at
+   its own position (``position_ids`` from its own attention mask);
+3. **retire**: a sequence that hit EOS, a stop string or its token limit, or whose client
+   went away, is answered and its cache row dropped at once (leading columns that only
+   padding uses are trimmed), so its slot is free for the next step.
+
+Each row picks its token with its own settings: greedy rows take the argmax, sampled rows
+draw from their own seeded ``torch.Generator`` (temperature, then top-p), so a seeded
+answer does not depend on what else was in the batch. Greedy answers equal unbatched
+``generate()`` answers (the padded positions are masked out; the tests hold the server to
+it on a mixed-length load).
+
+Only plain ``DynamicLayer`` caches can be merged and split this way;
+``supports_continuous`` checks a model once, and the service falls back to static
+batching for models with sliding-window or other cache layers.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models.generation import Generation, start_token
+from .batcher import Job, RowText, ShuttingDown
+
+__all__ = ["ContinuousBatcher", "supports_continuous"]
+
+
+def _cache_keyword(model: Any) -> str:
+    """transformers 5.x renamed ``past_key_values`` to ``cache``; ask the model which it takes."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper takes **kwargs
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def supports_continuous(loaded: Any) -> bool:
+    """Whether this model's key/value cache is made of plain dynamic layers (mergeable by row)."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    ids = torch.tensor([[start_token(loaded.tokenizer) or 0]], device=loaded.device)
+    with torch.inference_mode():
+        out = loaded.model(input_ids=ids, use_cache=True)
+    layers = getattr(_cache_of(out), "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """One request in the running batch."""
+
+    job: Job
+    prompt_tokens: int
+    text: RowText
+    generator: Any = None  # torch.Generator for sampled rows
+    last: int = 0  # the token fed to the next step
+    finish: str | None = None
+    logprobs: list = field(default_factory=list)
+
+    @property
+    def params(self):
+        return self.job.params
+
+    def result(self) -> Generation:
+        seconds = time.perf_counter() - (self.job.started or self.job.submitted)
+        return Generation(self.text.final(), self.prompt_tokens, len(self.text.ids), self.finish or "stop", seconds)
+
+
+class ContinuousBatcher:
+    """One worker thread that keeps a batch of sequences decoding, one token per step.
+
+    The same face as ``DynamicBatcher`` (``submit``, ``depth``, ``close``, ``batches``),
+    so the service and the HTTP layer do not know which one they hold.
+    """
+
+    mode = "continuous"
+
+    def __init__(
+        self,
+        loaded: Any,
+        *,
+        max_batch_size: int = 16,
+        label: str = "primary",
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.max_batch_size = max_batch_size
+        self.label = label
+        self._on_batch = on_batch
+        self._pending: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._running: list[_Sequence] = []
+        self._cache: Any = None
+        self._mask: Any = None  # [rows, columns] attention mask of the cache (0 = padding)
+        self.batches = 0  # forward passes (prefills and steps)
+        self._cache_kw = _cache_keyword(loaded.model)
+        self._thread = threading.Thread(target=self._run, name=f"llmops-scheduler-{label}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def submit(self, job: Job) -> Job:
+        with self._cond:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down")
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the sequences in flight, fail the jobs still queued, stop the worker."""
+        with self._cond:
+            self._closed = True
+            leftover, self._pending = list(self._pending), deque()
+            self._cond.notify_all()
+        for job in leftover:
+            job.fail(ShuttingDown("the server is shutting down"))
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _admit(self) -> list[Job] | None:
+        """Jobs to join the batch now; waits only while nothing runs; None when closed and idle."""
+        with self._cond:
+            while not self._pending and not self._running and not self._closed:
+                self._cond.wait()
+            if self._closed and not self._running and not self._pending:
+                return None
+            room = self.max_batch_size - len(self._running)
+            out: list[Job] = []
+            while self._pending and len(out) < room:
+                job = self._pending.popleft()
+                if not job.abandoned:  # its client went away while it waited: it never takes a place
+                    out.append(job)
+            return out
+
+    def _run(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while True:
+                joining = self._admit()
+                if joining is None:
+                    return
+                try:
+                    if joining:
+                        self._prefill(joining)
+                    if self._running:
+                        self._step()
+                except Exception as exc:  # a failed forward pass fails what was in it; the server goes on
+                    traceback.print_exc()
+                    for seq in self._running:
+                        seq.job.fail(exc)
+                    for job in joining:
+                        if job.finished is None:
+                            job.fail(exc)
+                    self._running, self._cache, self._mask = [], None, None
+
+    def _prefill(self, jobs: list[Job]) -> None:
+        import torch
+
+        tok, device = self.loaded.tokenizer, self.loaded.device
+        started = time.perf_counter()
+        ids = tok([j.prompt for j in jobs], add_special_tokens=False)["input_ids"]
+        ids = [row or [start_token(tok)] for row in ids]  # an empty prompt starts from BOS, as generate() does
+        enc = tok.pad({"input_ids": ids}, return_tensors="pt")
+        input_ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.loaded.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        self.batches += 1
+        seqs = []
+        for job, row in zip(jobs, ids, strict=True):
+            job.started = started
+            seq = _Sequence(job, len(row), RowText(tok, job.params.stop))
+            if job.params.temperature > 0:
+                seq.generator = torch.Generator(device=device)
+                seed = job.params.seed if job.params.seed is not None else random.getrandbits(63)
+                seq.generator.manual_seed(seed)
+            seqs.append(seq)
+        self._merge(_cache_of(out), mask)
+        self._running.extend(seqs)
+        self._advance(seqs, out.logits[:, -1, :])
+
+    def _step(self) -> None:
+        import torch
+
+        seqs = self._running
+        tokens = torch.tensor([[s.last] for s in seqs], device=self.loaded.device)
+        positions = self._mask.sum(-1, keepdim=True)  # each row's own next position, padding not counted
+        self._mask = torch.cat([self._mask, self._mask.new_ones((len(seqs), 1))], dim=-1)
+        out = self.loaded.model(
+            input_ids=tokens,
+            attention_mask=self._mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_kw: self._cache},
+        )
+        self.batches += 1
+        self._advance(seqs, out.logits[:, -1, :])
+
+    def _advance(self, seqs: list[_Sequence], logits: Any) -> None:
+        """Pick each row's next token, stream it, and retire the sequences that are done."""
+        chosen = self._choose(seqs, logits)
+        now = time.perf_counter()
+        eos = self.loaded.tokenizer.eos_token_id
+        size = len(self._running)
+        for seq, token in zip(seqs, chosen, strict=True):
+            job = seq.job
+            job.batch_size = max(job.batch_size, size)
+            if job.abandoned:
+                seq.finish = "abort"
+                continue
+            if token == eos:
+                seq.finish = "stop"
+                continue
+            if job.first_token is None:
+                job.first_token = now
+            seq.text.ids.append(token)
+            seq.last = token
+            if job.stream or seq.params.stop:
+                delta = seq.text.release()
+                if delta and job.stream:
+                    job.push_text(delta)
+                if seq.text.stopped:
+                    seq.finish = "stop"
+                    continue
+            if len(seq.text.ids) >= seq.params.max_tokens:
+                seq.finish = "length"
+        if self._on_batch:
+            self._on_batch(size, self.depth)
+        self._retire()
+
+    def _choose(self, seqs: list[_Sequence], logits: Any) -> list[int]:
+        logits = logits.float()
+        eos = self.loaded.tokenizer.eos_token_id
+        for i, seq in enumerate(seqs):
+            if eos is not None and len(seq.text.ids) < seq.params.min_tokens:
+                logits[i, eos] = float("-inf")  # min_tokens / ignore_eos: EOS cannot end it yet
+        chosen = logits.argmax(dim=-1).tolist()
+        for i, seq in enumerate(seqs):
+            if seq.generator is not None:
+                chosen[i] = _sample(logits[i], seq.params.temperature, seq.params.top_p, seq.generator)
+        return chosen
+
+    def _retire(self) -> None:
+        import torch
+
+        done = [i for i, s in enumerate(self._running) if s.finish is not None]
+        if not done:
+            return
+        for i in done:
+            seq = self._running[i]
+            seq.job.resolve(seq.result())
+        keep = [i for i, s in enumerate(self._running) if s.finish is None]
+        self._running = [self._running[i] for i in keep]
+        if not keep:
+            self._cache = self._mask = None
+            return
+        index = torch.tensor(keep, device=self._mask.device)
+        self._mask = self._mask[index]
+        used = self._mask.any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else 0  # columns before it are padding in every remaining row
+        self._mask = self._mask[:, start:]
+        for layer in self._cache.layers:
+            layer.keys = layer.keys[index, :, start:, :]
+            layer.values = layer.values[index, :, start:, :]
+
+    def _merge(self, cache: Any, mask: Any) -> None:
+        """Append new rows to the running cache, left-padding whichever side is shorter."""
+        import torch
+        from torch.nn.functional import pad
+
+        if self._cache is None:
+            self._cache, self._mask = cache, mask
+            return
+        have, new = self._mask.shape[1], mask.shape[1]
+        grow_old, grow_new = max(0, new - have), max(0, have - new)
+        for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
+            for name in ("keys", "values"):
+                a = pad(getattr(old_layer, name), (0, 0, grow_old, 0))
+                b = pad(getattr(new_layer, name), (0, 0, grow_new, 0))
+                setattr(old_layer, name, torch.cat([a, b], dim=0))
+        self._mask = torch.cat([pad(self._mask, (grow_old, 0)), pad(mask, (grow_new, 0))], dim=0)
+
+
+def _sample(logits: Any, temperature: float, top_p: float, generator: Any) -> int:
+    """One draw: temperature, then the smallest set of tokens whose probability reaches ``top_p``."""
+    import torch
+
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        ordered, order = probs.sort(descending=True)
+        outside = ordered.cumsum(-1) - ordered > top_p  # tokens after the nucleus is complete
+        ordered[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
+    return int(torch.multinomial(probs, 1, generator=generator))

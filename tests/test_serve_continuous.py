@@ -1,0 +1,211 @@
+"""Continuous batching on the real tiny models (GPT-2 and Llama architectures, a PEFT adapter).
+
+The scheduler is driven directly here (the HTTP layer is the same for both batchers and is
+covered by ``test_deploy_server`` and ``faults/test_server_faults``, which run on it):
+greedy answers of a mixed-length, staggered load equal unbatched ``generate()`` answers;
+sequences join a running batch and leave it the step they finish; an abandoned sequence
+frees its slot; a seeded sampled answer does not depend on its batch mates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+from deploy_support import build_folders
+
+from llmops_magics.models.generation import generate
+from llmops_magics.modelserver.batcher import GenParams, Job
+from llmops_magics.modelserver.scheduler import ContinuousBatcher, supports_continuous
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = [
+    "The capital of",
+    "In Brailand the flag is",
+    "People in",
+    "The flag of",
+    "The national animal of",
+    "has a",
+    "The capital of Lantalland is",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    return build_folders(str(tmp_path_factory.getbasetemp()))
+
+
+def _llama(dest: Path, tokenizer_from: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_from)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tok.save_pretrained(dest)
+    return dest
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama", "gpt2+lora"])
+def loaded(request, folders, tmp_path_factory):
+    from llmops_magics.models.loading import load_model
+
+    if request.param == "llama":
+        return load_model(_llama(tmp_path_factory.mktemp("llama"), folders.base))
+    return load_model(folders.adapter_a if request.param == "gpt2+lora" else folders.base)
+
+
+def _run(batcher: ContinuousBatcher, cases, *, gaps: list[float] | None = None, stream: bool = False):
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        jobs = []
+        for i, (prompt, params) in enumerate(cases):
+            jobs.append(batcher.submit(Job(prompt, params, loop, stream=stream)))
+            if gaps:
+                await asyncio.sleep(gaps[i])
+        return jobs, await asyncio.gather(*(j.future for j in jobs))
+
+    return asyncio.run(scenario())
+
+
+def test_greedy_answers_of_a_mixed_staggered_load_equal_unbatched_answers(loaded):
+    rng = random.Random(3)
+    cases = [(p, GenParams(max_tokens=rng.choice([1, 4, 9, 17, 33, 64]))) for p in PROMPTS * 3]
+    alone = [generate(loaded, [p], max_new_tokens=g.max_tokens, temperature=0)[0] for p, g in cases]
+    batcher = ContinuousBatcher(loaded, max_batch_size=6)
+    try:
+        jobs, results = _run(batcher, cases, gaps=[rng.random() * 0.02 for _ in cases])
+    finally:
+        batcher.close()
+    assert [r.text for r in results] == [a.text for a in alone]
+    assert [r.finish_reason for r in results] == [a.finish_reason for a in alone]
+    assert [r.completion_tokens for r in results] == [a.completion_tokens for a in alone]
+    assert max(j.batch_size for j in jobs) > 1
+    joined_mid_flight = [(a, b) for a in jobs for b in jobs if a.first_token < b.started < a.finished]
+    assert joined_mid_flight, "no sequence joined a batch that was already decoding"
+
+
+def test_the_model_cache_is_one_that_rows_can_be_merged_and_split(loaded):
+    assert supports_continuous(loaded)
+
+
+def test_a_short_answer_leaves_the_batch_while_a_long_one_goes_on(folders):
+    from llmops_magics.models.loading import load_model
+
+    batcher = ContinuousBatcher(load_model(folders.base), max_batch_size=2)
+    long_ = ("The capital of", GenParams(max_tokens=80, min_tokens=80))
+    shorts = [(p, GenParams(max_tokens=3, min_tokens=3)) for p in PROMPTS[:4]]
+    try:
+        jobs, results = _run(batcher, [long_, *shorts])
+    finally:
+        batcher.close()
+    long_job, short_jobs = jobs[0], jobs[1:]
+    assert results[0].completion_tokens == 80 and all(r.completion_tokens == 3 for r in results[1:])
+    # with two slots, the four short answers pass through the second slot one after another,
+    # each finishing while the long answer is still decoding
+    assert all(long_job.first_token < j.finished < long_job.finished for j in short_jobs)
+    assert all(j.batch_size == 2 for j in jobs)
+
+
+def test_an_abandoned_sequence_frees_its_slot_for_the_next_request(folders):
+    from llmops_magics.models.loading import load_model
+
+    batcher = ContinuousBatcher(load_model(folders.base), max_batch_size=1)
+    params = GenParams(max_tokens=200, min_tokens=200)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        leaving = batcher.submit(Job("The capital of", params, loop, stream=True))
+        waiting = batcher.submit(Job("The flag of", GenParams(max_tokens=5, min_tokens=5), loop))
+        assert (await leaving.events.get())[0] == "delta"
+        leaving.abandon()
+        gone = await asyncio.wait_for(leaving.future, 60)
+        served = await asyncio.wait_for(waiting.future, 60)
+        return gone, served, leaving, waiting
+
+    try:
+        gone, served, leaving, waiting = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert gone.finish_reason == "abort" and gone.completion_tokens < 100
+    assert served.completion_tokens == 5 and waiting.started >= leaving.finished
+
+
+def test_a_seeded_sampled_answer_does_not_depend_on_its_batch_mates(folders):
+    from llmops_magics.models.loading import load_model
+
+    loaded = load_model(folders.base)
+    sampled = GenParams(max_tokens=12, temperature=1.3, top_p=0.9, seed=11)
+    batcher = ContinuousBatcher(loaded, max_batch_size=8)
+    try:
+        _, alone = _run(batcher, [("People in", sampled)])
+        _, crowd = _run(batcher, [(p, GenParams(max_tokens=20)) for p in PROMPTS[:5]] + [("People in", sampled)])
+        _, other_seed = _run(batcher, [("People in", GenParams(max_tokens=12, temperature=1.3, top_p=0.9, seed=12))])
+    finally:
+        batcher.close()
+    assert crowd[-1].text == alone[0].text
+    assert other_seed[0].text != alone[0].text
+
+
+def test_streamed_pieces_add_up_to_the_answer_and_a_stop_string_ends_it(folders):
+    from llmops_magics.models.loading import load_model
+
+    loaded = load_model(folders.base)
+    full = generate(loaded, ["The capital of"], max_new_tokens=30, temperature=0, min_new_tokens=30)[0].text
+    stop = full.strip()[3:6]
+    assert stop and stop in full
+    batcher = ContinuousBatcher(loaded, max_batch_size=4)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        job = batcher.submit(Job("The capital of", GenParams(max_tokens=30, stop=(stop,)), loop, stream=True))
+        pieces = []
+        while True:
+            kind, value = await job.events.get()
+            if kind != "delta":
+                return pieces, value
+            pieces.append(value)
+
+    try:
+        pieces, result = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert result.text == full[: full.index(stop)] and result.finish_reason == "stop"
+    assert "".join(pieces) == result.text
+    assert result.completion_tokens < 30  # it stopped generating at the stop string
+
+
+def test_close_finishes_running_sequences_and_fails_queued_ones(folders):
+    from llmops_magics.models.loading import load_model
+    from llmops_magics.modelserver.batcher import ShuttingDown
+
+    batcher = ContinuousBatcher(load_model(folders.base), max_batch_size=1)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        running = batcher.submit(Job("The capital of", GenParams(max_tokens=40, min_tokens=40), loop, stream=True))
+        queued = batcher.submit(Job("The flag of", GenParams(max_tokens=4), loop))
+        await running.events.get()
+        await asyncio.get_running_loop().run_in_executor(None, batcher.close)
+        first = await running.future
+        with pytest.raises(ShuttingDown):
+            await queued.future
+        return first
+
+    assert asyncio.run(scenario()).completion_tokens == 40

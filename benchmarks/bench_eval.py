@@ -53,7 +53,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     import llmops_magics as lm
-    from llmops_magics.context import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.evaluation.generations import clear_loaded_models
     from llmops_magics.evaluation.runner import cache_path
     from llmops_magics.evaluation.text_metrics import _rouge

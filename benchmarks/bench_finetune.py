@@ -56,7 +56,7 @@ def run_magic(steps: int, workdir: Path) -> dict:
     """The notebook path: a real IPython shell, %dataset, then %finetune --wait."""
     from IPython.testing.globalipapp import get_ipython
 
-    from llmops_magics.context import context
+    from llmops_magics.context import workspaces as context
     from llmops_magics.models import task_examples
 
     context.configure(home=str(workdir / ".llmops"), wandb_mode="offline", wandb_project="bench")

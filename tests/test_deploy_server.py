@@ -269,7 +269,7 @@ ERRORS = {
         "invalid_variables",
         "variables",
     ),
-    "unsupported n": (b'{"model": "qa", "prompt": "x", "n": 2}', AUTH, 400, None, "n"),
+    "n with stream": (b'{"model": "qa", "prompt": "x", "n": 2, "stream": true}', AUTH, 400, None, "n"),
 }
 
 

@@ -14,7 +14,16 @@ from typing import Any
 
 from .loading import LoadedModel
 
-__all__ = ["Generation", "generate", "count_tokens", "start_token"]
+__all__ = ["Generation", "TokenLogprob", "generate", "count_tokens", "start_token"]
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class Generation:
     completion_tokens: int
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     seconds: float
+    logprobs: tuple[TokenLogprob, ...] | None = None  # per generated token, when asked (the serving engine)
 
 
 def count_tokens(loaded: LoadedModel, text: str) -> int:

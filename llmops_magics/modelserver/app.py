@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,14 +28,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from .batcher import Job, ShuttingDown
+from .batcher import GenParams, Job, ShuttingDown
 from .protocol import (
     MAX_BODY_BYTES,
     ChatRequest,
     CompletionRequest,
     RequestError,
     chat_body,
+    chat_logprobs,
     completion_body,
+    completion_logprobs,
     error_body,
     new_id,
     parse_request,
@@ -78,6 +81,18 @@ def _ms(start: float, end: float | None) -> float | None:
     return None if end is None else round((end - start) * 1000.0, 3)
 
 
+def _nth(params: GenParams, i: int) -> GenParams:
+    """The settings of choice ``i`` of ``n``: a seeded sampled request gets seed + i, so its choices differ."""
+    if i == 0 or params.seed is None or params.temperature <= 0:
+        return params
+    seed = params.seed + i
+    return replace(params, seed=seed if seed < 2**64 else params.seed - i)
+
+
+def _logprobs(result: Any, shape: Callable[[Any], dict]) -> dict | None:
+    return None if result.logprobs is None else shape(result.logprobs)
+
+
 def _tpot_ms(jobs: list[Job], results: list[Any]) -> float | None:
     """Mean time per output token after the first, over the answers of one request."""
     per = [
@@ -116,7 +131,9 @@ class _Call:
             "fingerprint": self.arm.fingerprint,
         }
 
-    def finish(self, status: int, jobs: list[Job] = (), results: list[Any] = (), error: str | None = None) -> None:
+    def finish(
+        self, status: int, jobs: list[Job] = (), results: list[Any] = (), error: str | None = None, n: int = 1
+    ) -> None:
         end = time.perf_counter()
         firsts = [j.first_token for j in jobs if j.first_token is not None]
         starts = [j.started for j in jobs if j.started is not None]
@@ -128,7 +145,7 @@ class _Call:
             queue_ms=_ms(self.t0, min(starts)) if starts else None,
             tpot_ms=_tpot_ms(jobs, results),
             batch_size=max((j.batch_size for j in jobs), default=None),
-            prompt_tokens=sum(r.prompt_tokens for r in results),
+            prompt_tokens=sum(r.prompt_tokens for r in results[::n]),  # n choices share one prompt
             completion_tokens=sum(r.completion_tokens for r in results),
             output_text="\n\n".join(r.text for r in results) if results else None,
         )
@@ -228,7 +245,12 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
             params = service.params(arm, req, [arm.count_tokens(t) for t in inputs], limit, default)
             call.row.update(input_chars=sum(len(t) for t in inputs), input_text="\n\n".join(inputs))
             loop = asyncio.get_running_loop()
-            jobs = [arm.batcher.submit(Job(t, params, loop, stream=bool(req.stream))) for t in inputs]
+            n = req.choices
+            jobs = [
+                arm.batcher.submit(Job(t, _nth(params, i), loop, stream=bool(req.stream)))
+                for t in inputs
+                for i in range(n)
+            ]
             service.refresh_depth()
             if req.stream:
                 return StreamingResponse(_stream(call, jobs[0]), media_type="text/event-stream", headers=call.headers)
@@ -242,19 +264,30 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
         except Exception as exc:  # generation itself failed: an answer, never a dropped connection
             call.finish(500, jobs, error=type(exc).__name__)
             return JSONResponse(error_body(f"generation failed ({type(exc).__name__}: {exc})", "server_error"), 500)
-        call.finish(200, jobs, results)
+        call.finish(200, jobs, results, n=n)
         headers = {**call.headers, "X-LLMOps-Batch-Size": str(max(j.batch_size for j in jobs))}
-        usage = (sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results))
+        usage = (sum(r.prompt_tokens for r in results[::n]), sum(r.completion_tokens for r in results))
         model = call.arm.version
         if cls is CompletionRequest:
             choices = [
-                {"text": r.text, "index": i, "logprobs": None, "finish_reason": r.finish_reason}
+                {
+                    "text": r.text,
+                    "index": i,
+                    "logprobs": _logprobs(r, completion_logprobs),
+                    "finish_reason": r.finish_reason,
+                }
                 for i, r in enumerate(results)
             ]
             return JSONResponse(completion_body(call.rid, model, choices, usage, call.extra), headers=headers)
-        r = results[0]
-        message = {"role": "assistant", "content": r.text}
-        choices = [{"index": 0, "message": message, "logprobs": None, "finish_reason": r.finish_reason}]
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": r.text},
+                "logprobs": _logprobs(r, chat_logprobs),
+                "finish_reason": r.finish_reason,
+            }
+            for i, r in enumerate(results)
+        ]
         return JSONResponse(chat_body(call.rid, model, choices, usage, call.extra), headers=headers)
 
     async def _stream(call: _Call, job: Job) -> AsyncIterator[str]:

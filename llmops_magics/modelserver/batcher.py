@@ -47,13 +47,14 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_tokens: int = 0
+    logprobs: int | None = None  # None: none; k: the chosen token's and the k most likely (continuous engine)
 
     @property
     def key(self) -> tuple:
         """Jobs batch together only when this is equal (greedy ignores sampling settings)."""
         if self.temperature <= 0:
-            return (self.max_tokens, self.min_tokens, "greedy", self.stop)
-        return (self.max_tokens, self.min_tokens, self.temperature, self.top_p, self.seed, self.stop)
+            return (self.max_tokens, self.min_tokens, "greedy", self.stop, self.logprobs)
+        return (self.max_tokens, self.min_tokens, self.temperature, self.top_p, self.seed, self.stop, self.logprobs)
 
 
 @dataclass(eq=False)
@@ -72,6 +73,8 @@ class Job:
     future: asyncio.Future = field(init=False)
     events: asyncio.Queue | None = field(init=False, default=None)
     abandoned: bool = field(init=False, default=False)
+    _unsent: list[str] = field(init=False, default_factory=list)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def abandon(self) -> None:
         """Nobody waits for this job any more (its client went away): free its place."""
@@ -89,8 +92,25 @@ class Job:
             pass
 
     def push_text(self, text: str) -> None:
-        if self.events is not None:
-            self._call(self.events.put_nowait, ("delta", text))
+        """Queue streamed text; pieces the event loop has not picked up yet go out as one chunk.
+
+        Under load the HTTP loop falls behind the model by a few tokens; sending what has
+        piled up as one server-sent event (as vLLM does) instead of one event per token
+        keeps the loop from spending the time the model saved.
+        """
+        if self.events is None:
+            return
+        with self._lock:
+            self._unsent.append(text)
+            if len(self._unsent) > 1:
+                return  # a delivery is already scheduled and will take this piece too
+        self._call(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            text, self._unsent = "".join(self._unsent), []
+        if text:
+            self.events.put_nowait(("delta", text))
 
     def resolve(self, result: Any) -> None:
         self.finished = time.perf_counter()

@@ -10,6 +10,12 @@ Extensions ride in fields OpenAI clients pass through untouched (``extra_body``)
 ``min_tokens`` and ``ignore_eos`` (as in vLLM) keep EOS from ending a completion
 early, for fixed-length benchmarks. Every response carries ``llmops``
 (deployment, arm, version) as well as the ``X-LLMOps-*`` headers.
+
+What vLLM serves is served: ``n`` choices (choice ``i`` of a seeded request samples with
+seed + i), ``logprobs``/``top_logprobs`` (up to 20, from the raw logits, without
+``stream``), ``max_completion_tokens``, ``stream_options.include_usage``. A field the
+server does not implement is refused with a 400 naming it unless it holds the value that
+asks for nothing (``frequency_penalty: 0``, ``tools: []``, ``NEUTRAL``); nothing is ignored.
 """
 
 from __future__ import annotations
@@ -36,11 +42,34 @@ __all__ = [
     "completion_body",
     "chat_body",
     "sse",
+    "completion_logprobs",
+    "chat_logprobs",
     "MAX_BODY_BYTES",
 ]
 
 MAX_BODY_BYTES = 1_000_000
 MAX_STOP = 4
+MAX_N = 16
+MAX_LOGPROBS = 20  # vLLM's default cap (OpenAI's completions allow 5, chat 20)
+
+# OpenAI request fields this server does not implement, with the values that ask for nothing
+# (a client library may send them at their defaults). Any other value is a 400 naming the
+# field; a field that is not OpenAI's at all is a 400 too: nothing a client asks for is ignored.
+NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "response_format": (None, {"type": "text"}),
+    "tools": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "functions": (None, []),
+    "function_call": (None, "none", "auto"),
+    "parallel_tool_calls": (None, True, False),
+    "store": (None, False),
+    "metadata": (None, {}),
+    "service_tier": (None, "auto", "default"),
+    "modalities": (None, ["text"]),
+}
 
 
 class RequestError(ValidationError):
@@ -96,7 +125,7 @@ class _Common(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    n: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=MAX_N)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
@@ -115,8 +144,13 @@ class _Common(_Strict):
         return tuple(stops)
 
     def check_supported(self) -> None:
-        if (self.n or 1) != 1:
-            raise RequestError("only n=1 is supported by this server", param="n")
+        for key, value in (self.model_extra or {}).items():
+            if key not in NEUTRAL:
+                raise RequestError(f"unknown field {key!r}: this server does not take it", param=key)
+            if value not in NEUTRAL[key]:
+                raise RequestError(f"{key} is not supported by this server (found {value!r})", param=key)
+        if self.choices > 1 and self.stream:
+            raise RequestError("streaming takes n=1; ask without stream for several choices", param="n")
         if self.stream_options is not None and not self.stream:
             raise RequestError("stream_options is only allowed when stream is true", param="stream_options")
 
@@ -124,20 +158,36 @@ class _Common(_Strict):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    @property
+    def choices(self) -> int:
+        return self.n or 1
+
+    @property
+    def top_k_logprobs(self) -> int | None:
+        """None: no log-probabilities; k: the chosen token's and the k most likely ones'."""
+        return None
+
+    def _check_logprobs(self, param: str) -> None:
+        if self.top_k_logprobs is not None and self.stream:
+            raise RequestError("logprobs are only returned without stream", param=param)
+
 
 class CompletionRequest(_Common):
     prompt: str | list[str] | None = None
     echo: bool | None = None
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     best_of: int | None = None
     suffix: str | None = None
+
+    @property
+    def top_k_logprobs(self) -> int | None:
+        return self.logprobs
 
     def check_supported(self) -> None:
         super().check_supported()
         if self.echo:
             raise RequestError("echo is not supported by this server", param="echo")
-        if self.logprobs:
-            raise RequestError("logprobs are not supported by this server", param="logprobs")
+        self._check_logprobs("logprobs")
         if (self.best_of or 1) != 1:
             raise RequestError("best_of is not supported by this server", param="best_of")
         if self.suffix:
@@ -156,11 +206,13 @@ class ChatRequest(_Common):
     messages: list[ChatMessage] | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
 
     def check_supported(self) -> None:
         super().check_supported()
-        if self.logprobs:
-            raise RequestError("logprobs are not supported by this server", param="logprobs")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise RequestError("top_logprobs needs logprobs: true", param="top_logprobs")
+        self._check_logprobs("logprobs")
         if self.messages is None and self.variables is None:
             raise RequestError("you must provide messages (or variables for the deployed template)", param="messages")
         if self.messages is not None and not self.messages:
@@ -169,6 +221,10 @@ class ChatRequest(_Common):
     @property
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def top_k_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
@@ -257,6 +313,29 @@ def chat_body(
     chunk=False,
 ) -> dict[str, Any]:
     return _body("chat.completion.chunk" if chunk else "chat.completion", rid, model, choices, usage, extra)
+
+
+def completion_logprobs(tokens: Any) -> dict[str, Any]:
+    """OpenAI's completions shape: parallel lists of tokens, their log-probabilities, alternatives, offsets."""
+    out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    offset = 0
+    for t in tokens:
+        out["tokens"].append(t.token)
+        out["token_logprobs"].append(t.logprob)
+        out["top_logprobs"].append(dict(t.top))
+        out["text_offset"].append(offset)
+        offset += len(t.token)
+    return out
+
+
+def chat_logprobs(tokens: Any) -> dict[str, Any]:
+    """OpenAI's chat shape: one entry per token with its UTF-8 bytes and its top alternatives."""
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8", "surrogatepass"))}
+
+    content = [{**entry(t.token, t.logprob), "top_logprobs": [entry(a, lp) for a, lp in t.top]} for t in tokens]
+    return {"content": content, "refusal": None}
 
 
 def sse(payload: Any) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models.generation import Generation, start_token
+from ..models.generation import Generation, TokenLogprob, start_token
 from .batcher import Job, RowText, ShuttingDown
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
@@ -85,7 +85,9 @@ class _Sequence:
 
     def result(self) -> Generation:
         seconds = time.perf_counter() - (self.job.started or self.job.submitted)
-        return Generation(self.text.final(), self.prompt_tokens, len(self.text.ids), self.finish or "stop", seconds)
+        logprobs = tuple(self.logprobs) if self.params.logprobs is not None else None
+        text, tokens = self.text.final(), len(self.text.ids)
+        return Generation(text, self.prompt_tokens, tokens, self.finish or "stop", seconds, logprobs)
 
 
 class ContinuousBatcher:
@@ -231,7 +233,7 @@ class ContinuousBatcher:
 
     def _advance(self, seqs: list[_Sequence], logits: Any) -> None:
         """Pick each row's next token, stream it, and retire the sequences that are done."""
-        chosen = self._choose(seqs, logits)
+        chosen, scored = self._choose(seqs, logits)
         now = time.perf_counter()
         eos = self.loaded.tokenizer.eos_token_id
         size = len(self._running)
@@ -248,6 +250,8 @@ class ContinuousBatcher:
                 job.first_token = now
             seq.text.ids.append(token)
             seq.last = token
+            if scored[seq] is not None:
+                seq.logprobs.append(scored[seq])
             if job.stream or seq.params.stop:
                 delta = seq.text.release()
                 if delta and job.stream:
@@ -261,8 +265,10 @@ class ContinuousBatcher:
             self._on_batch(size, self.depth)
         self._retire()
 
-    def _choose(self, seqs: list[_Sequence], logits: Any) -> list[int]:
+    def _choose(self, seqs: list[_Sequence], logits: Any) -> tuple[list[int], dict]:
+        """Each row's next token, and its log-probabilities where asked (from the raw logits)."""
         logits = logits.float()
+        raw = logits.clone() if any(s.params.logprobs is not None for s in seqs) else None
         eos = self.loaded.tokenizer.eos_token_id
         for i, seq in enumerate(seqs):
             if eos is not None and len(seq.text.ids) < seq.params.min_tokens:
@@ -271,7 +277,22 @@ class ContinuousBatcher:
         for i, seq in enumerate(seqs):
             if seq.generator is not None:
                 chosen[i] = _sample(logits[i], seq.params.temperature, seq.params.top_p, seq.generator)
-        return chosen
+        scored = {
+            seq: None if seq.params.logprobs is None else self._logprob(raw[i], chosen[i], seq.params.logprobs)
+            for i, seq in enumerate(seqs)
+        }
+        return chosen, scored
+
+    def _logprob(self, logits: Any, token: int, k: int) -> TokenLogprob:
+        import torch
+
+        logprobs = torch.log_softmax(logits, dim=-1)
+        decode = self.loaded.tokenizer.decode
+        top = []
+        if k:
+            values, ids = logprobs.topk(k)
+            top = [(decode([int(t)]), float(v)) for v, t in zip(values, ids, strict=True)]
+        return TokenLogprob(decode([token]), float(logprobs[token]), tuple(top))
 
     def _retire(self) -> None:
         import torch

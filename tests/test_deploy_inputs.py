@@ -28,9 +28,10 @@ RULES = Service.__new__(Service)  # the input rules need no loaded service aroun
 
 def arm(tokenizer, template: str | None, params=None) -> Arm:
     art = types.SimpleNamespace(ref="adapter://qa/1", kind="adapter", digest="0" * 64, created_at=0.0, name="qa")
-    loaded = types.SimpleNamespace(tokenizer=tokenizer, model=None)
+    loaded = types.SimpleNamespace(tokenizer=tokenizer, model=None, base_artifact=None)
+    engine = types.SimpleNamespace(loaded=loaded, batcher=None)
     parsed = parse_template(template) if template else None
-    return Arm("primary", art, None, loaded, None, 100.0, parsed, "prompt://p/1" if parsed else None, params or {})
+    return Arm("primary", art, engine, "default", 100.0, parsed, "prompt://p/1" if parsed else None, params or {})
 
 
 def chat(messages=None, **extra) -> ChatRequest:

@@ -58,12 +58,14 @@ def generate(
     streamer: Any = None,
     min_new_tokens: int | None = None,
     abandoned: Callable[[], Sequence[bool]] | None = None,
+    adapter_names: Sequence[str] | None = None,
 ) -> list[Generation]:
     """Generate a continuation for each prompt in one padded batch.
 
     ``streamer`` (a transformers ``BaseStreamer``) receives the prompt ids, then one
     token per row at every decoding step: the server streams tokens through it.
     ``min_new_tokens`` keeps EOS from ending a row earlier (fixed-length benchmarks).
+    ``adapter_names`` (a PEFT model holding several adapters) picks each row's adapter.
     ``abandoned`` says, at every step, which rows nobody waits for any more (a client that
     disconnected): those rows stop, and the batch ends as soon as every row has stopped.
     """
@@ -94,6 +96,8 @@ def generate(
         kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
     if abandoned is not None:
         kwargs["stopping_criteria"] = _abandoned_rows(abandoned)
+    if adapter_names is not None:
+        kwargs["adapter_names"] = list(adapter_names)
     with torch.inference_mode():
         out = loaded.model.generate(**enc, **kwargs)
     width = enc["input_ids"].shape[1]

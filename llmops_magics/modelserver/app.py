@@ -1,7 +1,8 @@
 """The HTTP face of a ``Service``: OpenAI-compatible routes, health and Prometheus metrics.
 
 Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream: true``
-gives server-sent events ending in ``data: [DONE]``), ``GET /v1/models``,
+gives server-sent events ending in ``data: [DONE]``), ``POST /v1/load_lora_adapter`` and
+``POST /v1/unload_lora_adapter`` (vLLM's request shape), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET /health``, ``GET /metrics``. With an API key
 configured every ``/v1`` route wants ``Authorization: Bearer KEY``; ``/health``
 and ``/metrics`` stay open for probes and scrapers (the server binds 127.0.0.1
@@ -33,13 +34,16 @@ from .protocol import (
     MAX_BODY_BYTES,
     ChatRequest,
     CompletionRequest,
+    LoadLoraRequest,
     RequestError,
+    UnloadLoraRequest,
     chat_body,
     chat_logprobs,
     completion_body,
     completion_logprobs,
     error_body,
     new_id,
+    parse_body,
     parse_request,
     sse,
 )
@@ -50,16 +54,19 @@ __all__ = ["build_app"]
 log = logging.getLogger("llmops_magics.serving")
 
 
-def _check_auth(service: Service, request: Any) -> None:
-    expected = service.api_key_sha256
-    if not expected:
+def _check_auth(service: Service, request: Any, *, admin: bool = False) -> None:
+    """The API key on every /v1 route; routes that change what is served (``admin``) always want a
+    key: the API key, or the deployment's admin token (``run_dir/admin.token``, for the kernel)."""
+    accepted = [k for k in (service.api_key_sha256, service.admin_sha256 if admin else None) if k]
+    if not accepted:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RequestError(
             "you didn't provide an API key; send it as Authorization: Bearer KEY", status=401, code="invalid_api_key"
         )
-    if not hmac.compare_digest(hashlib.sha256(token.strip().encode()).hexdigest(), expected):
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    if not any(hmac.compare_digest(digest, k) for k in accepted):
         raise RequestError("incorrect API key provided", status=401, code="invalid_api_key")
 
 
@@ -218,6 +225,28 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
 
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(request: Request):
+        try:
+            _check_auth(service, request, admin=True)
+            req = parse_body(LoadLoraRequest, await _read_body(request))
+            return await service.load_adapter(req.lora_name, req.lora_path)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        except ShuttingDown as exc:
+            return JSONResponse(error_body(str(exc), "server_error", code="shutting_down"), 503)
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(request: Request):
+        try:
+            _check_auth(service, request, admin=True)
+            req = parse_body(UnloadLoraRequest, await _read_body(request))
+            return await service.unload_adapter(req.lora_name)
+        except RequestError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        except ShuttingDown as exc:
+            return JSONResponse(error_body(str(exc), "server_error", code="shutting_down"), 503)
+
     @app.post("/v1/completions")
     async def completions(request: Request):
         return await _handle(_Call(service, "completions"), request, CompletionRequest)
@@ -247,9 +276,7 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
             loop = asyncio.get_running_loop()
             n = req.choices
             jobs = [
-                arm.batcher.submit(Job(t, _nth(params, i), loop, stream=bool(req.stream)))
-                for t in inputs
-                for i in range(n)
+                arm.submit(Job(t, _nth(params, i), loop, stream=bool(req.stream))) for t in inputs for i in range(n)
             ]
             service.refresh_depth()
             if req.stream:

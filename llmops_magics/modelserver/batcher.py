@@ -27,6 +27,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ class Job:
     params: GenParams
     loop: asyncio.AbstractEventLoop
     stream: bool = False
+    adapter: str | None = None  # the PEFT adapter that answers it ("__base__": none; None: the model as loaded)
     submitted: float = field(default_factory=time.perf_counter)
     started: float | None = None
     first_token: float | None = None
@@ -75,6 +77,10 @@ class Job:
     abandoned: bool = field(init=False, default=False)
     _unsent: list[str] = field(init=False, default_factory=list)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    @property
+    def batch_key(self) -> tuple:
+        return (self.adapter, self.params.key)
 
     def abandon(self) -> None:
         """Nobody waits for this job any more (its client went away): free its place."""
@@ -212,6 +218,46 @@ class BatchStreamer:
         """Nothing to flush: the final text comes from ``generate()`` itself."""
 
 
+def adapter_kwargs(model: Any, adapters: Sequence[str | None]) -> dict[str, Any]:
+    """PEFT's per-row adapter choice for one forward pass (nothing when every row uses the active one)."""
+    if not hasattr(model, "peft_config"):
+        return {}
+    active = model.active_adapter
+    names = [a or active for a in adapters]  # a job without an adapter runs the model as loaded
+    if all(n == active for n in names):
+        return {}
+    return {"adapter_names": names}
+
+
+class BetweenSteps:
+    """Work that must not overlap a forward pass (adding or removing an adapter) runs on the
+    batcher's own thread between passes; the caller gets a ``concurrent.futures.Future``."""
+
+    _cond: threading.Condition
+    _closed: bool
+    _controls: deque
+
+    def run_between(self, fn: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down")
+            self._controls.append((fn, future))
+            self._cond.notify()
+        return future
+
+    def _run_controls(self) -> None:
+        while True:
+            with self._cond:
+                if not self._controls:
+                    return
+                fn, future = self._controls.popleft()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # the caller turns it into an answer
+                future.set_exception(exc)
+
+
 def _held_back(text: str, stops: Sequence[str]) -> int:
     """Length of the longest tail of ``text`` that is a proper prefix of a stop string."""
     hold = 0
@@ -223,7 +269,7 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return hold
 
 
-class DynamicBatcher:
+class DynamicBatcher(BetweenSteps):
     """One worker thread that turns queued jobs into batched ``generate()`` calls."""
 
     mode = "static"
@@ -247,6 +293,7 @@ class DynamicBatcher:
         self._generate = generate
         self._on_batch = on_batch
         self._pending: deque[Job] = deque()
+        self._controls: deque = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._last_size = 1
@@ -269,16 +316,18 @@ class DynamicBatcher:
 
     def _take(self) -> list[Job] | None:
         with self._cond:
-            while not self._pending and not self._closed:
+            while not self._pending and not self._closed and not self._controls:
                 self._cond.wait()
+            if self._controls:
+                return []
             if not self._pending:
                 return None
-            key = self._pending[0].params.key
+            key = self._pending[0].batch_key
             busy = self._last_size > 1 or len(self._pending) > 1
             start = max(self._pending[0].submitted, self._free_since)
             deadline = start + (self.max_wait if busy else 0.0)
             while not self._closed:
-                if sum(1 for j in self._pending if j.params.key == key) >= self.max_batch_size:
+                if sum(1 for j in self._pending if j.batch_key == key) >= self.max_batch_size:
                     break
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -288,12 +337,13 @@ class DynamicBatcher:
             for job in self._pending:
                 if job.abandoned:
                     continue  # its client went away while it waited: it never takes a place
-                (batch if job.params.key == key and len(batch) < self.max_batch_size else rest).append(job)
+                (batch if job.batch_key == key and len(batch) < self.max_batch_size else rest).append(job)
             self._pending = rest
             return batch
 
     def _run(self) -> None:
         while True:
+            self._run_controls()
             batch = self._take()
             if batch is None:
                 return
@@ -321,6 +371,7 @@ class DynamicBatcher:
                 streamer=streamer,
                 min_new_tokens=p.min_tokens or None,
                 abandoned=lambda: [j.abandoned for j in batch],
+                **adapter_kwargs(self.loaded.model, [j.adapter for j in batch]),
             )
         except Exception as exc:
             traceback.print_exc()  # into the server log: the client only sees the error's type and message
@@ -338,7 +389,10 @@ class DynamicBatcher:
         with self._cond:
             self._closed = True
             leftover, self._pending = list(self._pending), deque()
+            controls, self._controls = list(self._controls), deque()
             self._cond.notify_all()
         for job in leftover:
             job.fail(ShuttingDown("the server is shutting down"))
+        for _, future in controls:
+            future.set_exception(ShuttingDown("the server is shutting down"))
         self._thread.join(timeout)

@@ -37,6 +37,9 @@ __all__ = [
     "ChatRequest",
     "ChatMessage",
     "parse_request",
+    "parse_body",
+    "LoadLoraRequest",
+    "UnloadLoraRequest",
     "error_body",
     "new_id",
     "completion_body",
@@ -242,7 +245,29 @@ def _param(loc: tuple) -> str:
     return "".join(parts)
 
 
+class LoadLoraRequest(BaseModel):
+    """vLLM's ``/v1/load_lora_adapter`` body; ``lora_path`` is a folder or a registry reference."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    lora_name: str = Field(min_length=1)
+    lora_path: str = Field(min_length=1)
+
+
+class UnloadLoraRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    lora_name: str = Field(min_length=1)
+    lora_int_id: int | None = None  # vLLM accepts it; names are what this server goes by
+
+
 def parse_request(cls: type[_Common], raw: bytes) -> Any:
+    """A completion or chat request, checked for what this server supports."""
+    req = parse_body(cls, raw)
+    req.check_supported()
+    req.stops()
+    return req
+
+
+def parse_body(cls: type[BaseModel], raw: bytes) -> Any:
     """Decode and validate a JSON body, or raise ``RequestError`` with the field that is wrong."""
     try:
         data = loads(raw, max_bytes=MAX_BODY_BYTES, what="the request body")
@@ -263,9 +288,9 @@ def parse_request(cls: type[_Common], raw: bytes) -> Any:
         param = _param(err["loc"])
         if err["type"] == "missing":
             raise RequestError(f"missing required field {param!r}", param=param, code="missing_field") from None
+        if err["type"] == "extra_forbidden":
+            raise RequestError(f"unknown field {param!r}", param=param, code="invalid_value") from None
         raise RequestError(f"invalid value for {param!r}: {err['msg']}", param=param, code="invalid_value") from None
-    req.check_supported()
-    req.stops()
     return req
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.generation import Generation, TokenLogprob, start_token
-from .batcher import Job, RowText, ShuttingDown
+from .batcher import BetweenSteps, Job, RowText, ShuttingDown, adapter_kwargs
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 
@@ -90,7 +90,7 @@ class _Sequence:
         return Generation(text, self.prompt_tokens, tokens, self.finish or "stop", seconds, logprobs)
 
 
-class ContinuousBatcher:
+class ContinuousBatcher(BetweenSteps):
     """One worker thread that keeps a batch of sequences decoding, one token per step.
 
     The same face as ``DynamicBatcher`` (``submit``, ``depth``, ``close``, ``batches``),
@@ -112,6 +112,7 @@ class ContinuousBatcher:
         self.label = label
         self._on_batch = on_batch
         self._pending: deque[Job] = deque()
+        self._controls: deque = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._running: list[_Sequence] = []
@@ -143,9 +144,12 @@ class ContinuousBatcher:
         with self._cond:
             self._closed = True
             leftover, self._pending = list(self._pending), deque()
+            controls, self._controls = list(self._controls), deque()
             self._cond.notify_all()
         for job in leftover:
             job.fail(ShuttingDown("the server is shutting down"))
+        for _, future in controls:
+            future.set_exception(ShuttingDown("the server is shutting down"))
         self._thread.join(timeout)
 
     # ------------------------------------------------------------------ the loop
@@ -153,7 +157,7 @@ class ContinuousBatcher:
     def _admit(self) -> list[Job] | None:
         """Jobs to join the batch now; waits only while nothing runs; None when closed and idle."""
         with self._cond:
-            while not self._pending and not self._running and not self._closed:
+            while not self._pending and not self._running and not self._closed and not self._controls:
                 self._cond.wait()
             if self._closed and not self._running and not self._pending:
                 return None
@@ -170,6 +174,7 @@ class ContinuousBatcher:
 
         with torch.inference_mode():
             while True:
+                self._run_controls()
                 joining = self._admit()
                 if joining is None:
                     return
@@ -198,7 +203,12 @@ class ContinuousBatcher:
         input_ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.loaded.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **adapter_kwargs(self.loaded.model, [j.adapter for j in jobs]),
         )
         self.batches += 1
         seqs = []
@@ -227,6 +237,7 @@ class ContinuousBatcher:
             position_ids=positions,
             use_cache=True,
             **{self._cache_kw: self._cache},
+            **adapter_kwargs(self.loaded.model, [s.job.adapter for s in seqs]),
         )
         self.batches += 1
         self._advance(seqs, out.logits[:, -1, :])

@@ -20,20 +20,20 @@ server, so clients never hold a copy of the template):
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RenderError
 from ..ops.deploy import DeploySpec
-from ..prompts.template import ParsedTemplate, parse_template
-from ..store import Artifact
-from .batcher import DynamicBatcher, GenParams
+from .batcher import GenParams, ShuttingDown
+from .models import BASE, Arm, Engine, adapter_source, check_base, make_batcher, template_for
 from .protocol import ChatRequest, CompletionRequest, RequestError
-from .scheduler import ContinuousBatcher, supports_continuous
 
 __all__ = ["Arm", "Service"]
+
+_ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 
 COMPLETION_DEFAULT_TOKENS = 16
 
@@ -45,120 +45,8 @@ def default_threads() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
-class TokenCounter:
-    """Counts tokens on the request threads with a tokenizer of its own.
-
-    A Hugging Face fast tokenizer keeps its padding and truncation settings in the
-    shared Rust object and re-sets them on every call: counting a prompt on the
-    event loop while the batcher encodes a padded batch turned padding off under
-    the batch ("Unable to create tensor…", found by the benchmark). A separate
-    ``tokenizers.Tokenizer`` (or a deep copy of a slow tokenizer) avoids that.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        import threading
-
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            from tokenizers import Tokenizer
-
-            self._fast = Tokenizer.from_str(backend.to_str())
-            self._fast.no_padding()
-            self._fast.no_truncation()
-        else:
-            import copy
-
-            self._fast, self._slow = None, copy.deepcopy(tokenizer)
-        self._lock = threading.Lock()
-
-    def count(self, text: str) -> int:
-        with self._lock:
-            if self._fast is not None:
-                return len(self._fast.encode(text, add_special_tokens=False).ids)
-            return len(self._slow(text, add_special_tokens=False)["input_ids"])
-
-
 def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000.0
-
-
-def make_batcher(loaded: Any, spec: DeploySpec, label: str, on_batch: Any) -> DynamicBatcher | ContinuousBatcher:
-    """The deployment's batching, or static batching for a model whose cache rows cannot be merged."""
-    if spec.batching == "continuous":
-        if supports_continuous(loaded):
-            return ContinuousBatcher(loaded, max_batch_size=spec.max_batch_size, label=label, on_batch=on_batch)
-        print(f"{label}: this model's key/value cache cannot be split by row; serving with static batching", flush=True)
-    return DynamicBatcher(
-        loaded, max_batch_size=spec.max_batch_size, max_wait_ms=spec.max_wait_ms, label=label, on_batch=on_batch
-    )
-
-
-@dataclass
-class Arm:
-    label: str
-    artifact: Artifact
-    base: Artifact | None
-    loaded: Any
-    batcher: DynamicBatcher | ContinuousBatcher
-    weight: float
-    template: ParsedTemplate | None = None
-    template_ref: str | None = None
-    template_params: Mapping[str, Any] = field(default_factory=dict)
-    counter: TokenCounter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.counter = TokenCounter(self.loaded.tokenizer)
-
-    @property
-    def version(self) -> str:
-        return self.artifact.ref
-
-    @property
-    def fingerprint(self) -> str:
-        return f"fp_{self.artifact.digest[:12]}"
-
-    @property
-    def context_window(self) -> int:
-        cfg = getattr(self.loaded.model, "config", None)
-        for name in ("n_positions", "max_position_embeddings"):
-            value = getattr(cfg, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return 2048
-
-    def count_tokens(self, text: str) -> int:
-        return self.counter.count(text)
-
-    def describe(self) -> dict[str, Any]:
-        base = self.base.ref if self.base is not None else None
-        adapter = self.artifact.ref if self.artifact.kind == "adapter" else None
-        return {
-            "id": self.version,
-            "object": "model",
-            "created": int(self.artifact.created_at),
-            "owned_by": "llmops",
-            "root": base or self.version,
-            "parent": base if adapter else None,
-            "llmops": {
-                "arm": self.label,
-                "kind": self.artifact.kind,
-                "version": self.version,
-                "adapter": adapter,
-                "base": base,
-                "prompt": self.template_ref,
-                "weight": self.weight,
-                "digest": self.artifact.digest,
-            },
-        }
-
-
-def _template_for(art: Artifact, prompt: Any) -> tuple[ParsedTemplate | None, str | None, Mapping[str, Any]]:
-    if prompt is not None:
-        return prompt.parsed, prompt.ref, prompt.params
-    text = art.metadata.get("prompt_template")
-    if isinstance(text, str) and text.strip():
-        return parse_template(text), f"{art.ref}#prompt_template", {}
-    return None, None, {}
 
 
 class Service:
@@ -171,9 +59,12 @@ class Service:
 
         self.spec, self.ref, self.arms = spec, ref, {a.label: a for a in arms}
         self.metrics, self.log, self.reporter = metrics, log, reporter
-        self.router = CanaryRouter(spec.name, [(a.label, a.weight) for a in arms])
+        self.router = CanaryRouter(spec.name, [(a.label, a.weight) for a in arms if not a.by_name])
         self.started = time.time()
         self.api_key_sha256: str | None = None
+        self.admin_sha256: str | None = None
+        self.registry: Any = None
+        self.prompt: Any = None
 
     # ------------------------------------------------------------------ building
 
@@ -181,7 +72,7 @@ class Service:
     def from_config(cls, cfg: Mapping[str, Any]) -> Service:
         """Load the models named in a runtime config (see ``lifecycle.runtime_config``)."""
         from ..context.workspaces import Settings, Workspace
-        from ..models.loading import load_model
+        from ..models.loading import load_model, resolve_model_source
         from ..prompts import get_prompt
         from ..serving.requestlog import RequestLog, monitor_path
         from .metrics import ServerMetrics
@@ -205,15 +96,24 @@ class Service:
         plan = [("primary", spec.target, 100.0 - (spec.canary_arm.weight if spec.canary_arm else 0.0))]
         if spec.canary_arm:
             plan.append(("canary", spec.canary_arm.target, spec.canary_arm.weight))
+        engines: dict[str, Engine] = {}
         arms = []
         for label, ref, weight in plan:
             art = reg.resolve(ref)
-            loaded = load_model(art, workspace=ws)
-            batcher = make_batcher(
-                loaded, spec, label, lambda n, depth, label=label: metrics.observe_batch(label, n, depth)
-            )
-            template, tref, params = _template_for(art, prompt)
-            arms.append(Arm(label, art, loaded.base_artifact, loaded, batcher, weight, template, tref, params))
+            src = resolve_model_source(art, ws)
+            key = src.base_artifact.digest if src.base_artifact is not None else str(src.base_path)
+            engine = engines.get(key)
+            if engine is None:  # the first version on this base loads it (with its adapter, as "default")
+                loaded = load_model(art, workspace=ws)
+                on_batch = lambda n, depth, label=label: metrics.observe_batch(label, n, depth)
+                engine = engines[key] = Engine(key, loaded, make_batcher(loaded, spec, label, on_batch))
+                adapter = "default" if src.adapter_path is not None else BASE
+                if adapter:
+                    engine.adapters[adapter] = str(src.adapter_path)
+            else:  # another adapter on a base already in memory: one more adapter, not one more model
+                adapter = engine.attach(src.adapter_path) if src.adapter_path is not None else BASE
+            template, tref, params = template_for(art, prompt)
+            arms.append(Arm(label, art, engine, adapter, weight, template, tref, params))
         deployment = reg.resolve(rt["artifact"]) if rt.get("artifact") else None
         inputs = [(a.artifact, "serves" if a.label == "primary" else "canary") for a in arms]
         if prompt is not None:
@@ -229,21 +129,31 @@ class Service:
         log = RequestLog(monitor_path(rt["home"], spec.name), log_text=spec.log_text, salt=spec.name)
         service = cls(spec, rt.get("artifact"), arms, metrics, log, reporter)
         service.api_key_sha256 = rt.get("api_key_sha256")
+        service.admin_sha256 = rt.get("admin_sha256")
+        service.registry, service.prompt = reg, prompt
+        for entry in spec.adapters:  # adapters served by name, loaded before the first request
+            name, _, ref = entry.partition("=")
+            service.attach_now(name, ref)
         return service
 
     # ------------------------------------------------------------------ routing
 
     def pick(self, model: str, user: str | None) -> Arm:
-        """The deployment's name (or its artifact ref) routes by the split; an arm's version pins that arm."""
+        """The deployment's name (or its artifact ref) routes by the split; an arm's version or an
+        adapter's name pins that arm. An adapter being unloaded takes no new requests."""
         if model in (self.spec.name, self.ref, f"deployment://{self.spec.name}"):
             return self.arms[self.router.choose(user)]
+        named = self.arms.get(model)
+        if named is not None and named.by_name and not named.draining:
+            return named
         for arm in self.arms.values():
-            if model == arm.version:
+            if model == arm.version and not arm.draining:
                 return arm
         primary = self.arms["primary"]
         if model == primary.artifact.name:
             return self.arms[self.router.choose(user)]
-        known = ", ".join([self.spec.name, *(a.version for a in self.arms.values())])
+        live = [a for a in self.arms.values() if not a.draining]
+        known = ", ".join([self.spec.name, *(a.label if a.by_name else a.version for a in live)])
         raise RequestError(
             f"the model {model!r} does not exist on this server; it serves {known}",
             status=404,
@@ -262,10 +172,98 @@ class Service:
             "parent": None,
             "llmops": {
                 "deployment": self.ref,
-                "arms": {a.label: {"version": a.version, "weight": a.weight} for a in self.arms.values()},
+                "arms": {a.label: {"version": a.version, "weight": a.weight} for a in self.split},
             },
         }
-        return [head, *(a.describe() for a in self.arms.values())]
+        return [head, *(a.describe() for a in self.arms.values() if not a.draining)]
+
+    @property
+    def split(self) -> list[Arm]:
+        """The arms the deployment's traffic is split over (primary, canary)."""
+        return [a for a in self.arms.values() if not a.by_name]
+
+    @property
+    def engines(self) -> list[Engine]:
+        return list({id(a.engine): a.engine for a in self.arms.values()}.values())
+
+    # ------------------------------------------------------------------ adapters by name
+
+    def _new_name(self, name: str) -> None:
+        if not _ADAPTER_NAME.fullmatch(name):
+            raise RequestError(
+                f"lora_name must be 1-128 letters, digits, '.', '_', '-' or '/', found {name!r}", param="lora_name"
+            )
+        taken = {self.spec.name, "primary", "canary", *self.arms, *(a.version for a in self.arms.values())}
+        if name in taken:
+            raise RequestError(f"the lora adapter {name!r} has already been loaded", param="lora_name")
+
+    def _engine_for(self, art: Any) -> Engine:
+        wanted = art.metadata.get("base_digest") if art is not None else None
+        for engine in self.engines:
+            if wanted and engine.key == wanted:
+                return engine
+        return self.arms["primary"].engine  # check_base refuses an adapter of another base
+
+    def _named(self, name: str, art: Any, folder: Any, engine: Engine, adapter: str) -> Arm:
+        template, tref, params = template_for(art, self.prompt)
+        arm = Arm(name, art, engine, adapter, 0.0, template, tref, params, folder=str(folder))
+        self.arms[name] = arm
+        return arm
+
+    def attach_now(self, name: str, where: str) -> Arm:
+        """Load an adapter by name before serving (the deployment's ``--adapter NAME=REF``)."""
+        self._new_name(name)
+        art, folder = adapter_source(self.registry, where)
+        engine = self._engine_for(art)
+        check_base(engine, art, folder)
+        return self._named(
+            name, art, folder, engine, engine.batcher.run_between(lambda: engine.attach(folder)).result()
+        )
+
+    async def load_adapter(self, name: str, where: str) -> dict[str, Any]:
+        """``POST /v1/load_lora_adapter``: 404 for an unknown reference, 400 for what is not an adapter of this base."""
+        import asyncio
+
+        from starlette.concurrency import run_in_threadpool
+
+        self._new_name(name)
+        art, folder = await run_in_threadpool(adapter_source, self.registry, where)
+        engine = self._engine_for(art)
+        check_base(engine, art, folder)
+        try:
+            adapter = await asyncio.wrap_future(engine.batcher.run_between(lambda: engine.attach(folder)))
+        except ShuttingDown:
+            raise
+        except Exception as exc:  # shapes or target modules that do not fit this base
+            raise RequestError(
+                f"{where} is not an adapter for {engine.base_label}: {type(exc).__name__}: {str(exc)[:300]}",
+                param="lora_path",
+                code="wrong_base_model",
+            ) from None
+        if name in self.arms:  # loaded by a concurrent request meanwhile
+            await asyncio.wrap_future(engine.batcher.run_between(lambda: engine.detach(adapter)))
+            raise RequestError(f"the lora adapter {name!r} has already been loaded", param="lora_name")
+        arm = self._named(name, art, folder, engine, adapter)
+        return {"object": "lora_adapter", "lora_name": name, "version": arm.version, "base": engine.base_label}
+
+    async def unload_adapter(self, name: str) -> dict[str, Any]:
+        """``POST /v1/unload_lora_adapter``: new requests for it are refused, those in flight finish first."""
+        import asyncio
+
+        arm = self.arms.get(name)
+        if arm is not None and not arm.by_name:
+            raise RequestError(
+                f"{name!r} serves {arm.weight:g}% of {self.spec.name}'s traffic; promote or roll back instead",
+                param="lora_name",
+            )
+        if arm is None or arm.draining:
+            raise RequestError(f"the lora adapter {name!r} cannot be found", status=404, param="lora_name")
+        arm.draining = True
+        while arm.inflight:
+            await asyncio.sleep(0.01)
+        await asyncio.wrap_future(arm.batcher.run_between(lambda: arm.engine.detach(arm.adapter)))
+        self.arms.pop(name, None)
+        return {"object": "lora_adapter", "lora_name": name, "unloaded": True}
 
     def health(self) -> dict[str, Any]:
         return {
@@ -278,7 +276,9 @@ class Service:
             "arms": [
                 {"arm": a.label, "version": a.version, "weight": a.weight, "batching": a.batcher.mode}
                 for a in self.arms.values()
+                if not a.draining
             ],
+            "engines": [{"base": e.base_label, "adapters": sorted(e.adapters)} for e in self.engines],
         }
 
     # ------------------------------------------------------------------ inputs
@@ -390,7 +390,7 @@ class Service:
             self.metrics.set_depth(arm.label, arm.batcher.depth)
 
     def close(self) -> None:
-        for arm in self.arms.values():
-            arm.batcher.close()
+        for engine in self.engines:
+            engine.batcher.close()
         self.log.close()
         self.reporter.close()

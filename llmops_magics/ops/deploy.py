@@ -21,7 +21,7 @@ from .spec import Spec, option
 if TYPE_CHECKING:
     from ..context.workspaces import Workspace
 
-__all__ = ["DeploySpec", "Canary", "deploy", "DEPLOY", "ENGINES", "parse_canary"]
+__all__ = ["DeploySpec", "Canary", "deploy", "DEPLOY", "ENGINES", "parse_canary", "split_adapter"]
 
 ENGINES = ("builtin", "ray", "vllm")
 BATCHING = ("continuous", "static")
@@ -61,6 +61,26 @@ def parse_canary(text: object) -> Canary:
 
 def _canary(value: Any) -> str:
     return str(parse_canary(value))
+
+
+def split_adapter(entry: str) -> tuple[str | None, str]:
+    """``"sql=adapter://sql-lora/2"`` → ``("sql", "adapter://sql-lora/2")``; a bare reference has no name yet."""
+    name, sep, ref = entry.partition("=")
+    return (name.strip(), ref.strip()) if sep else (None, entry.strip())
+
+
+def _adapters(value: tuple[str, ...]) -> tuple[str, ...]:
+    names = []
+    for entry in value:
+        name, ref = split_adapter(entry)
+        if not ref or name == "":
+            raise ValidationError(
+                f"an adapter is written NAME=REF or REF (e.g. sql=adapter://sql-lora/2), found {entry!r}"
+            )
+        names.append(name or ref)
+    if len(set(names)) < len(names):
+        raise ValidationError(f"adapter names must differ, found {', '.join(names)}")
+    return tuple(value)
 
 
 def _within(name: str, low: float, high: float, integer: bool = True):
@@ -110,6 +130,12 @@ class DeploySpec(Spec):
     canary: str | None = option(
         None, check=_canary, help="REF:PERCENT% sends that share of traffic to REF (sticky per user)."
     )
+    adapters: tuple[str, ...] = option(
+        (),
+        flag="--adapter",
+        check=_adapters,
+        help="Also serve this adapter of the same base, by name, in the same process: NAME=REF (repeatable).",
+    )
     engine: str = option("builtin", choices=ENGINES, help="Serving engine.")
     max_batch_size: int = option(
         16, check=_within("max_batch_size", 1, 256), help="Requests per forward batch (1: unbatched)."
@@ -149,6 +175,10 @@ class DeploySpec(Spec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.engine == "vllm" and self.adapters:
+            raise ValidationError(
+                "adapters by name are served by the builtin engine; the vllm export serves one version"
+            )
         if self.engine == "vllm" and self.canary is not None:
             raise ValidationError("the vllm engine serves one version; run the canary on the builtin or ray engine")
 
@@ -179,6 +209,7 @@ def deploy(
     host: str = "127.0.0.1",
     api_key: str | None = None,
     canary: str | None = None,
+    adapters: tuple[str, ...] = (),
     engine: str = "builtin",
     max_batch_size: int = 16,
     batching: str = "continuous",

@@ -13,6 +13,7 @@ function (a subpackage of that name would replace it on import).
 from ..ops.deploy import Canary, DeploySpec, parse_canary
 from .control import promote_deployment, rollback_deployment, set_canary, stop_deployment
 from .drift import DriftReport, deployment_drift
+from .hotswap import add_adapter, remove_adapter
 from .status import deployment_logs, deployment_status, get_deployment, list_deployments, monitor_snapshot
 from .views import Deployment, DeploymentList, DeploymentStatus, LogTail, StopResult
 from .vllm import VllmExport, export_vllm, vllm_command
@@ -20,6 +21,8 @@ from .vllm import VllmExport, export_vllm, vllm_command
 __all__ = [
     "Canary",
     "DeploySpec",
+    "add_adapter",
+    "remove_adapter",
     "Deployment",
     "DeploymentList",
     "DeploymentStatus",

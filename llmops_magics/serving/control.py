@@ -26,9 +26,10 @@ from ..context.settings import resolve_mode
 from ..context.workspaces import Workspace, current
 from ..errors import ValidationError
 from ..ops.catalog import Call
-from ..ops.deploy import Canary, DeploySpec, parse_canary
+from ..ops.deploy import Canary, DeploySpec, parse_canary, split_adapter
 from ..recording.publish import publish
 from ..store import Artifact, Registry
+from .hotswap import admin_token, pin_adapters
 from .launcher import launch, port_free, process_started, terminate
 from .liveness import liveness, owns_pid
 from .records import KIND, NAMESPACE, load_config, require_state, run_dir
@@ -92,12 +93,14 @@ def _save(ws: Workspace, spec: DeploySpec, call: Call) -> Artifact:
         parents.append((spec.prompt, "prompt"))
     if spec.canary_arm:
         parents.append((spec.canary_arm.target, "canary"))
+    parents += [(split_adapter(entry)[1], "adapter") for entry in spec.adapters]
     canary = spec.canary_arm
     meta = {
         "target": spec.target,
         "prompt": spec.prompt,
         "engine": spec.engine,
         "canary": canary.to_dict() if canary else None,
+        "adapters": list(spec.adapters),
         "filename": "deployment.json",
     }
     data = json.dumps(spec.to_dict(), sort_keys=True, indent=1).encode()
@@ -120,6 +123,7 @@ def _runtime(ws: Workspace, art: Artifact, spec: DeploySpec, key_sha: str | None
             "wandb_mode": mode,
             "wandb_project": s.wandb_project,
             "wandb_entity": s.wandb_entity,
+            "admin_sha256": hash_api_key(admin_token(run_dir(ws.registry, spec.name))),
         },
     }
 
@@ -154,6 +158,7 @@ def _start(
         "status": "starting",
         "engine": spec.engine,
         "canary": canary.to_dict() if canary else None,
+        "adapters": list(spec.adapters),
         "log_path": str(folder / "server.log"),
         "monitor_db": str(monitor_path(reg.home, spec.name)),
         "config_path": str(folder / f"config-v{art.version}.json"),
@@ -209,6 +214,7 @@ def run(spec: DeploySpec, call: Call):
         prompt=reg.resolve(spec.prompt, "prompt").ref if spec.prompt else None,
         canary=str(Canary(_model_artifact(ws, canary.target, "the canary").ref, canary.weight)) if canary else None,
         reference_data=_reference_data(reg, art, spec.reference_data),
+        adapters=pin_adapters(ws, spec.adapters, art),
     )
     if spec.export is not None:
         if spec.engine != "vllm":

@@ -1,4 +1,4 @@
-"""``%deploy REF …`` and ``%deploy list|status|logs|stop|promote|rollback|monitor|drift``."""
+"""``%deploy REF …`` and ``%deploy list|status|logs|stop|promote|rollback|monitor|drift|ab``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from .base import call, parse, parse_spec, route, spec_arguments, split, usage_e
 
 __all__ = ["DeployMagics"]
 
-SUBCOMMANDS = ("list", "status", "logs", "stop", "promote", "rollback", "monitor", "drift")
+SUBCOMMANDS = (
+    "list", "status", "logs", "stop", "promote", "rollback", "monitor", "drift", "ab", "add-adapter", "remove-adapter"
+)  # fmt: skip
 
 
 @magic_arguments()
@@ -23,6 +25,26 @@ def _name(line):
 @argument("--lines", "-n", type=int, default=50, help="How many lines from the end of the server log.")
 def _logs(line):
     """%deploy logs NAME [-n 50]"""
+
+
+@magic_arguments()
+@argument("name", help="Deployment name.")
+@argument("ref", help="Adapter to serve (adapter://sql-lora/2, sql-lora@production).")
+@argument("--as", dest="as_name", default=None, help="Name clients ask for (default: the adapter's name).")
+def _add_adapter(line):
+    """%deploy add-adapter NAME REF [--as LORA_NAME]"""
+
+
+@magic_arguments()
+@argument("name", help="Deployment name.")
+@argument("adapter", help="The name the adapter is served under.")
+def _remove_adapter(line):
+    """%deploy remove-adapter NAME LORA_NAME"""
+
+
+@spec_arguments("llmops_magics.ops.ab:AbSpec")
+def _ab(line):
+    """%deploy ab NAME [--metrics latency,error_rate,...] [--window 2h] [--max-users N] [--margin latency=0.2]"""
 
 
 def _serving():
@@ -41,14 +63,15 @@ class DeployMagics(Magics):
 
         %deploy REF [--prompt P] [--name N] [--port P] [--api-key K] [--engine builtin|ray|vllm] …
         %deploy NAME --canary REF:10%
+        %deploy add-adapter NAME REF [--as LORA_NAME] | remove-adapter NAME LORA_NAME
         %deploy list | status NAME | logs NAME [-n 50] | stop NAME | promote NAME | rollback NAME
-                | monitor NAME | drift NAME
+                | monitor NAME | drift NAME | ab NAME [--metrics M,...] [--window 2h] [--max-users N]
 
         Returns a handle with the URL (``handle.client()`` is an ``openai.OpenAI`` client).
         """
         words = split(line)
         if words and words[0] in SUBCOMMANDS:
-            return route(line, {cmd: getattr(self, f"_{cmd}") for cmd in SUBCOMMANDS}, "deploy")
+            return route(line, {cmd: getattr(self, "_" + cmd.replace("-", "_")) for cmd in SUBCOMMANDS}, "deploy")
         from ...ops.deploy import DEPLOY
 
         spec, _ = parse_spec(self.deploy, words)
@@ -80,3 +103,18 @@ class DeployMagics(Magics):
 
     def _drift(self, rest):
         return _serving().deployment_drift(parse(_name, rest).name)
+
+    def _ab(self, rest):
+        from ...ops.ab import AB
+
+        return AB.run(parse_spec(_ab, split(rest))[0], call(f"%deploy ab {rest}"))
+
+    def _add_adapter(self, rest):
+        args = parse(_add_adapter, rest)
+        return _serving().add_adapter(
+            args.name, args.ref, as_name=args.as_name, call=call(f"%deploy add-adapter {rest}")
+        )
+
+    def _remove_adapter(self, rest):
+        args = parse(_remove_adapter, rest)
+        return _serving().remove_adapter(args.name, args.adapter, call=call(f"%deploy remove-adapter {rest}"))

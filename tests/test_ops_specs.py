@@ -22,8 +22,11 @@ from llmops_magics.ops.spec import SECRET, Spec, option
 
 OPS = [get(name) for name in CATALOG]
 FRONT_ONLY = {"finetune": {"wait"}, "eval": {"wait", "panel", "show", "list_metrics"}}
-# Operations reached through another magic's subcommand: %model compare.
-SUBCOMMANDS = {"compare": "llmops_magics.adapters.magics.model:_compare"}
+# Operations reached through another magic's subcommand: %model compare, %deploy ab.
+SUBCOMMANDS = {
+    "compare": "llmops_magics.adapters.magics.model:_compare",
+    "ab": "llmops_magics.adapters.magics.deploy:_ab",
+}
 
 
 def _magic(op):

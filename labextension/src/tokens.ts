@@ -11,7 +11,9 @@ export type Kind =
   | 'adapter'
   | 'eval'
   | 'deployment'
-  | 'selection';
+  | 'selection'
+  | 'abtest'
+  | 'monitor';
 
 export const KINDS: readonly Kind[] = [
   'prompt',
@@ -20,7 +22,9 @@ export const KINDS: readonly Kind[] = [
   'adapter',
   'eval',
   'deployment',
-  'selection'
+  'selection',
+  'abtest',
+  'monitor'
 ];
 
 export const KIND_LABELS: Record<Kind, string> = {
@@ -30,7 +34,9 @@ export const KIND_LABELS: Record<Kind, string> = {
   adapter: 'Adapters',
   eval: 'Evals',
   deployment: 'Deployments',
-  selection: 'Selections'
+  selection: 'Selections',
+  abtest: 'A/B tests',
+  monitor: 'Monitors'
 };
 
 export interface INameSummary {

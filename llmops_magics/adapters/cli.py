@@ -4,7 +4,7 @@
 (both are made from the operation's spec) and print the reference of what they made on
 their last line. ``list``, ``show``, ``lineage``, ``tag``, ``doctor``, ``gc`` and ``run``
 (replay) work on the registry. Exit status: 0 done, 1 a check failed (an eval's
-regression gate, ``doctor``), 2 bad input or nothing to work on.
+regression gate, a monitor's failed check, ``doctor``), 2 bad input or nothing to work on.
 """
 
 from __future__ import annotations
@@ -185,13 +185,13 @@ def _operation(args) -> int:
                 value.add_listener(_progress)
             return op.finish(value)
 
-        return _finish(make, lambda value: op.ref_of(value, {}))
+        return _finish(make, lambda value: op.ref_of(value, {}), op.failed)
     finally:
         ws.close()
 
 
-def _finish(make, ref_of) -> int:
-    """Print what was made and its reference last; an eval's failed regression gate exits 1."""
+def _finish(make, ref_of, failed=lambda value: False) -> int:
+    """Print what was made and its reference last; a failed gate (an eval's regression, a monitor's check) exits 1."""
     try:
         value = make()
     except RegressionError as exc:  # the eval was saved; its gate failed, as it would in CI
@@ -203,7 +203,7 @@ def _finish(make, ref_of) -> int:
     if text and text != ref:
         print(text)
     print(ref)
-    return 0
+    return 1 if failed(value) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

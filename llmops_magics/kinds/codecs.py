@@ -64,7 +64,30 @@ class AdapterCodec(ModelCodec):
     kind = "adapter"
 
 
+class MonitorCodec(Codec):
+    kind = "monitor"
+    getter = "get_monitor"
+
+    def load(self, art, ws):
+        from ..monitoring.report import get_monitor
+
+        return get_monitor(art.ref, workspace=ws)
+
+    def details(self, art, reg) -> dict[str, Any]:
+        meta = thaw(art.metadata)
+        return {k: meta.get(k) for k in ("deployment", "status", "failed", "window", "values")}
+
+
 CODECS: dict[str, Codec] = {
     c.kind: c
-    for c in (PromptCodec(), DatasetCodec(), EvalCodec(), DeploymentCodec(), ModelCodec(), AdapterCodec(), Codec())
+    for c in (
+        PromptCodec(),
+        DatasetCodec(),
+        EvalCodec(),
+        DeploymentCodec(),
+        ModelCodec(),
+        AdapterCodec(),
+        MonitorCodec(),
+        Codec(),
+    )
 }

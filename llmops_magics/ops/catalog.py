@@ -38,6 +38,8 @@ CATALOG: dict[str, str] = {
     "eval": "llmops_magics.ops.evaluate:EVAL",
     "deploy": "llmops_magics.ops.deploy:DEPLOY",
     "compare": "llmops_magics.ops.compare:COMPARE",
+    "monitor": "llmops_magics.ops.monitor:MONITOR",
+    "ab": "llmops_magics.ops.ab:AB",
 }
 
 
@@ -79,6 +81,7 @@ class Operation:
     ``prepare_replay(spec, artifact, workspace) -> spec`` adapts a stored spec whose
     arguments cannot be read back as they are (rows that came from an in-memory object).
     ``ref_of(value, stored) -> str`` is the reference of what a run made.
+    ``failed(value) -> bool``: the result failed a check it ran (a monitor), so the CLI exits 1.
     """
 
     name: str
@@ -89,6 +92,7 @@ class Operation:
     long: bool = False
     prepare_replay: Callable[..., Spec] | None = None
     ref_of: Callable[[Any, Mapping[str, Any]], str] = field(default=lambda value, stored: value.ref)
+    failed: Callable[[Any], bool] = field(default=lambda value: False)
 
     def run(self, spec: Spec, call: Call | None = None) -> Any:
         if not isinstance(spec, self.spec):

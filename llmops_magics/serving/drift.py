@@ -24,7 +24,7 @@ from typing import Any
 
 from ..context.workspaces import Workspace, current
 from ..display.html import kv_html, mimebundle
-from ..errors import ValidationError
+from ..monitoring.reference import reference_texts
 from ..ops.deploy import DeploySpec
 from .records import load_config, require_state
 from .requestlog import read_requests
@@ -112,32 +112,6 @@ def similarity_shift(live: Sequence[str], reference: Sequence[str], seed: int = 
     return now, base, base - now
 
 
-def _reference_texts(ws: Workspace, spec: DeploySpec, limit: int) -> list[str]:
-    from ..datasets import get_dataset
-    from ..prompts import get_prompt
-    from ..prompts.template import parse_template
-
-    ds = get_dataset(spec.reference_data, workspace=ws)
-    rows = ds.records("train") if "train" in ds.splits else ds.records()
-    rows = rows[:limit]
-    if spec.prompt:
-        p = get_prompt(spec.prompt, workspace=ws)
-        template, params = p.parsed, dict(p.params)
-    else:
-        text = ws.registry.resolve(spec.target).metadata.get("prompt_template")
-        template, params = (parse_template(text), {}) if text else (None, {})
-    if (
-        template is not None
-        and template.format == "text"
-        and all(v in {**params, **rows[0]} for v in template.variables)
-    ):
-        return [str(template.render({**params, **r})) for r in rows]
-    column = next((c for c in ("prompt", "input", "text", "question") if c in ds.columns), None)
-    if column is None:
-        raise ValidationError(f"{ds.ref} has no prompt/input/text/question column to compare inputs with")
-    return [str(r[column]) for r in rows if r.get(column) is not None]
-
-
 def deployment_drift(
     name: str,
     *,
@@ -169,7 +143,7 @@ def deployment_drift(
             None,
             note="no reference data: deploy with reference_data=DATASET_REF",
         )
-    ref_texts = _reference_texts(ws, spec, reference_limit)
+    ref_texts = reference_texts(ws, spec, reference_limit)
     live_len = [int(r["input_chars"]) for r in rows]
     ref_len = [len(t) for t in ref_texts]
     texts = [r["input_text"] for r in rows if r.get("input_text")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidReferenceError, ValidationError
 
-KINDS = ("prompt", "dataset", "model", "adapter", "eval", "deployment", "selection")
+KINDS = ("prompt", "dataset", "model", "adapter", "eval", "deployment", "selection", "abtest", "monitor")
 LATEST = "latest"
 MAX_NAME = 128
 

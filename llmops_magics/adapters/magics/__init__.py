@@ -14,12 +14,13 @@ from .deploy import DeployMagics
 from .eval import EvalMagics
 from .finetune import FinetuneMagics
 from .model import ModelMagics
+from .monitor import MonitorMagics
 from .prompt import PromptMagics
 from .settings import LLMOps
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics, DatasetMagics, ModelMagics, FinetuneMagics, EvalMagics, DeployMagics)
+MAGICS = (PromptMagics, DatasetMagics, ModelMagics, FinetuneMagics, EvalMagics, DeployMagics, MonitorMagics)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 

@@ -14,6 +14,11 @@ The static batcher groups requests with equal generation settings (length includ
 runs each group to its end; the continuous one admits requests into the running batch at
 every token. Goals: continuous ≥ 1.5x the throughput of static, p95 time to first token
 ≤ half of static's.
+
+Then (``--adapters N``) one process serving N LoRA adapters of the base by name, with the
+requests spread over them, against one process serving one adapter: goal throughput
+within 20%, and the resident memory of the N-adapter process about the base plus the
+adapters (both reported).
 """
 
 from __future__ import annotations
@@ -66,17 +71,21 @@ async def _one(client, model: str, prompt: str, max_tokens: int) -> tuple[float,
     return time.perf_counter() - t, first, tokens, ok
 
 
-async def _load(url: str, model: str, clients: int, per_client: int, seed: int) -> dict:
+async def _load(url: str, models: list[str], clients: int, per_client: int, seed: int) -> dict:
+    """``clients`` closed-loop clients; each request names one of ``models`` (round robin over requests)."""
     import httpx
 
     rng = random.Random(seed)
-    plan = [[(rng.choice(PROMPTS), rng.choice(LENGTHS)) for _ in range(per_client)] for _ in range(clients)]
+    plan = [
+        [(models[(c + j) % len(models)], rng.choice(PROMPTS), rng.choice(LENGTHS)) for j in range(per_client)]
+        for c in range(clients)
+    ]
     latencies, ttfts = [], []
     tokens = errors = 0
 
     async def client_loop(client, requests) -> None:
         nonlocal tokens, errors
-        for prompt, length in requests:
+        for model, prompt, length in requests:
             latency, first, n, ok = await _one(client, model, prompt, length)
             if not ok or n != length:
                 errors += 1
@@ -87,8 +96,8 @@ async def _load(url: str, model: str, clients: int, per_client: int, seed: int) 
 
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-        for prompt in PROMPTS[:2]:  # warm-up: first-request costs are not the steady state
-            await _one(client, model, prompt, 2)
+        for model in models:  # warm-up: first-request costs are not the steady state
+            await _one(client, model, PROMPTS[0], 2)
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(client, requests) for requests in plan))
         elapsed = time.perf_counter() - started
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=64, help="the same for every mode")
     parser.add_argument("--rounds", type=int, default=2, help="measure each cell this many times, keep the best")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="the static batcher's batching window")
+    parser.add_argument("--adapters", type=int, default=8, help="adapters in the one-process comparison (0: skip it)")
     parser.add_argument("--home", default=str(ROOT / ".cache" / "bench-serve" / ".llmops"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -140,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for clients in counts:
                 per_client = max(1, args.requests // clients)
                 for mode, handle in handles.items():
-                    r = asyncio.run(_load(handle.url, handle.name, clients, per_client, seed=round_))
+                    r = asyncio.run(_load(handle.url, [handle.name], clients, per_client, seed=round_))
                     old = best.get((mode, clients))
                     if old is None or r["tok_s"] > old["tok_s"]:
                         best[(mode, clients)] = {**r, "errors": r["errors"] + (old or {}).get("errors", 0)}
@@ -168,7 +178,91 @@ def main(argv: list[str] | None = None) -> int:
                 f"{clients:>2} clients: continuous/static throughput {c['tok_s'] / s['tok_s']:.2f}x (goal >= 1.5x), "
                 f"p95 TTFT {c['ttft_p95'] / s['ttft_p95']:.2f} of static's (goal <= 0.5)"
             )
-    return 0 if all(r["errors"] == 0 for r in best.values()) else 1
+    ok = all(r["errors"] == 0 for r in best.values())
+    if args.adapters:
+        ok = bench_adapters(args, ws, model, counts) and ok
+    return 0 if ok else 1
+
+
+def _adapter_folders(ws, model, n: int) -> list[str]:
+    """``n`` LoRA adapters of the tiny base (random B, so each answers differently), registered once."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    refs = []
+    for i in range(n):
+        name = f"bench-lora-{i}"
+        folder = Path(ws.registry.home).parent / "adapters" / name
+        if not (folder / "adapter_config.json").is_file():
+            import torch
+
+            torch.manual_seed(i)
+            base = AutoModelForCausalLM.from_pretrained(ws.registry.checkout(model))
+            lora = LoraConfig(r=8, target_modules=["c_attn", "c_proj"], fan_in_fan_out=True, init_lora_weights=False)
+            get_peft_model(base, lora).save_pretrained(folder)
+        meta = {"base_model": model.ref, "base_digest": model.digest}
+        refs.append(ws.registry.save("adapter", name, path=folder, metadata=meta).artifact.ref)
+    return refs
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_adapters(args, ws, model, counts: list[int]) -> bool:
+    """One process serving one adapter vs one process serving N adapters of the same base, side by side."""
+    from llmops_magics import deploy
+
+    refs = _adapter_folders(ws, model, args.adapters)
+    named = tuple(f"a{i}={ref}" for i, ref in enumerate(refs[1:], start=1))
+    plans = {
+        "1 adapter": (dict(name="bench-one"), lambda h: [refs[0]]),
+        f"{args.adapters} adapters": (dict(name="bench-many", adapters=named), lambda h: [refs[0], *(n.split("=")[0] for n in named)]),
+    }  # fmt: skip
+    handles, best, memory = {}, {}, {}
+    try:
+        for label, (extra, _) in plans.items():
+            handles[label] = h = deploy(refs[0], max_batch_size=args.max_batch_size, workspace=ws, **extra)
+            memory[label] = {"loaded": _rss_mib(h.pid)}
+        for round_ in range(args.rounds):
+            for clients in counts:
+                for label, (_, names) in plans.items():
+                    h = handles[label]
+                    r = asyncio.run(_load(h.url, names(h), clients, max(1, args.requests // clients), seed=round_))
+                    if (label, clients) not in best or r["tok_s"] > best[(label, clients)]["tok_s"]:
+                        best[(label, clients)] = r
+        for label, h in handles.items():
+            memory[label]["after"] = _rss_mib(h.pid)
+    finally:
+        for h in handles.values():
+            h.stop()
+    base_mib = sum(f.stat().st_size for f in Path(ws.registry.checkout(model)).glob("*.safetensors")) / 2**20
+    lora_mib = sum(f.stat().st_size for r in refs for f in Path(ws.registry.checkout(r)).glob("*.safetensors")) / 2**20
+    title = (
+        f"bench_serve adapters: {args.adapters} LoRA adapters (r=8, c_attn+c_proj) of {model.ref} in one process vs one "
+        f"adapter, continuous batching, requests spread round robin over the adapters, best of {args.rounds} round(s)"
+    )
+    columns = ["served", "clients", "requests", "tok/s", "TTFT p95 ms", "latency p95 ms", "errors", "RSS MiB"]
+    rows = [
+        [label, c, r["requests"], f"{r['tok_s']:.1f}", f"{r['ttft_p95']:.1f}", f"{r['lat_p95']:.1f}", r["errors"],
+         f"{memory[label]['after']:.0f}"]
+        for (label, c), r in best.items()
+    ]  # fmt: skip
+    print_table(title, columns, sorted(rows, key=lambda row: (row[1], row[0])))
+    one, many = plans
+    for clients in counts:
+        ratio = best[(many, clients)]["tok_s"] / best[(one, clients)]["tok_s"]
+        print(f"{clients:>2} clients: {many} reach {ratio:.2f}x the throughput of 1 adapter (goal >= 0.80)")
+    grown = memory[many]["loaded"] - memory[one]["loaded"]
+    print(
+        f"resident memory after loading: 1 adapter {memory[one]['loaded']:.0f} MiB, {many} {memory[many]['loaded']:.0f} MiB "
+        f"(+{grown:.1f} MiB for {args.adapters - 1} more adapters holding {lora_mib * (args.adapters - 1) / args.adapters:.1f} "
+        f"MiB of weights; the base's weights are {base_mib:.1f} MiB, loaded once)"
+    )
+    return all(r["errors"] == 0 for r in best.values())
 
 
 if __name__ == "__main__":

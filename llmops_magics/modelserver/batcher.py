@@ -28,6 +28,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,15 +219,23 @@ class BatchStreamer:
         """Nothing to flush: the final text comes from ``generate()`` itself."""
 
 
-def adapter_kwargs(model: Any, adapters: Sequence[str | None]) -> dict[str, Any]:
-    """PEFT's per-row adapter choice for one forward pass (nothing when every row uses the active one)."""
+def adapters_of(model: Any, adapters: Sequence[str | None]) -> tuple[Any, dict[str, Any]]:
+    """How one forward pass gives each row its adapter: ``(context, forward kwargs)``.
+
+    Nothing when every row uses the model's active adapter; a thread-local row list when the
+    model's LoRA layers are patched (``multilora``); else PEFT's own ``adapter_names``.
+    """
     if not hasattr(model, "peft_config"):
-        return {}
+        return nullcontext(), {}
     active = model.active_adapter
     names = [a or active for a in adapters]  # a job without an adapter runs the model as loaded
     if all(n == active for n in names):
-        return {}
-    return {"adapter_names": names}
+        return nullcontext(), {}
+    if getattr(model, "_llmops_rows", False):
+        from .multilora import rows
+
+        return rows(names), {}
+    return nullcontext(), {"adapter_names": names}
 
 
 class BetweenSteps:
@@ -359,20 +368,22 @@ class DynamicBatcher(BetweenSteps):
             self._on_batch(len(batch), self.depth)
         p = batch[0].params
         streamer = BatchStreamer(self.loaded.tokenizer, batch)
+        context, kwargs = adapters_of(self.loaded.model, [j.adapter for j in batch])
         try:
-            results = self._generate(
-                self.loaded,
-                [j.prompt for j in batch],
-                max_new_tokens=p.max_tokens,
-                temperature=p.temperature,
-                top_p=p.top_p,
-                seed=p.seed,
-                stop=p.stop,
-                streamer=streamer,
-                min_new_tokens=p.min_tokens or None,
-                abandoned=lambda: [j.abandoned for j in batch],
-                **adapter_kwargs(self.loaded.model, [j.adapter for j in batch]),
-            )
+            with context:
+                results = self._generate(
+                    self.loaded,
+                    [j.prompt for j in batch],
+                    max_new_tokens=p.max_tokens,
+                    temperature=p.temperature,
+                    top_p=p.top_p,
+                    seed=p.seed,
+                    stop=p.stop,
+                    streamer=streamer,
+                    min_new_tokens=p.min_tokens or None,
+                    abandoned=lambda: [j.abandoned for j in batch],
+                    **kwargs,
+                )
         except Exception as exc:
             traceback.print_exc()  # into the server log: the client only sees the error's type and message
             for job in batch:

@@ -24,6 +24,7 @@ from ..ops.deploy import DeploySpec
 from ..prompts.template import ParsedTemplate, parse_template
 from ..store import Artifact
 from .batcher import DynamicBatcher
+from .multilora import install
 from .scheduler import ContinuousBatcher, supports_continuous
 
 __all__ = ["Arm", "Engine", "TokenCounter", "make_batcher", "template_for", "BASE"]
@@ -115,6 +116,7 @@ class Engine:
                 model = PeftModel.from_pretrained(model, str(folder), adapter_name=name)
             self.loaded.model = model
         model.eval()
+        install(model)  # mixed-adapter batches as one gathered matmul per layer (multilora.py)
         self.adapters[name] = str(folder)
         return name
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.generation import Generation, TokenLogprob, start_token
-from .batcher import BetweenSteps, Job, RowText, ShuttingDown, adapter_kwargs
+from .batcher import BetweenSteps, Job, RowText, ShuttingDown, adapters_of
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 
@@ -202,14 +202,16 @@ class ContinuousBatcher(BetweenSteps):
         enc = tok.pad({"input_ids": ids}, return_tensors="pt")
         input_ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.loaded.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-            **adapter_kwargs(self.loaded.model, [j.adapter for j in jobs]),
-        )
+        context, kwargs = adapters_of(self.loaded.model, [j.adapter for j in jobs])
+        with context:
+            out = self.loaded.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+                **kwargs,
+            )
         self.batches += 1
         seqs = []
         for job, row in zip(jobs, ids, strict=True):
@@ -231,14 +233,16 @@ class ContinuousBatcher(BetweenSteps):
         tokens = torch.tensor([[s.last] for s in seqs], device=self.loaded.device)
         positions = self._mask.sum(-1, keepdim=True)  # each row's own next position, padding not counted
         self._mask = torch.cat([self._mask, self._mask.new_ones((len(seqs), 1))], dim=-1)
-        out = self.loaded.model(
-            input_ids=tokens,
-            attention_mask=self._mask,
-            position_ids=positions,
-            use_cache=True,
-            **{self._cache_kw: self._cache},
-            **adapter_kwargs(self.loaded.model, [s.job.adapter for s in seqs]),
-        )
+        context, kwargs = adapters_of(self.loaded.model, [s.job.adapter for s in seqs])
+        with context:
+            out = self.loaded.model(
+                input_ids=tokens,
+                attention_mask=self._mask,
+                position_ids=positions,
+                use_cache=True,
+                **{self._cache_kw: self._cache},
+                **kwargs,
+            )
         self.batches += 1
         self._advance(seqs, out.logits[:, -1, :])
 

@@ -274,3 +274,27 @@ def test_adapters_named_at_deploy_are_served_from_the_start_and_a_foreign_one_is
     other = ws.registry.save("model", "other-base", path=_foreign_adapter(tmp_path / "x", folders.base), metadata={})
     with pytest.raises(ValidationError, match="is a model, not an adapter"):
         deploy(refs.base, name="wrong", adapters=(other.artifact.ref,), workspace=ws)
+
+
+def test_timings_per_request_and_per_adapter_reach_metrics_and_the_request_log(setup):
+    from deploy_support import logged_requests
+
+    _, folders, _, handle = setup
+    assert post(handle.url, "/v1/load_lora_adapter", {"lora_name": "timed", "lora_path": str(folders.adapter_b)}).ok
+    try:
+        body = {"model": "timed", "prompt": "The capital of", "max_tokens": 8, "min_tokens": 8, "stream": True}
+        with post(handle.url, "/v1/completions", body, stream=True) as r:
+            assert r.status_code == 200 and b"[DONE]" in r.content
+        import time
+
+        deadline, rows = time.monotonic() + 20, []
+        while not rows and time.monotonic() < deadline:  # the server writes its log every 0.25 s
+            rows = [row for row in logged_requests(handle, at_least=1) if row["arm"] == "timed"]
+            time.sleep(0.05)
+        assert rows and rows[-1]["tpot_ms"] > 0 and rows[-1]["queue_ms"] >= 0 and rows[-1]["ttft_ms"] > 0
+        metrics = requests.get(handle.url + "/metrics").text
+        for name in ("gen_ai_server_time_per_output_token_seconds", "llmops_request_queue_time_seconds"):
+            assert f'{name}_count{{arm="timed"}} 1.0' in metrics
+        assert 'llmops_time_to_first_token_seconds_count{arm="timed"} 1.0' in metrics
+    finally:
+        post(handle.url, "/v1/unload_lora_adapter", {"lora_name": "timed"})

@@ -180,3 +180,29 @@ def logged_requests(handle, *, at_least: int, with_text: bool = False, timeout: 
         if len(rows) >= at_least or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def llama_folder(dest: Path, tokenizer_from: Path) -> Path:
+    """A tiny Llama-architecture model (random weights) with the GPT-2 tokenizer, a chat template and a license."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_from)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+    tok.save_pretrained(dest)
+    (dest / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# small llama\n")
+    return dest

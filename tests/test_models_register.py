@@ -8,9 +8,9 @@ records about them is checked against what transformers itself says when it load
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
+from deploy_support import llama_folder
 from eval_support import OpenAIServer
 
 import llmops_magics as lm
@@ -19,37 +19,12 @@ from llmops_magics.errors import ValidationError
 KEY = "sk-own-model-123"
 
 
-def _llama_folder(dest: Path, tokenizer_from: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_from)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(dest)
-    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
-    tok.save_pretrained(dest)
-    (dest / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# small llama\n")
-    return dest
-
-
 @pytest.fixture
 def folders(tmp_path, tiny_model_dir):
     gpt2 = tmp_path / "my-gpt2"
     shutil.copytree(tiny_model_dir, gpt2)
     (gpt2 / "LICENSE").write_text("MIT License\n\nCopyright ...\n")
-    return {"gpt2": gpt2, "llama": _llama_folder(tmp_path / "small-llama", tiny_model_dir)}
+    return {"gpt2": gpt2, "llama": llama_folder(tmp_path / "small-llama", tiny_model_dir)}
 
 
 @pytest.mark.parametrize(

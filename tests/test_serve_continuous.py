@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
-from deploy_support import build_folders
+from deploy_support import build_folders, llama_folder
+from test_deploy_server import PROMPTS as SERVER_PROMPTS
 
 from llmops_magics.models.generation import generate
 from llmops_magics.modelserver.batcher import GenParams, Job
@@ -22,16 +22,7 @@ from llmops_magics.modelserver.scheduler import ContinuousBatcher, supports_cont
 
 pytestmark = pytest.mark.slow
 
-PROMPTS = [
-    "The capital of",
-    "In Brailand the flag is",
-    "People in",
-    "The flag of",
-    "The national animal of",
-    "has a",
-    "The capital of Lantalland is",
-    "",
-]
+PROMPTS = [*SERVER_PROMPTS[:7], ""]
 
 
 @pytest.fixture(scope="module")
@@ -39,35 +30,12 @@ def folders(tmp_path_factory):
     return build_folders(str(tmp_path_factory.getbasetemp()))
 
 
-def _llama(dest: Path, tokenizer_from: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_from)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(dest)
-    tok.save_pretrained(dest)
-    return dest
-
-
 @pytest.fixture(scope="module", params=["gpt2", "llama", "gpt2+lora"])
 def loaded(request, folders, tmp_path_factory):
     from llmops_magics.models.loading import load_model
 
     if request.param == "llama":
-        return load_model(_llama(tmp_path_factory.mktemp("llama"), folders.base))
+        return load_model(llama_folder(tmp_path_factory.mktemp("llama"), folders.base))
     return load_model(folders.adapter_a if request.param == "gpt2+lora" else folders.base)
 
 

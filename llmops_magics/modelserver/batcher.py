@@ -238,13 +238,41 @@ def adapters_of(model: Any, adapters: Sequence[str | None]) -> tuple[Any, dict[s
     return nullcontext(), {"adapter_names": names}
 
 
-class BetweenSteps:
-    """Work that must not overlap a forward pass (adding or removing an adapter) runs on the
-    batcher's own thread between passes; the caller gets a ``concurrent.futures.Future``."""
+class Worker:
+    """What both batchers share: a queue of jobs for one worker thread, closing, and work that must
+    not overlap a forward pass (adding or removing an adapter), run on that thread between passes
+    (``run_between``; the caller gets a ``concurrent.futures.Future``)."""
 
     _cond: threading.Condition
     _closed: bool
+    _pending: deque
     _controls: deque
+    _thread: threading.Thread
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def submit(self, job: Job) -> Job:
+        with self._cond:
+            if self._closed:
+                raise ShuttingDown("the server is shutting down")
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the work in flight, fail the jobs still queued, stop the worker."""
+        with self._cond:
+            self._closed = True
+            leftover, self._pending = list(self._pending), deque()
+            controls, self._controls = list(self._controls), deque()
+            self._cond.notify_all()
+        for job in leftover:
+            job.fail(ShuttingDown("the server is shutting down"))
+        for _, future in controls:
+            future.set_exception(ShuttingDown("the server is shutting down"))
+        self._thread.join(timeout)
 
     def run_between(self, fn: Callable[[], Any]) -> Future:
         future: Future = Future()
@@ -278,7 +306,7 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return hold
 
 
-class DynamicBatcher(BetweenSteps):
+class DynamicBatcher(Worker):
     """One worker thread that turns queued jobs into batched ``generate()`` calls."""
 
     mode = "static"
@@ -310,18 +338,6 @@ class DynamicBatcher(BetweenSteps):
         self.batches = 0
         self._thread = threading.Thread(target=self._run, name=f"llmops-batcher-{label}", daemon=True)
         self._thread.start()
-
-    @property
-    def depth(self) -> int:
-        return len(self._pending)
-
-    def submit(self, job: Job) -> Job:
-        with self._cond:
-            if self._closed:
-                raise ShuttingDown("the server is shutting down")
-            self._pending.append(job)
-            self._cond.notify()
-        return job
 
     def _take(self) -> list[Job] | None:
         with self._cond:
@@ -394,16 +410,3 @@ class DynamicBatcher(BetweenSteps):
         for job, result in zip(batch, results, strict=True):
             job.resolve(result)
         self._free_since = time.perf_counter()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Finish the batch in flight, fail the jobs still queued, stop the worker."""
-        with self._cond:
-            self._closed = True
-            leftover, self._pending = list(self._pending), deque()
-            controls, self._controls = list(self._controls), deque()
-            self._cond.notify_all()
-        for job in leftover:
-            job.fail(ShuttingDown("the server is shutting down"))
-        for _, future in controls:
-            future.set_exception(ShuttingDown("the server is shutting down"))
-        self._thread.join(timeout)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.generation import Generation, TokenLogprob, start_token
-from .batcher import BetweenSteps, Job, RowText, ShuttingDown, adapters_of
+from .batcher import Job, RowText, Worker, adapters_of
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 
@@ -90,7 +90,7 @@ class _Sequence:
         return Generation(text, self.prompt_tokens, tokens, self.finish or "stop", seconds, logprobs)
 
 
-class ContinuousBatcher(BetweenSteps):
+class ContinuousBatcher(Worker):
     """One worker thread that keeps a batch of sequences decoding, one token per step.
 
     The same face as ``DynamicBatcher`` (``submit``, ``depth``, ``close``, ``batches``),
@@ -124,33 +124,8 @@ class ContinuousBatcher(BetweenSteps):
         self._thread.start()
 
     @property
-    def depth(self) -> int:
-        return len(self._pending)
-
-    @property
     def running(self) -> int:
         return len(self._running)
-
-    def submit(self, job: Job) -> Job:
-        with self._cond:
-            if self._closed:
-                raise ShuttingDown("the server is shutting down")
-            self._pending.append(job)
-            self._cond.notify()
-        return job
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Finish the sequences in flight, fail the jobs still queued, stop the worker."""
-        with self._cond:
-            self._closed = True
-            leftover, self._pending = list(self._pending), deque()
-            controls, self._controls = list(self._controls), deque()
-            self._cond.notify_all()
-        for job in leftover:
-            job.fail(ShuttingDown("the server is shutting down"))
-        for _, future in controls:
-            future.set_exception(ShuttingDown("the server is shutting down"))
-        self._thread.join(timeout)
 
     # ------------------------------------------------------------------ the loop
 

@@ -27,7 +27,7 @@ KIND = "dataset"
 PREVIEW_ROWS = 5
 WANDB_PREVIEW_ROWS = 100  # rows of the wandb.Table that travels with the W&B artifact
 
-__all__ = ["DatasetVersion", "run_save", "get_dataset"]
+__all__ = ["DatasetVersion", "run_save", "save_rows", "get_dataset"]
 
 
 @dataclass(frozen=True)
@@ -118,30 +118,57 @@ def _load(art: Artifact, ws: Workspace, created: bool | None = None) -> DatasetV
 
 def run_save(spec: DatasetSpec, call: Call) -> DatasetVersion:
     """Run a ``DatasetSpec`` (see ``llmops_magics.save_dataset``)."""
-    ws = call.ws
     name = spec.name
     splits = to_split_rows(spec.data)
     if spec.validation_fraction is not None:
         if set(splits) != {"train"}:
             raise ValidationError("validation_fraction splits one table; this data already has splits")
         splits = split_rows(splits["train"], spec.validation_fraction, spec.seed)
+    return save_rows(
+        name,
+        splits,
+        spec=spec,
+        call=call,
+        required_columns=spec.required_columns,
+        aliases=spec.aliases,
+        metadata={
+            "description": spec.description,
+            "split_seed": spec.seed if spec.validation_fraction is not None else None,
+        },
+    )
+
+
+def save_rows(
+    name: str,
+    splits: dict[str, Rows],
+    *,
+    spec: Any,
+    call: Call,
+    required_columns: Sequence[str] = (),
+    aliases: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    parents: Sequence[tuple[Any, str]] = (),
+) -> DatasetVersion:
+    """The one way rows become a dataset version: checked, one JSONL per split, published with
+    ``spec`` (the operation that made them: ``dataset``, ``from-log``…) and its lineage ``parents``."""
+    ws = call.ws
     if not any(splits.values()):
         raise ValidationError(f"dataset {name!r} is empty: no rows to register")
     all_rows = [r for rows in splits.values() for r in rows]
     schema = infer_schema(all_rows)
-    missing = [c for c in spec.required_columns if c not in schema]
+    missing = [c for c in required_columns if c not in schema]
     if missing:
         raise ValidationError(
             f"dataset {name!r} lacks required column(s) {', '.join(missing)}; "
             f"its columns are {', '.join(schema) or '(none)'}"
         )
     meta = {
-        "description": spec.description,
+        "description": None,
+        **(metadata or {}),
         "schema": schema,
         "num_rows": len(all_rows),
         "splits": {k: len(v) for k, v in splits.items()},
         "preview": all_rows[:PREVIEW_ROWS],
-        "split_seed": spec.seed if spec.validation_fraction is not None else None,
     }
     columns = list(schema)
     preview = [[r.get(c) for c in columns] for r in all_rows[:WANDB_PREVIEW_ROWS]]
@@ -157,7 +184,8 @@ def run_save(spec: DatasetSpec, call: Call) -> DatasetVersion:
             call=call,
             path=folder,
             metadata=meta,
-            aliases=spec.aliases,
+            aliases=aliases,
+            parents=parents,
             tables={"preview": (columns, preview)},
         )
     return _load(result.artifact, ws, result.created)

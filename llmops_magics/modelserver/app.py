@@ -2,9 +2,11 @@
 
 Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream: true``
 gives server-sent events ending in ``data: [DONE]``), ``POST /v1/load_lora_adapter`` and
-``POST /v1/unload_lora_adapter`` (vLLM's request shape), ``GET /v1/models``,
+``POST /v1/unload_lora_adapter`` (vLLM's request shape), ``POST /v1/feedback`` (a rating of
+an answer, see ``feedback.py``), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET /health``, ``GET /metrics``. With an API key
-configured every ``/v1`` route wants ``Authorization: Bearer KEY``; ``/health``
+configured every ``/v1`` route wants ``Authorization: Bearer KEY`` (feedback also takes the
+admin token, so the kernel can rate answers without the clients' key); ``/health``
 and ``/metrics`` stay open for probes and scrapers (the server binds 127.0.0.1
 unless told otherwise). Every outcome, rejections included, is one call to
 ``Service.observe``. Only the server process imports this module (FastAPI at
@@ -30,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .batcher import GenParams, Job, ShuttingDown
+from .feedback import store_feedback
 from .protocol import (
     MAX_BODY_BYTES,
     ChatRequest,
@@ -225,27 +228,32 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
 
-    @app.post("/v1/load_lora_adapter")
-    async def load_lora_adapter(request: Request):
+    async def _admin(request: Request, cls: type, action: Callable[[Any], Any]):
+        """A route that changes what is served: a key always, a strict body, 4xx/503 JSON errors."""
         try:
             _check_auth(service, request, admin=True)
-            req = parse_body(LoadLoraRequest, await _read_body(request))
-            return await service.load_adapter(req.lora_name, req.lora_path)
+            return await action(parse_body(cls, await _read_body(request)))
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         except ShuttingDown as exc:
             return JSONResponse(error_body(str(exc), "server_error", code="shutting_down"), 503)
 
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(request: Request):
+        return await _admin(request, LoadLoraRequest, lambda req: service.load_adapter(req.lora_name, req.lora_path))
+
     @app.post("/v1/unload_lora_adapter")
     async def unload_lora_adapter(request: Request):
+        return await _admin(request, UnloadLoraRequest, lambda req: service.unload_adapter(req.lora_name))
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
         try:
-            _check_auth(service, request, admin=True)
-            req = parse_body(UnloadLoraRequest, await _read_body(request))
-            return await service.unload_adapter(req.lora_name)
+            if service.api_key_sha256:  # open like the other /v1 routes when no key is set
+                _check_auth(service, request, admin=True)
+            return await run_in_threadpool(store_feedback, service, await _read_body(request))
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
-        except ShuttingDown as exc:
-            return JSONResponse(error_body(str(exc), "server_error", code="shutting_down"), 503)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -272,7 +280,11 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
                     service.spec.default_max_tokens,
                 )
             params = service.params(arm, req, [arm.count_tokens(t) for t in inputs], limit, default)
-            call.row.update(input_chars=sum(len(t) for t in inputs), input_text="\n\n".join(inputs))
+            call.row.update(
+                input_chars=sum(len(t) for t in inputs),
+                input_text="\n\n".join(inputs),
+                outputs=len(inputs) * req.choices,  # texts joined in one row: a dataset from the log skips them
+            )
             loop = asyncio.get_running_loop()
             n = req.choices
             jobs = [

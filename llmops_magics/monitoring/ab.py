@@ -3,9 +3,10 @@
 The rows compared are those since the deployment's current split started (its state's
 ``started_at``: a new canary or a new share restarts the test, since the design changed)
 or, with ``window``, those of the last ``window`` seconds. A row counts for an arm only
-when the version it names is the one the arm serves now. The analysis is saved as an
-``abtest`` version named after the deployment, linked to the deployment and to both
-versions; the same log read twice gives the same version.
+when the version it names is the one the arm serves now. The ``feedback`` metric is each
+request's latest rating (``POST /v1/feedback``, ``feedback()``), 0 to 1. The analysis is
+saved as an ``abtest`` version named after the deployment, linked to the deployment and to
+both versions; the same log read twice gives the same version.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _rows(state: dict[str, Any], since: float | None) -> list[dict[str, Any]]:
     from ..serving.requestlog import read_requests
 
     served = {"primary": state["target"], "canary": state["canary"]["target"]}
-    rows = read_requests(state["monitor_db"], since=since)
+    rows = read_requests(state["monitor_db"], since=since, with_feedback=True)  # ratings feed the feedback metric
     return [r if r.get("version") in (None, served.get(r.get("arm"))) else {**r, "arm": None} for r in rows]
 
 

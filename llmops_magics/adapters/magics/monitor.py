@@ -1,15 +1,24 @@
-"""``%monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold K=V] [--every 5m]``.
+"""``%monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold K=V] [--every 5m]`` and ``%monitor review NAME``.
 
-The checks operation. The live panel of one deployment's traffic stays ``%deploy monitor NAME``.
+The checks operation, and the review of logged answers (thumbs up/down, corrections). The
+live panel of one deployment's traffic stays ``%deploy monitor NAME``.
 """
 
 from __future__ import annotations
 
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from .base import call, parse_spec, spec_arguments, split, usage_errors
+from .base import call, parse, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["MonitorMagics"]
+
+
+@magic_arguments()
+@argument("name", help="Deployment whose answers to review (deployed with --log-text).")
+@argument("--limit", "-n", type=int, default=100, help="How many of the newest requests to load.")
+def _review(line):
+    """%monitor review NAME [--limit 100]"""
 
 
 @magics_class
@@ -22,10 +31,17 @@ class MonitorMagics(Magics):
 
         %monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold p95_latency_ms=800] [--baseline EVAL]
         %monitor NAME --every 5m     (repeats in the background; returns the job, job.cancel() stops it)
+        %monitor review NAME [--limit 100]   (step through logged answers: thumbs up/down, edit the answer)
 
         Returns a report (``.failed``, ``.status``, ``report["p95_latency_ms"]``, ``.ref``).
         """
+        words = split(line)
+        if words[:1] == ["review"]:
+            from ..widgets.feedback_review import FeedbackReview
+
+            args = parse(_review, line.strip()[len("review") :])
+            return FeedbackReview(args.name, limit=args.limit)
         from ...ops.monitor import MONITOR
 
-        spec, _ = parse_spec(self.monitor, split(line))
+        spec, _ = parse_spec(self.monitor, words)
         return MONITOR.run(spec, call(f"%monitor {line}"))

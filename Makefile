@@ -17,9 +17,11 @@ export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
 .PHONY: install test lint pytest nbval demo lab bench clean labext jstest chromium
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements/governance.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel
+	# the PII wheels checked against their pinned sha256 (their dependencies come with the extras below)
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements/governance.txt
 	# torch first and pinned: anything unpinned pulls several GB of CUDA packages
 	$(PIP) install --quiet "torch==2.13.0"
 	$(PIP) install --quiet -e ".[all,test]" "torch==2.13.0"

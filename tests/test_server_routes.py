@@ -166,6 +166,8 @@ def test_list_groups_every_kind_with_counts_and_aliases(refs, fetch):
         "selection": 0,
         "abtest": 0,
         "monitor": 0,
+        "pii-scan": 0,
+        "pipeline": 0,
     }
     by_ref = {item["ref"]: item for item in body["items"]}
     assert by_ref["prompt://qa"]["versions"] == 2

@@ -492,7 +492,7 @@ function otherEnd(edge: IEdge, direction: 'upstream' | 'downstream'): string {
 export function parseRef(
   ref: string
 ): { kind: Kind; name: string; version: number | null } | null {
-  const match = /^([a-z]+):\/\/([^/@\s]+)(?:\/(\d+))?$/.exec(ref);
+  const match = /^([a-z]+(?:-[a-z]+)*):\/\/([^/@\s]+)(?:\/(\d+))?$/.exec(ref);
   if (!match || !(KINDS as readonly string[]).includes(match[1])) {
     return null;
   }

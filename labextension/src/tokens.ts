@@ -13,7 +13,9 @@ export type Kind =
   | 'deployment'
   | 'selection'
   | 'abtest'
-  | 'monitor';
+  | 'monitor'
+  | 'pii-scan'
+  | 'pipeline';
 
 export const KINDS: readonly Kind[] = [
   'prompt',
@@ -24,7 +26,9 @@ export const KINDS: readonly Kind[] = [
   'deployment',
   'selection',
   'abtest',
-  'monitor'
+  'monitor',
+  'pii-scan',
+  'pipeline'
 ];
 
 export const KIND_LABELS: Record<Kind, string> = {
@@ -36,7 +40,9 @@ export const KIND_LABELS: Record<Kind, string> = {
   deployment: 'Deployments',
   selection: 'Selections',
   abtest: 'A/B tests',
-  monitor: 'Monitors'
+  monitor: 'Monitors',
+  'pii-scan': 'PII scans',
+  pipeline: 'Pipelines'
 };
 
 export interface INameSummary {

@@ -396,6 +396,7 @@ describe('helpers', () => {
   it('parses full references only', () => {
     expect(parseRef('adapter://qa-lora/3')).toEqual({ kind: 'adapter', name: 'qa-lora', version: 3 });
     expect(parseRef('prompt://qa')).toEqual({ kind: 'prompt', name: 'qa', version: null });
+    expect(parseRef('pii-scan://dataset-qa/1')).toEqual({ kind: 'pii-scan', name: 'dataset-qa', version: 1 });
     expect(parseRef('secret://x/1')).toBeNull();
     expect(parseRef('qa')).toBeNull();
   });

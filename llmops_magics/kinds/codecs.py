@@ -78,6 +78,34 @@ class MonitorCodec(Codec):
         return {k: meta.get(k) for k in ("deployment", "status", "failed", "window", "values")}
 
 
+class PiiScanCodec(Codec):
+    kind = "pii-scan"
+    getter = "get_pii_scan"
+
+    def load(self, art, ws):
+        from ..governance.scan import get_pii_scan
+
+        return get_pii_scan(art.ref, workspace=ws)
+
+    def details(self, art, reg) -> dict[str, Any]:
+        meta = thaw(art.metadata)
+        return {k: meta.get(k) for k in ("source", "model", "total", "counts", "texts_scanned")}
+
+
+class PipelineCodec(Codec):
+    kind = "pipeline"
+    getter = "get_pipeline"
+
+    def load(self, art, ws):
+        from ..retraining.pipeline import get_pipeline
+
+        return get_pipeline(art.ref, workspace=ws)
+
+    def details(self, art, reg) -> dict[str, Any]:
+        meta = thaw(art.metadata)
+        return {k: meta.get(k) for k in ("deployment", "started_from", "decision", "reason", "steps")}
+
+
 CODECS: dict[str, Codec] = {
     c.kind: c
     for c in (
@@ -88,6 +116,8 @@ CODECS: dict[str, Codec] = {
         ModelCodec(),
         AdapterCodec(),
         MonitorCodec(),
+        PiiScanCodec(),
+        PipelineCodec(),
         Codec(),
     )
 }

@@ -72,6 +72,7 @@ class Service:
     def from_config(cls, cfg: Mapping[str, Any]) -> Service:
         """Load the models named in a runtime config (see ``lifecycle.runtime_config``)."""
         from ..context.workspaces import Settings, Workspace
+        from ..governance.filters import LogRedactor
         from ..models.loading import load_model, resolve_model_source
         from ..prompts import get_prompt
         from ..serving.requestlog import RequestLog, monitor_path
@@ -126,7 +127,8 @@ class Service:
             config={**spec.to_dict(), "deployment": rt.get("artifact")},
             interval=spec.metrics_interval,
         )
-        log = RequestLog(monitor_path(rt["home"], spec.name), log_text=spec.log_text, salt=spec.name)
+        redact = LogRedactor() if spec.log_text and spec.redact_log else None  # built on the first logged batch
+        log = RequestLog(monitor_path(rt["home"], spec.name), log_text=spec.log_text, salt=spec.name, redact=redact)
         service = cls(spec, rt.get("artifact"), arms, metrics, log, reporter)
         service.api_key_sha256 = rt.get("api_key_sha256")
         service.admin_sha256 = rt.get("admin_sha256")

@@ -158,6 +158,11 @@ class DeploySpec(Spec):
         help="Completion length when a request gives none.",
     )
     log_text: bool = option(False, help="Store prompt and completion texts in the request log.")
+    redact_log: bool = option(
+        True,
+        flag="--no-redact-log",
+        help="With --log-text: store the texts as they came, without replacing personal data (Presidio) first.",
+    )
     reference_data: str | None = option(None, help="Data set drift is measured against (default: the training data).")
     threads: int | None = option(
         None, check=_within("threads", 1, 256), help="torch threads in the server (default: half the cores)."
@@ -216,6 +221,7 @@ def deploy(
     max_wait_ms: float = 10.0,
     default_max_tokens: int = 64,
     log_text: bool = False,
+    redact_log: bool = True,
     reference_data: str | None = None,
     threads: int | None = None,
     metrics_interval: float = 30.0,
@@ -231,7 +237,8 @@ def deploy(
     Returns a ``Deployment`` handle (``.url``, ``.client()``, ``.status()``, ``.stop()``).
     With ``canary="REF:10%"`` and ``target`` naming a running deployment, that deployment
     gets a canary arm instead (see ``set_canary``). With ``engine="vllm", export=DIR``
-    nothing starts: a ``VllmExport`` folder is written.
+    nothing starts: a ``VllmExport`` folder is written. With ``log_text=True`` the logged
+    texts have their personal data replaced (``<EMAIL_ADDRESS>``) unless ``redact_log=False``.
     """
     return DEPLOY.call(locals())
 

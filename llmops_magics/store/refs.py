@@ -13,7 +13,19 @@ from dataclasses import dataclass
 
 from ..errors import InvalidReferenceError, ValidationError
 
-KINDS = ("prompt", "dataset", "model", "adapter", "eval", "deployment", "selection", "abtest", "monitor")
+KINDS = (
+    "prompt",
+    "dataset",
+    "model",
+    "adapter",
+    "eval",
+    "deployment",
+    "selection",
+    "abtest",
+    "monitor",
+    "pii-scan",
+    "pipeline",
+)
 LATEST = "latest"
 MAX_NAME = 128
 
@@ -29,7 +41,9 @@ def version_number(text: str) -> int | None:
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)://)?(?P<name>[^/@\s]+)(?:/(?P<version>[^/@\s]+)|@(?P<alias>[^/@\s]+))?$")
+_REF_RE = re.compile(
+    r"^(?:(?P<kind>[a-z]+(?:-[a-z]+)*)://)?(?P<name>[^/@\s]+)(?:/(?P<version>[^/@\s]+)|@(?P<alias>[^/@\s]+))?$"
+)
 
 __all__ = ["Reference", "parse_reference", "validate_name", "validate_alias", "validate_kind", "KINDS"]
 

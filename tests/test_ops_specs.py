@@ -22,10 +22,14 @@ from llmops_magics.ops.spec import SECRET, Spec, option
 
 OPS = [get(name) for name in CATALOG]
 FRONT_ONLY = {"finetune": {"wait"}, "eval": {"wait", "panel", "show", "list_metrics"}}
-# Operations reached through another magic's subcommand: %model compare, %deploy ab.
+# Operations reached through another magic's subcommand: %model compare, %deploy ab, %dataset from-log|from-traces.
 SUBCOMMANDS = {
     "compare": "llmops_magics.adapters.magics.model:_compare",
     "ab": "llmops_magics.adapters.magics.deploy:_ab",
+    "from-log": "llmops_magics.adapters.magics.dataset:_from_log",
+    "from-traces": "llmops_magics.adapters.magics.dataset:_from_traces",
+    "pii-scan": "llmops_magics.adapters.magics.pii:_scan",
+    "pii-redact": "llmops_magics.adapters.magics.pii:_redact",
 }
 
 

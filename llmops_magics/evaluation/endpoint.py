@@ -15,6 +15,7 @@ artifacts it serves (see ``deployment_behind``), which gives the eval its lineag
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -108,7 +109,9 @@ class EndpointBackend:
             self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, limits=limits)
         return self._client
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """One call, retried where waiting can help: 408, 429 (after its ``Retry-After``), 5xx and a
         refused or reset connection, with jittered exponential backoff, at most ``RETRIES`` times.
         A timeout, 401/403, 404 and a malformed answer fail at once: repeating them cannot succeed
@@ -119,7 +122,7 @@ class EndpointBackend:
         for attempt in range(RETRIES + 1):
             wait = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
             try:
-                resp = self._http().request(method, path, json=body)
+                resp = self._http().request(method, path, json=body, headers=headers)
             except httpx.TimeoutException:
                 raise EndpointError(
                     f"{where}: no answer within {self.timeout:g} s; raise the timeout or ask for fewer tokens"
@@ -200,28 +203,58 @@ class EndpointBackend:
         else:
             body["prompt"] = payload
         started = time.perf_counter()
-        data = self._request("POST", "/v1/chat/completions" if chat else "/v1/completions", body)
-        seconds = time.perf_counter() - started
-        try:
-            choice = data["choices"][0]
-            text = choice["message"]["content"] if chat else choice["text"]
-        except (KeyError, IndexError, TypeError):
-            raise EndpointError(f"{self.url} answered without choices[0] text: {str(data)[:200]}") from None
-        usage = data.get("usage") or {}
-        return GenRecord(
-            text=str(text or ""),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-            latency_s=seconds,
-            cached=False,
+        with self._span(chat, body, payload) as span:
+            data = self._request("POST", "/v1/chat/completions" if chat else "/v1/completions", body, span.headers())
+            seconds = time.perf_counter() - started
+            try:
+                choice = data["choices"][0]
+                text = choice["message"]["content"] if chat else choice["text"]
+            except (KeyError, IndexError, TypeError):
+                raise EndpointError(f"{self.url} answered without choices[0] text: {str(data)[:200]}") from None
+            usage = data.get("usage") or {}
+            record = GenRecord(
+                text=str(text or ""),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                finish_reason=str(choice.get("finish_reason") or "stop"),
+                latency_s=seconds,
+                cached=False,
+            )
+            span.response(
+                finish_reasons=[record.finish_reason],
+                input_tokens=record.prompt_tokens,
+                output_tokens=record.completion_tokens,
+                outputs=[record.text],
+                model=data.get("model"),
+                response_id=data.get("id"),
+            )
+        return record
+
+    def _span(self, chat: bool, body: Mapping[str, Any], payload: Any):
+        """The client span of one request (``chat MODEL`` / ``text_completion MODEL``, provider ``openai``)."""
+        from urllib.parse import urlsplit
+
+        from ..tracing.conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
+        from ..tracing.spans import model_call
+
+        where = urlsplit(self.url)
+        return model_call(
+            OP_CHAT if chat else OP_TEXT_COMPLETION,
+            body["model"],
+            provider=PROVIDER_OPENAI,
+            request=body,
+            inputs=payload if chat else [payload],
+            kind="client",
+            server=(where.hostname or "", where.port),
         )
 
     def generate(self, payloads: Sequence[Any], params: GenParams) -> list[GenRecord]:
         if not payloads:
             return []
+        # each request runs in the caller's context, so its span is a child of the eval's
+        tasks = [(contextvars.copy_context(), p) for p in payloads]
         with cf.ThreadPoolExecutor(max_workers=min(self.concurrency, len(payloads))) as pool:
-            return list(pool.map(lambda p: self._one(p, params), payloads))
+            return list(pool.map(lambda t: t[0].run(self._one, t[1], params), tasks))
 
     def log_likelihoods(self, payloads: Sequence[Any], continuations: Sequence[str]):
         raise ValidationError(f"{self.url} is an endpoint; perplexity needs a local model target")

@@ -24,6 +24,8 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..prompts.template import parse_template
+from ..tracing.conventions import LLMOPS_MODEL_REF, LLMOPS_PROMPT_REF
+from ..tracing.spans import operation_span
 from .generations import GenParams, generate_cached
 from .metrics import Example, MetricContext, metric
 
@@ -177,11 +179,15 @@ class JudgeRunner:
         payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
         o = self.options
         runs: list[list[float | None]] = [[] for _ in todo]
-        for k in range(o.judge_k):
-            params = GenParams(JUDGE_MAX_NEW_TOKENS, o.judge_temperature, (o.seed or 0) + k, ())
-            replies = generate_cached(self.backend(), payloads, params, self.cache, o.batch_size) if todo else []
-            for slot, reply in zip(runs, replies, strict=True):
-                slot.append(parse_score(reply.text, lo, hi))
+        backend = self.backend() if todo else None
+        used = self.used_model if self.used_model and "://" in self.used_model else None
+        links = {LLMOPS_PROMPT_REF: pv.ref, LLMOPS_MODEL_REF: None if used and used.startswith("http") else used}
+        with operation_span("judge", f"judge {metric_name}", links=links, **{"llmops.judge.k": o.judge_k}):
+            for k in range(o.judge_k):
+                params = GenParams(JUDGE_MAX_NEW_TOKENS, o.judge_temperature, (o.seed or 0) + k, ())
+                replies = generate_cached(backend, payloads, params, self.cache, o.batch_size) if todo else []
+                for slot, reply in zip(runs, replies, strict=True):
+                    slot.append(parse_score(reply.text, lo, hi))
         n = len(examples)
         mean: list[float | None] = [None] * n
         var: list[float | None] = [None] * n

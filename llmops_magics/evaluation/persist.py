@@ -7,7 +7,8 @@ every input: the dataset version (``data``), models (``model``), adapters
 (``adapter``), the deployment behind an endpoint of this registry (``deployment``),
 prompt versions (``prompt``), the judge's prompt and model (``judge_prompt``,
 ``judge_model``). The W&B run gets the spec as config, a table of
-examples, the summary metrics, and the artifact; it is queued, never awaited.
+examples, a table of the eval's trace (its spans, ``traces``), the summary metrics, and the
+artifact; it is queued, never awaited.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..context.workspaces import Workspace, current
+from ..governance.filters import wandb_rows  # examples reach W&B with personal data redacted
 from ..ops.catalog import Call
 from ..ops.evaluate import EvalSpec
 from ..recording.publish import publish
 from ..store import Artifact
 from ..store.refs import safe_name
+from ..tracing.wandb_table import log_trace_table
 from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
 
 __all__ = ["record", "get_eval", "default_name", "KIND"]
@@ -33,7 +36,7 @@ TABLE_FIELDS = ("example", "target", "prompt", "output", "reference")
 
 
 def _slug(text: str) -> str:
-    text = re.sub(r"^[a-z]+://", "", text.strip())
+    text = re.sub(r"^[a-z]+(?:-[a-z]+)*://", "", text.strip())
     return safe_name(re.sub(r"/(\d+)$", r".\1", text), "target")
 
 
@@ -109,7 +112,8 @@ def record(
     result.artifact, result.created = saved.artifact, saved.created
     if run is not None:
         cols = [*TABLE_FIELDS, *(c.name for c in result.columns)]
-        run.log_table("examples", cols, [[r.get(c) for c in cols] for r in result.records])
+        run.log_table("examples", cols, wandb_rows(cols, [[r.get(c) for c in cols] for r in result.records]))
+        log_trace_table(run, ws, rows_filter=wandb_rows)  # the eval's spans (generations, judge calls)
         run.summary({**result.flat_summary(), "llmops_ref": saved.artifact.ref})
         run.finish(exit_code=1 if result.regressions else 0)
         result._run = run

@@ -20,6 +20,8 @@ from ..errors import JobCancelledError, RegressionError, ValidationError
 from ..ops.catalog import Call
 from ..ops.evaluate import EvalSpec, api_key_of
 from ..ops.jobs import JobContext
+from ..tracing.conventions import LLMOPS_ARTIFACT_REF, LLMOPS_CACHED, LLMOPS_MODEL_REF, LLMOPS_PROMPT_REF
+from ..tracing.spans import operation_span
 from .cache import GenerationCache
 from .consistency import check_adapter
 from .generations import GenParams, generate_cached
@@ -51,10 +53,14 @@ def run(spec: EvalSpec, call: Call) -> EvalJob:
         call, workspace=ws, source=call.source or collect()
     )  # the cell that asked, not the one running later
 
+    name = spec.name or f"eval of {', '.join(t.label for t in plan['targets'])}"
+
     def target(ctx: JobContext) -> EvalResult:
         gen_cache = GenerationCache(cache_path(ws), enabled=spec.cache)
         try:
-            result = _run(plan, spec, call, gen_cache, started, ctx)
+            with operation_span("eval", f"eval {name}", workspace=ws) as span:
+                result = _run(plan, spec, call, gen_cache, started, ctx)
+                span.set({LLMOPS_ARTIFACT_REF: result.ref})
         finally:
             gen_cache.close()
             for t in plan["targets"]:
@@ -68,7 +74,6 @@ def run(spec: EvalSpec, call: Call) -> EvalJob:
             )
         return result
 
-    name = spec.name or f"eval of {', '.join(t.label for t in plan['targets'])}"
     return EvalJob(target, name=name, spec=spec, rows=len(plan["rows"]) * len(plan["targets"])).start()
 
 
@@ -156,6 +161,17 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
         "payloads": payloads,
         "judges": judges,
     }
+
+
+def _links(t: Target) -> dict[str, str]:
+    """The prompt and model versions behind a target's generations, for their spans."""
+    links = {}
+    art = t.prompt.artifact
+    if art is not None and art.kind == "prompt":
+        links[LLMOPS_PROMPT_REF] = art.ref
+    if "://" in t.model_ref and not t.model_ref.startswith(("http://", "https://")):
+        links[LLMOPS_MODEL_REF] = t.model_ref
+    return links
 
 
 def _payload(t: Target, row: Mapping[str, Any], i: int):
@@ -249,15 +265,17 @@ def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: 
         def progress(done: int, total: int, n: int = n, label: str = t.label) -> None:
             ctx.emit({"type": "progress", "step": n * total + done, "max_steps": total * len(targets), "phase": label})
 
-        gens = generate_cached(
-            t.backend,
-            plan["payloads"][t.label],
-            params,
-            gen_cache,
-            opts.batch_size,
-            cancelled=lambda: ctx.cancelled,
-            progress=progress,
-        )
+        with operation_span("eval_target", f"target {t.label}: {t.name}", links=_links(t)) as span:
+            gens = generate_cached(
+                t.backend,
+                plan["payloads"][t.label],
+                params,
+                gen_cache,
+                opts.batch_size,
+                cancelled=lambda: ctx.cancelled,
+                progress=progress,
+            )
+            span.set({LLMOPS_CACHED: sum(g.cached for g in gens)})
         examples = _examples(t, rows, plan["payloads"][t.label], gens, plan["reference"])
         mctx = MetricContext(target=t, options=opts, judges=judges)
         values = _score(plan["calls"], examples, mctx, columns)

@@ -68,11 +68,47 @@ def generate(
     ``adapter_names`` (a PEFT model holding several adapters) picks each row's adapter.
     ``abandoned`` says, at every step, which rows nobody waits for any more (a client that
     disconnected): those rows stop, and the batch ends as soon as every row has stopped.
-    """
-    import torch
 
+    Each call is one span (``text_completion MODEL``, see ``tracing.spans.model_call``) with
+    the batch's finish reasons and token counts; the prompts and answers only when the
+    workspace captures content.
+    """
     if not prompts:
         return []
+    from ..tracing.conventions import LLMOPS_BATCH_SIZE, OP_TEXT_COMPLETION, PROVIDER_TRANSFORMERS
+    from ..tracing.spans import model_call
+
+    art = loaded.artifact
+    name = art.name if art is not None else (loaded.adapter_path or loaded.base_path).name
+    request = {"temperature": temperature, "max_tokens": max_new_tokens, "seed": seed, "top_p": top_p, "stop": stop}
+    with model_call(
+        OP_TEXT_COMPLETION,
+        name,
+        provider=PROVIDER_TRANSFORMERS,
+        request=request,
+        inputs=prompts,
+        model_ref=art.ref if art is not None else None,
+    ) as call:
+        results = _generate(
+            loaded, prompts, max_new_tokens, temperature, top_p, seed, stop, max_input_tokens, streamer,
+            min_new_tokens, abandoned, adapter_names,
+        )  # fmt: skip
+        call.set({LLMOPS_BATCH_SIZE: len(prompts)})
+        call.response(
+            finish_reasons=[g.finish_reason for g in results],
+            input_tokens=sum(g.prompt_tokens for g in results),
+            output_tokens=sum(g.completion_tokens for g in results),
+            outputs=[g.text for g in results],
+        )
+    return results
+
+
+def _generate(
+    loaded, prompts, max_new_tokens, temperature, top_p, seed, stop, max_input_tokens, streamer, min_new_tokens,
+    abandoned, adapter_names,
+) -> list[Generation]:  # fmt: skip
+    import torch
+
     tok = loaded.tokenizer
     started = time.perf_counter()
     ids = tok(

@@ -135,6 +135,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
+    """Run a ``CompareSpec``: one span (``compare …``) holds the eval's trace and names the selection."""
+    from ..tracing.conventions import LLMOPS_ARTIFACT_REF
+    from ..tracing.spans import operation_span
+
+    with operation_span("compare", f"compare {', '.join(spec.candidates)}", workspace=call.ws) as span:
+        board = _run_compare(spec, call)
+        span.set({LLMOPS_ARTIFACT_REF: board.selection.ref if board.selection is not None else board.eval_ref})
+    return board
+
+
+def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
     from ..ops.evaluate import evaluate
 
     ws = call.ws

@@ -90,7 +90,9 @@ def run_builtin(cfg: dict[str, Any], run_dir: Path) -> None:
         steer_port(sock, 1)  # now take them all; a server this replaces drains and is stopped
         write_ready(run_dir, spec.host, port, "builtin")
 
-    app = build_app(service, on_startup=ready)
+    from .spans import traced_app
+
+    app = traced_app(build_app(service, on_startup=ready), service.ref)
     config = uvicorn.Config(
         app,
         log_level=os.environ.get("LLMOPS_SERVER_LOG_LEVEL", "warning"),

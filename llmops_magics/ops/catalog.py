@@ -40,6 +40,11 @@ CATALOG: dict[str, str] = {
     "compare": "llmops_magics.ops.compare:COMPARE",
     "monitor": "llmops_magics.ops.monitor:MONITOR",
     "ab": "llmops_magics.ops.ab:AB",
+    "pii-scan": "llmops_magics.ops.pii:PII_SCAN",
+    "pii-redact": "llmops_magics.ops.pii:PII_REDACT",
+    "from-log": "llmops_magics.ops.fromlog:FROM_LOG",
+    "from-traces": "llmops_magics.ops.fromtraces:FROM_TRACES",
+    "retrain": "llmops_magics.ops.retrain:RETRAIN",
 }
 
 

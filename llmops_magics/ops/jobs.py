@@ -16,6 +16,7 @@ panel), and as text otherwise.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import threading
 import time
@@ -87,7 +88,12 @@ class Job:
         with self._lock:
             if self._thread is not None:
                 return self
-            self._thread = threading.Thread(target=self._run, name=f"llmops-{self.id}", daemon=True)
+            # the caller's context goes with the work: a job started inside a traced block
+            # (``with llmops_magics.trace(...)``) makes its spans children of that block's span
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(
+                target=context.run, args=(self._run,), name=f"llmops-{self.id}", daemon=True
+            )
             self.started_at = time.time()
             self._set_status("running")
             _jobs.append(self)

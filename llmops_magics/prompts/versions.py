@@ -78,12 +78,13 @@ class PromptVersion:
 
         Variables come as keywords, as a mapping, or both (keywords win); ``values`` is
         positional-only so a variable may have any name, ``values`` included.
-        ``params`` act as defaults for variables of the same name.
+        ``params`` act as defaults for variables of the same name. The result carries
+        ``prompt_ref`` (this version), so a traced call it is passed to names the version.
         """
         from .views import RenderedChat, RenderedText
 
         out = self.parsed.render({**self.params, **(values or {}), **kw}, where=self.ref)
-        return RenderedChat(out) if isinstance(out, list) else RenderedText(out)
+        return RenderedChat(out, self.ref) if isinstance(out, list) else RenderedText(out, self.ref)
 
     def messages(self, values: Mapping[str, Any] | None = None, /, **kw: Any) -> list[dict[str, str]]:
         out = self.render(values, **kw)

@@ -94,14 +94,37 @@ def diff_prompts(ref_a: str, ref_b: str, *, workspace=None) -> PromptDiff:
 
 
 class RenderedText(str):
-    """A rendered text prompt: a ``str`` that displays as the text itself, not its repr."""
+    """A rendered text prompt: a ``str`` that displays as the text itself, not its repr.
+
+    ``prompt_ref`` names the prompt version it came from: a traced call given this text
+    (an ``openai`` client call after ``%trace on``, a ``@traced`` function) links its span
+    to that version. Any string operation returns a plain ``str`` without it.
+    """
+
+    prompt_ref: str | None = None
+
+    def __new__(cls, text: str = "", prompt_ref: str | None = None) -> RenderedText:
+        self = super().__new__(cls, text)
+        if prompt_ref is not None:
+            self.prompt_ref = prompt_ref
+        return self
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return mimebundle(str(self), f"<pre>{esc(str(self))}</pre>")
 
 
 class RenderedChat(list):
-    """Rendered chat messages: a list of ``{"role", "content"}`` that displays as a conversation."""
+    """Rendered chat messages: a list of ``{"role", "content"}`` that displays as a conversation.
+
+    ``prompt_ref`` names the prompt version it came from (see ``RenderedText``).
+    """
+
+    prompt_ref: str | None = None
+
+    def __init__(self, messages=(), prompt_ref: str | None = None) -> None:
+        super().__init__(messages)
+        if prompt_ref is not None:
+            self.prompt_ref = prompt_ref
 
     def __str__(self) -> str:
         return "\n".join(f"{m['role']}: {m['content']}" for m in self)

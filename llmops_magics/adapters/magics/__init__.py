@@ -5,6 +5,7 @@ Each magic class lives in its own module; ``MAGICS`` lists those that exist.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ...display.views import set_view
@@ -15,12 +16,26 @@ from .eval import EvalMagics
 from .finetune import FinetuneMagics
 from .model import ModelMagics
 from .monitor import MonitorMagics
+from .pii import PiiMagics
 from .prompt import PromptMagics
+from .retrain import RetrainMagics
 from .settings import LLMOps
+from .trace import TraceMagics
 
 __all__ = ["load", "unload", "LLMOps", "MAGICS"]
 
-MAGICS = (PromptMagics, DatasetMagics, ModelMagics, FinetuneMagics, EvalMagics, DeployMagics, MonitorMagics)
+MAGICS = (
+    PromptMagics,
+    DatasetMagics,
+    ModelMagics,
+    FinetuneMagics,
+    EvalMagics,
+    DeployMagics,
+    MonitorMagics,
+    PiiMagics,
+    RetrainMagics,
+    TraceMagics,
+)
 
 _state: dict[int, tuple[LLMOps, CellTracker]] = {}
 
@@ -49,6 +64,8 @@ def unload(shell: Any) -> None:
         shell.configurables.remove(settings)
     set_view("job", None)
     set_view("deployment-monitor", None)
+    if "llmops_magics.tracing.openai_client" in sys.modules:  # %trace on leaves nothing behind
+        sys.modules["llmops_magics.tracing.openai_client"].uninstrument_openai()
 
 
 def job_panel(job: Any) -> Any:

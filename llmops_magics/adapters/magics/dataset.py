@@ -1,4 +1,4 @@
-"""``%dataset NAME --from VAR_OR_PATH`` and ``%dataset list|show|diff|history|register``.
+"""``%dataset NAME --from VAR_OR_PATH``, ``%dataset from-log DEPLOYMENT`` and ``%dataset list|show|diff|history|register``.
 
 A name that is also a subcommand (``list``, ``show``…) is registered with
 ``%dataset register NAME --from …``; the short form reads the first word as a
@@ -17,7 +17,7 @@ from .base import call, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["DatasetMagics"]
 
-SUBCOMMANDS = ("list", "show", "diff", "history", "register")
+SUBCOMMANDS = ("list", "show", "diff", "history", "register", "from-log", "from-traces")
 
 
 @magic_arguments()
@@ -52,6 +52,16 @@ def _history(line):
     """%dataset history NAME"""
 
 
+@spec_arguments("llmops_magics.ops.fromlog:FromLogSpec")
+def _from_log(line):
+    """%dataset from-log DEPLOYMENT [--name N] [--since 2h] [--where feedback=down] [--with-corrections]"""
+
+
+@spec_arguments("llmops_magics.ops.fromtraces:FromTracesSpec")
+def _from_traces(line):
+    """%dataset from-traces NAME [--prompt REF] [--since 2h] [--where model=M] [--field COLUMN=SOURCE]"""
+
+
 @magics_class
 class DatasetMagics(Magics):
     @spec_arguments("llmops_magics.ops.datasets:DatasetSpec")
@@ -62,6 +72,8 @@ class DatasetMagics(Magics):
 
         %dataset NAME --from VAR_OR_PATH [--validation 0.2] [--seed N] [--alias A] [--require col,...]
         %dataset register NAME --from VAR_OR_PATH ...   (any name, also list, show, diff or history)
+        %dataset from-log DEPLOYMENT [--name N] [--since 2h] [--where feedback=down] [--with-corrections]
+        %dataset from-traces NAME [--prompt REF] [--since 2h] [--where model=M] [--field prompt=input]
         %dataset list [SEARCH] | show REF | diff REF_A REF_B [--key COL | --whole-rows] | history NAME
 
         The same rows make the same version, whatever format they came in.
@@ -70,6 +82,14 @@ class DatasetMagics(Magics):
         head = words[0] if words else ""
         if head == "register":
             return self._save(words[1:], line)
+        if head == "from-log":
+            from ...ops.fromlog import FROM_LOG
+
+            return FROM_LOG.run(parse_spec(_from_log, words[1:])[0], call(f"%dataset {line}"))
+        if head == "from-traces":
+            from ...ops.fromtraces import FROM_TRACES
+
+            return FROM_TRACES.run(parse_spec(_from_traces, words[1:])[0], call(f"%dataset {line}"))
         if head in SUBCOMMANDS:
             if any(w in ("-f", "--from") or w.startswith("--from=") for w in words[1:]):
                 raise UsageError(

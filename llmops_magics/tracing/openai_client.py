@@ -1,0 +1,241 @@
+"""``%trace on``: spans for calls made with the official ``openai`` client, undone by ``%trace off``.
+
+``instrument_openai()`` replaces ``create`` on the client's four completion resources
+(chat and text, sync and async) with a wrapper, keeping the functions it replaced;
+``uninstrument_openai()`` puts those exact functions back, so the classes are as they
+were before (``Completions.__dict__["create"] is`` the original again). A wrapper that
+some object captured while tracing was on (``with_raw_response`` binds ``create`` once)
+checks the switch on every call and passes straight through once it is off: nothing
+traced is left behind. Nothing is patched at import or at ``%load_ext``.
+
+Each call is a client span in the GenAI conventions (``chat gpt-4o-mini``: request
+parameters, finish reasons, token usage, the server's address), a child of whatever span
+is current (a ``trace()`` block, a ``@traced`` function); its request carries
+``traceparent``, so a ``%deploy`` server's span of it joins the same trace. Messages that
+came from ``PromptVersion.render`` name their prompt version. A streamed answer's span
+ends when the stream is used up or closed; usage is recorded when the server sends it
+(``stream_options={"include_usage": True}``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ValidationError
+from .conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
+
+__all__ = ["instrument_openai", "uninstrument_openai", "is_instrumented", "TARGETS"]
+
+# (module, class, operation, async)
+TARGETS = (
+    ("openai.resources.chat.completions", "Completions", OP_CHAT, False),
+    ("openai.resources.chat.completions", "AsyncCompletions", OP_CHAT, True),
+    ("openai.resources.completions", "Completions", OP_TEXT_COMPLETION, False),
+    ("openai.resources.completions", "AsyncCompletions", OP_TEXT_COMPLETION, True),
+)
+_REQUEST_KEYS = ("temperature", "max_tokens", "seed", "top_p", "stop", "n")
+
+_originals: dict[type, Callable] = {}
+_lock = threading.Lock()
+_on = False
+_content_before: list[tuple[Any, bool]] = []
+
+
+class TraceStatus:
+    """What ``%trace on|off`` did, in one line."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def is_instrumented() -> bool:
+    return _on
+
+
+def _classes() -> list[tuple[type, str, bool]]:
+    try:
+        out = []
+        for module, name, operation, is_async in TARGETS:
+            out.append((getattr(importlib.import_module(module), name), operation, is_async))
+        return out
+    except ImportError:
+        raise ValidationError(
+            "%trace on traces the openai client, which is not installed (pip install openai)"
+        ) from None
+
+
+def instrument_openai(*, capture_content: bool | None = None) -> TraceStatus:
+    """Trace every call of the ``openai`` client's chat and text completions until ``uninstrument_openai()``.
+
+    ``capture_content=True`` records prompts and answers in the spans until then, whatever
+    ``[tool.llmops.tracing] capture_content`` says.
+    """
+    global _on
+    from .provider import tracing_for
+
+    tracing = tracing_for()
+    if tracing is None:
+        raise ValidationError(
+            "tracing is off ([tool.llmops.tracing] enabled = false, or OTEL_SDK_DISABLED); nothing would be recorded"
+        )
+    with _lock:
+        for cls, operation, is_async in _classes():
+            if cls not in _originals:
+                original = cls.__dict__["create"]
+                _originals[cls] = original
+                cls.create = _wrap(original, operation, is_async)
+        if capture_content is not None:
+            _content_before.append((tracing, tracing.capture_content))
+            tracing.capture_content = capture_content
+        _on = True
+    content = "with" if tracing.capture_content else "without"
+    return TraceStatus(f"tracing openai client calls into {tracing.store.path} ({content} prompts and answers)")
+
+
+def uninstrument_openai() -> TraceStatus:
+    """Put the ``openai`` client back exactly as it was; already traced calls stay in the store."""
+    global _on
+    with _lock:
+        restored = len(_originals)
+        for cls, original in _originals.items():
+            cls.create = original
+        _originals.clear()
+        while _content_before:
+            tracing, before = _content_before.pop()
+            tracing.capture_content = before
+        _on = False
+    return TraceStatus(
+        "openai client calls are no longer traced" if restored else "openai client calls were not traced"
+    )
+
+
+def _given(value: Any) -> bool:
+    """``omit`` / ``NOT_GIVEN`` mean "not sent"; anything else was asked for."""
+    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
+
+
+def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
+    from .spans import model_call, prompt_ref_of
+
+    request = {k: kwargs[k] for k in _REQUEST_KEYS if k in kwargs and _given(kwargs[k])}
+    if "max_tokens" not in request and _given(kwargs.get("max_completion_tokens")):
+        request["max_tokens"] = kwargs["max_completion_tokens"]
+    server = None
+    try:
+        url = resource._client.base_url
+        server = (str(url.host), url.port)
+    except AttributeError:
+        pass
+    if operation == OP_CHAT:
+        messages = kwargs.get("messages")
+        inputs = list(messages or ())
+        ref = prompt_ref_of(messages)
+    else:
+        prompt = kwargs.get("prompt")
+        inputs = list(prompt) if isinstance(prompt, list) else [prompt]
+        ref = prompt_ref_of(inputs)
+    return model_call(
+        operation,
+        str(kwargs.get("model") or "unknown"),
+        provider=PROVIDER_OPENAI,
+        request=request,
+        inputs=inputs,
+        prompt_ref=ref,
+        kind="client",
+        server=server,
+    )
+
+
+def _with_traceparent(kwargs: dict[str, Any], span: Any) -> dict[str, Any]:
+    headers = span.headers()
+    if not headers:
+        return kwargs
+    extra = kwargs.get("extra_headers")
+    merged = {**(extra if isinstance(extra, Mapping) else {}), **headers}
+    return {**kwargs, "extra_headers": merged}
+
+
+def _record(span: Any, result: Any, operation: str) -> None:
+    """Finish reasons, usage and (when captured) the answers of a completed response."""
+    choices = getattr(result, "choices", None)
+    if choices is None:
+        return
+    usage = getattr(result, "usage", None)
+    texts = [
+        (getattr(getattr(c, "message", None), "content", None) if operation == OP_CHAT else getattr(c, "text", None))
+        or ""
+        for c in choices
+    ]
+    span.response(
+        finish_reasons=[str(getattr(c, "finish_reason", "") or "") for c in choices],
+        input_tokens=getattr(usage, "prompt_tokens", None),
+        output_tokens=getattr(usage, "completion_tokens", None),
+        outputs=texts,
+        model=getattr(result, "model", None),
+        response_id=getattr(result, "id", None),
+    )
+
+
+def _record_then_exit(scope: Any, span: Any, result: Any, operation: str) -> None:
+    """Record the response and end the span; a response of an unexpected shape costs its attributes, never the call."""
+    try:
+        _record(span, result, operation)
+    except Exception:  # the caller gets its answer whatever we could read from it
+        pass
+    finally:
+        scope.__exit__(None, None, None)
+
+
+def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
+    if is_async:
+
+        @functools.wraps(original)
+        async def traced_create_async(self, *args: Any, **kwargs: Any) -> Any:
+            if not _on:
+                return await original(self, *args, **kwargs)
+            scope = _start(self, operation, kwargs)
+            span = scope.__enter__()
+            try:
+                result = await original(self, *args, **_with_traceparent(kwargs, span))
+            except BaseException as exc:
+                scope.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            if kwargs.get("stream") is True:
+                from .streams import TracedAsyncStream
+
+                scope.leave()
+                return TracedAsyncStream(result, span, operation)
+            _record_then_exit(scope, span, result, operation)
+            return result
+
+        return traced_create_async
+
+    @functools.wraps(original)
+    def traced_create(self, *args: Any, **kwargs: Any) -> Any:
+        if not _on:
+            return original(self, *args, **kwargs)
+        scope = _start(self, operation, kwargs)
+        span = scope.__enter__()
+        try:
+            result = original(self, *args, **_with_traceparent(kwargs, span))
+        except BaseException as exc:
+            scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if kwargs.get("stream") is True:
+            from .streams import TracedStream
+
+            scope.leave()
+            return TracedStream(result, span, operation)
+        _record_then_exit(scope, span, result, operation)
+        return result
+
+    return traced_create

@@ -1,0 +1,366 @@
+"""The local trace store: ``traces.db`` (SQLite, WAL) next to the registry, so traces work offline.
+
+Two tables. ``spans`` holds every finished span with its attributes and events as JSON,
+plus the few attributes queries filter on as columns of their own (prompt version,
+artifact, model, tokens). ``traces`` holds one summary row per trace, updated as its
+spans arrive (a trace's spans end at different times, and in different processes: a
+kernel and the model server it calls write to the same file), so listing the latest
+traces reads ``limit`` rows whatever the store holds.
+
+Tokens are summed over the calls a trace made (client and internal spans); a server-side
+span of the same request (``kind = server``) repeats the client's numbers and is left out
+of the sum.
+
+Writes come only from the exporter's one background thread (``export.py``); reads open
+their own read-only connection and never wait for a writer (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .conventions import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    LLMOPS_ARTIFACT_REF,
+    LLMOPS_OPERATION,
+    LLMOPS_PROMPT_REF,
+)
+
+__all__ = ["SpanRecord", "SpanStore", "TraceSummary", "FILENAME"]
+
+FILENAME = "traces.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    operation TEXT,
+    model TEXT,
+    prompt_ref TEXT,
+    artifact_ref TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    service TEXT,
+    attributes TEXT NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spans_prompt ON spans(prompt_ref) WHERE prompt_ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS spans_artifact ON spans(artifact_ref) WHERE artifact_ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    spans INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    root_name TEXT NOT NULL,
+    root_rank INTEGER NOT NULL,
+    root_start INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS traces_start ON traces(start_ns);
+"""
+
+_UPSERT_TRACE = """
+INSERT INTO traces (trace_id, start_ns, end_ns, spans, input_tokens, output_tokens, errors,
+                    root_name, root_rank, root_start)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(trace_id) DO UPDATE SET
+    start_ns = MIN(start_ns, excluded.start_ns),
+    end_ns = MAX(end_ns, excluded.end_ns),
+    spans = spans + excluded.spans,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    errors = errors + excluded.errors,
+    root_name = CASE WHEN (excluded.root_rank, excluded.root_start) < (root_rank, root_start)
+                     THEN excluded.root_name ELSE root_name END,
+    root_start = CASE WHEN (excluded.root_rank, excluded.root_start) < (root_rank, root_start)
+                      THEN excluded.root_start ELSE root_start END,
+    root_rank = MIN(root_rank, excluded.root_rank)
+"""
+
+_COLUMNS = (
+    "trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, operation, model, "
+    "prompt_ref, artifact_ref, input_tokens, output_tokens, service, attributes, events"
+)
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """One stored span, as read back."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int
+    status: str
+    status_message: str | None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    events: Sequence[Mapping[str, Any]] = ()
+    service: str | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.attributes.get(key, default)
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """One row of the ``traces`` table: what ``%trace list`` shows."""
+
+    trace_id: str
+    name: str
+    start_ns: int
+    end_ns: int
+    spans: int
+    input_tokens: int
+    output_tokens: int
+    errors: int
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def span_row(span: Any) -> tuple:
+    """The ``spans`` row of an SDK ``ReadableSpan``."""
+    attrs = dict(span.attributes or ())
+    for key, value in attrs.items():
+        if isinstance(value, tuple):
+            attrs[key] = list(value)
+    events = (
+        json.dumps(
+            [{"name": e.name, "ts": e.timestamp, "attributes": {k: _plain(v) for k, v in (e.attributes or {}).items()}}
+             for e in span.events],
+            default=str,
+        )
+        if span.events
+        else "[]"
+    )  # fmt: skip
+    parent = span.parent
+    context = span.context
+    status = span.status
+    service = span.resource.attributes.get("service.name") if span.resource is not None else None
+    return (
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+        None if parent is None else f"{parent.span_id:016x}",
+        span.name,
+        span.kind.name.lower(),
+        span.start_time,
+        span.end_time or span.start_time,
+        status.status_code.name,
+        status.description,
+        attrs.get(GEN_AI_OPERATION_NAME) or attrs.get(LLMOPS_OPERATION),
+        attrs.get(GEN_AI_REQUEST_MODEL),
+        attrs.get(LLMOPS_PROMPT_REF),
+        attrs.get(LLMOPS_ARTIFACT_REF),
+        attrs.get(GEN_AI_USAGE_INPUT_TOKENS),
+        attrs.get(GEN_AI_USAGE_OUTPUT_TOKENS),
+        None if service is None else str(service),
+        json.dumps(attrs, default=str),
+        events,
+    )
+
+
+def _trace_rows(rows: Sequence[tuple]) -> list[tuple]:
+    """One ``traces`` upsert per trace of a batch: its spans' extent, count, tokens, errors and root."""
+    out: dict[str, list] = {}
+    for row in rows:
+        trace_id, _, parent, name, kind, start, end, status = row[:8]
+        counted = kind != "server"
+        tokens_in = (row[13] or 0) if counted else 0
+        tokens_out = (row[14] or 0) if counted else 0
+        rank = int(parent is not None)
+        t = out.get(trace_id)
+        if t is None:
+            out[trace_id] = [trace_id, start, end, 1, tokens_in, tokens_out, int(status == "ERROR"), name, rank, start]
+            continue
+        t[1], t[2], t[3] = min(t[1], start), max(t[2], end), t[3] + 1
+        t[4], t[5], t[6] = t[4] + tokens_in, t[5] + tokens_out, t[6] + int(status == "ERROR")
+        if (rank, start) < (t[8], t[9]):
+            t[7], t[8], t[9] = name, rank, start
+    return [tuple(t) for t in out.values()]
+
+
+def _prompt_match(prompt: str | None) -> tuple[str, list]:
+    """SQL for "made by this prompt": a pinned ``prompt://qa/3`` is that version, ``prompt://qa`` any
+    version of ``qa`` (a range on the index: ``'0'`` is the character after ``'/'``)."""
+    if prompt is None or prompt.rstrip("/").rsplit("/", 1)[-1].isdigit():
+        return "prompt_ref = ?", [prompt]
+    base = prompt.rstrip("/") + "/"
+    return "prompt_ref >= ? AND prompt_ref < ?", [base, base[:-1] + "0"]
+
+
+class SpanStore:
+    """``traces.db`` in a workspace's home; see the module docstring."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.path = self.home / FILENAME
+        self._ready = False
+        self._writer: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        self.home.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if not self._ready:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            self._ready = True
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def write(self, rows: Iterable[tuple]) -> int:
+        """Insert ``span_row`` rows, and their traces' summaries, in one transaction.
+
+        The connection stays open between batches (closing the last one checkpoints the
+        WAL, which would cost more than the insert); ``close`` lets it go.
+        """
+        rows = list(rows)
+        if not rows:
+            return 0
+        if self._writer is None:
+            self._writer = self._connect()
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"INSERT OR IGNORE INTO spans ({_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+            conn.executemany(_UPSERT_TRACE, _trace_rows(rows))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.close()
+            raise
+        return len(rows)
+
+    def close(self) -> None:
+        """Close the writing connection (the next write opens another)."""
+        conn, self._writer = self._writer, None
+        if conn is not None:
+            conn.close()
+
+    def _read(self) -> sqlite3.Connection | None:
+        if not self.path.exists():
+            return None
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+
+    def traces(
+        self,
+        *,
+        since_ns: int | None = None,
+        prompt: str | None = None,
+        artifact: str | None = None,
+        limit: int = 50,
+    ) -> list[TraceSummary]:
+        """The latest traces first. ``prompt``: a pinned reference (``prompt://qa/3``) matches that
+        version, ``prompt://qa`` any version of ``qa``; ``artifact`` matches exactly."""
+        conn = self._read()
+        if conn is None:
+            return []
+        where, args = [], []
+        if since_ns is not None:
+            where.append("t.start_ns >= ?")
+            args.append(since_ns)
+        for match, match_args in (_prompt_match(prompt), ("artifact_ref = ?", [artifact])):
+            if match_args[-1] is not None:
+                where.append(f"t.trace_id IN (SELECT trace_id FROM spans WHERE {match})")
+                args += match_args
+        sql = (
+            "SELECT t.trace_id, t.root_name, t.start_ns, t.end_ns, t.spans, t.input_tokens, t.output_tokens, t.errors "
+            f"FROM traces t {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY t.start_ns DESC LIMIT ?"
+        )
+        try:
+            rows = conn.execute(sql, [*args, int(limit)]).fetchall()
+        finally:
+            conn.close()
+        return [TraceSummary(*r) for r in rows]
+
+    def find(self, text: str) -> list[str]:
+        """Trace ids that start with ``text`` (at most two: enough to tell "one" from "ambiguous")."""
+        conn = self._read()
+        if conn is None:
+            return []
+        low = text.lower()
+        try:
+            rows = conn.execute(
+                "SELECT trace_id FROM traces WHERE trace_id >= ? AND trace_id < ? LIMIT 2", (low, low + "g")
+            ).fetchall()
+        finally:
+            conn.close()
+        return [r[0] for r in rows]
+
+    def spans(self, trace_id: str) -> list[SpanRecord]:
+        """Every span of one trace, in start order."""
+        conn = self._read()
+        if conn is None:
+            return []
+        try:
+            rows = conn.execute(
+                "SELECT trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, "
+                "attributes, events, service FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id",
+                (trace_id,),
+            ).fetchall()
+        finally:
+            conn.close()
+        return [SpanRecord(*r[:9], json.loads(r[9]), tuple(json.loads(r[10])), r[11]) for r in rows]
+
+    def calls(
+        self,
+        *,
+        prompt: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 100_000,
+    ) -> list[SpanRecord]:
+        """Model-call spans (those with a ``gen_ai.operation.name``), oldest first: the rows of a data set."""
+        conn = self._read()
+        if conn is None:
+            return []
+        where, args = ["operation IN ('chat', 'text_completion')", "kind != 'server'"], []
+        if prompt is not None:
+            match, match_args = _prompt_match(prompt)
+            where.append(match)
+            args += match_args
+        if since_ns is not None:
+            where.append("start_ns >= ?")
+            args.append(since_ns)
+        if until_ns is not None:
+            where.append("start_ns < ?")
+            args.append(until_ns)
+        try:
+            rows = conn.execute(
+                "SELECT trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, "
+                f"attributes, events, service FROM spans WHERE {' AND '.join(where)} ORDER BY start_ns LIMIT ?",
+                [*args, int(limit)],
+            ).fetchall()
+        finally:
+            conn.close()
+        return [SpanRecord(*r[:9], json.loads(r[9]), tuple(json.loads(r[10])), r[11]) for r in rows]

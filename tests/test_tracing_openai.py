@@ -1,0 +1,237 @@
+"""``%trace on|off|show|list``: the official ``openai`` client traced undoably, against real HTTP servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import openai
+import pytest
+from eval_support import OpenAIServer
+from openai.resources import completions as text_completions
+from openai.resources.chat import completions as chat_completions
+
+import llmops_magics
+from llmops_magics.tracing import conventions as C
+from llmops_magics.tracing import instrument_openai, trace, uninstrument_openai
+
+pytest_plugins = ["tracing_support"]
+
+CLASSES = (
+    chat_completions.Completions,
+    chat_completions.AsyncCompletions,
+    text_completions.Completions,
+    text_completions.AsyncCompletions,
+)
+
+
+class ScriptedServer:
+    """``/v1/chat/completions`` with a fixed answer, streamed as server-sent events when asked; keeps each request's headers."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                base = {"id": "cmpl-1", "created": 0, "model": body["model"]}
+                if not body.get("stream"):
+                    data = json.dumps(
+                        {
+                            **base,
+                            "object": "chat.completion",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": "Hello"},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+                        }
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                chunk = {**base, "object": "chat.completion.chunk"}
+                events = [
+                    {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]},
+                    {**chunk, "choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "length"}]},
+                    {**chunk, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+                ]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for e in events:
+                    self.wfile.write(f"data: {json.dumps(e)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    with ScriptedServer() as s:
+        yield s
+
+
+@pytest.fixture
+def traced_openai(spans):
+    instrument_openai()
+    yield spans
+    uninstrument_openai()
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url, api_key="sk-test", max_retries=0)
+
+
+def _calls(spans) -> list:
+    return [s for s in spans.get_finished_spans() if s.kind.name == "CLIENT"]
+
+
+def test_trace_off_puts_back_exactly_the_functions_that_were_there(ip):
+    before = [cls.__dict__["create"] for cls in CLASSES]
+    ip.run_line_magic("trace", "on")
+    assert all(cls.__dict__["create"] is not b for cls, b in zip(CLASSES, before, strict=True))
+    ip.run_line_magic("trace", "on")  # twice on is still one wrapper deep
+    ip.run_line_magic("trace", "off")
+    assert [cls.__dict__["create"] for cls in CLASSES] == before
+    assert all(cls.__dict__["create"] is b for cls, b in zip(CLASSES, before, strict=True))
+
+
+def test_unloading_the_extension_also_turns_tracing_off(workspace):
+    from conftest import ipython_shell
+
+    before = [cls.__dict__["create"] for cls in CLASSES]
+    shell = ipython_shell()
+    shell.run_line_magic("load_ext", "llmops_magics")
+    shell.run_line_magic("trace", "on")
+    shell.run_line_magic("unload_ext", "llmops_magics")
+    assert all(cls.__dict__["create"] is b for cls, b in zip(CLASSES, before, strict=True))
+
+
+def test_a_call_to_a_real_model_server_is_a_client_span_with_its_tokens(traced_openai, tiny_model_dir):
+    prompt = llmops_magics.save_prompt("ask", "user:\nQuestion: {{ q }}\nAnswer:")
+    with OpenAIServer(tiny_model_dir) as server:
+        client = _client(server.url + "/v1")
+        reply = client.chat.completions.create(
+            model="tiny", messages=prompt.render(q="What is 2+2?"), max_tokens=5, temperature=0.0, seed=1
+        )
+    (span,) = _calls(traced_openai)
+    a = span.attributes
+    assert span.name == "chat tiny"
+    assert (a[C.GEN_AI_PROVIDER_NAME], a[C.GEN_AI_REQUEST_MAX_TOKENS], a[C.GEN_AI_REQUEST_SEED]) == ("openai", 5, 1)
+    assert a[C.GEN_AI_USAGE_INPUT_TOKENS] == reply.usage.prompt_tokens
+    assert a[C.GEN_AI_USAGE_OUTPUT_TOKENS] == reply.usage.completion_tokens
+    assert list(a[C.GEN_AI_RESPONSE_FINISH_REASONS]) == [reply.choices[0].finish_reason]
+    assert a[C.LLMOPS_PROMPT_REF] == "prompt://ask/1"
+    assert a[C.SERVER_ADDRESS] == "127.0.0.1"
+    assert C.GEN_AI_INPUT_MESSAGES not in a
+
+
+def test_the_request_carries_the_spans_traceparent(traced_openai, scripted):
+    with trace("outer") as outer:
+        _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    (span,) = _calls(traced_openai)
+    version, trace_id, span_id, flags = scripted.headers[0]["traceparent"].split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    assert (trace_id, span_id) == (outer.trace_id, f"{span.context.span_id:016x}")
+
+
+def test_after_trace_off_calls_are_not_traced_even_through_a_wrapper_bound_while_on(spans, scripted):
+    instrument_openai()
+    client = _client(scripted.url)
+    raw = client.chat.completions.with_raw_response  # binds create while tracing is on
+    uninstrument_openai()
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    raw.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert _calls(spans) == []
+    assert all("traceparent" not in h for h in scripted.headers)
+
+
+def test_a_streamed_answer_is_one_span_ended_when_the_stream_is_used_up(traced_openai, scripted):
+    stream = _client(scripted.url).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
+    )
+    assert _calls(traced_openai) == []  # open while the answer streams
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    (span,) = _calls(traced_openai)
+    assert text == "Hello"
+    assert list(span.attributes[C.GEN_AI_RESPONSE_FINISH_REASONS]) == ["length"]
+    assert (span.attributes[C.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[C.GEN_AI_USAGE_OUTPUT_TOKENS]) == (5, 2)
+
+
+def test_content_is_recorded_only_with_trace_on_content(ip, spans, scripted):
+    ip.run_line_magic("trace", "on --content")
+    _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi there"}])
+    ip.run_line_magic("trace", "off")
+    ip.run_line_magic("trace", "on")
+    _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi again"}])
+    ip.run_line_magic("trace", "off")
+    first, second = _calls(spans)
+    assert json.loads(first.attributes[C.GEN_AI_INPUT_MESSAGES])[0]["parts"][0]["content"] == "hi there"
+    assert json.loads(first.attributes[C.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] == "Hello"
+    assert C.GEN_AI_INPUT_MESSAGES not in second.attributes
+
+
+def test_async_client_calls_are_traced(traced_openai, scripted):
+    async def ask():
+        client = openai.AsyncOpenAI(base_url=scripted.url, api_key="sk-test", max_retries=0)
+        return await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+
+    asyncio.run(ask())
+    (span,) = _calls(traced_openai)
+    assert (span.name, span.attributes[C.GEN_AI_USAGE_OUTPUT_TOKENS]) == ("chat m", 1)
+
+
+def test_a_failed_call_records_the_clients_error_type(traced_openai):
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-test", max_retries=0, timeout=2)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    (span,) = _calls(traced_openai)
+    assert span.attributes[C.ERROR_TYPE] == "APIConnectionError"
+
+
+def test_trace_list_and_show_display_the_calls_escaped(ip, spans, scripted):
+    ip.run_line_magic("trace", "on")
+    with trace("<script>alert(1)</script>"):
+        _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    ip.run_line_magic("trace", "off")
+    listed = ip.run_line_magic("trace", "list --since 1h")
+    assert len(listed) == 1
+    shown = ip.run_line_magic("trace", "show")
+    html = shown._repr_mimebundle_()[0]["text/html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "chat m" in str(shown) and "5→1" in str(shown)
+    assert ip.run_line_magic("trace", f"show {listed.ids[0][:10]}").trace_id == listed.ids[0]
+
+
+def test_a_bad_subcommand_is_one_usage_error(ip):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=r"expects a subcommand on\|off\|show\|list, found 'start'"):
+        ip.run_line_magic("trace", "start")

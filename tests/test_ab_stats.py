@@ -224,3 +224,19 @@ def test_too_few_users_decide_nothing_however_large_the_difference():
     result = analyse(rows, weights=[0.5, 0.5], metrics=("latency",))
     assert result.metrics[0].outcome == "too few users" and result.verdict.code == "inconclusive"
     assert not result.stop.stop
+
+
+def test_unanimous_arms_are_judged_not_left_undecided():
+    down = _rows([f"c{i}" for i in range(40)], "canary", 100.0)
+    up = _rows([f"p{i}" for i in range(40)], "primary", 100.0)
+    for row in down:
+        row["feedback"] = 0.0
+    for row in up:
+        row["feedback"] = 1.0
+    result = analyse(up + down, weights=[0.5, 0.5], metrics=("feedback",))
+    assert result.metrics[0].outcome == "worse" and result.stop.action == "roll back"
+    low, high = result.metrics[0].interval
+    assert -1.0 < high < 0 and low < -1.0  # finite: one pseudo-user at the pooled mean per arm
+    for row in down:
+        row["feedback"] = 1.0
+    assert analyse(up + down, weights=[0.5, 0.5], metrics=("feedback",)).metrics[0].outcome == "no difference yet"

@@ -238,7 +238,7 @@ def difference(
         nr = n * mixture_rho2(alpha, tuning)
         half = se * np.sqrt(2.0 * (nr + 1.0) / nr * np.log(np.sqrt(nr + 1.0) / alpha))
         fixed = se * norm.ppf(1.0 - alpha / 2.0)
-        z2 = np.where(se > 0, (diff / se) ** 2, 0.0)
+        z2 = np.where(se > 0, (diff / se) ** 2, np.where(diff != 0, np.inf, 0.0))
         p = np.minimum(1.0, np.sqrt(nr + 1.0) * np.exp(-nr * z2 / (2.0 * (nr + 1.0))))
     return Difference(diff, se, diff - half, diff + half, diff - fixed, diff + fixed, p)
 
@@ -308,7 +308,14 @@ def compare_metric(
     if not len(a) or not len(b):
         return MetricResult(metric, users, means)
     var = lambda x: float(x.var(ddof=1)) if len(x) > 1 else 0.0
-    d = difference(a.mean(), var(a), len(a), b.mean(), var(b), len(b), alpha=alpha, tuning=tuning)
+    var_a, var_b = var(a), var(b)
+    if var_a == 0 and var_b == 0 and a.mean() != b.mean():
+        # Every user of each arm gave one value (all thumbs up here, all down there): the plug-in
+        # interval would collapse to a point, and a zero sample variance of a bounded metric is an
+        # accident of small samples. One pseudo-user at the pooled mean in each arm keeps it finite.
+        pooled = float(np.concatenate([a, b]).mean())
+        var_a, var_b = var(np.append(a, pooled)), var(np.append(b, pooled))
+    d = difference(a.mean(), var_a, len(a), b.mean(), var_b, len(b), alpha=alpha, tuning=tuning)
     tol = metric.margin if margin is None else margin
     tol = tol * abs(means[0] or 0.0) if metric.relative else tol
     if min(users) < min_users:

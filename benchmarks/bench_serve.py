@@ -10,8 +10,10 @@ first streamed text), the throughput is output tokens per second of wall time. E
 measured ``--rounds`` times, alternating modes, and the best round is kept, so background
 load on a shared machine hits both modes alike.
 
-The static batcher groups requests with equal generation settings (length included) and
-runs each group to its end; the continuous one admits requests into the running batch at
+Each cell runs streamed (time to first token measured) and with whole answers: streamed,
+the server's HTTP loop sends an event per token, which on two shared cores caps both modes
+alike; whole answers show the engines. The static batcher groups requests with equal
+generation settings (length included) and runs each group to its end; the continuous one admits requests into the running batch at
 every token. Goals: continuous ≥ 1.5x the throughput of static, p95 time to first token
 ≤ half of static's.
 
@@ -49,12 +51,18 @@ PROMPTS = [
 LENGTHS = (4, 8, 16, 32, 64)
 
 
-async def _one(client, url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, float | None, int, bool]:
-    """One streamed completion; aiohttp, as vLLM's benchmark client (httpx's parsing costs the
-    shared cores more than the server under test at 64 streams)."""
+async def _one(
+    client, url: str, model: str, prompt: str, max_tokens: int, stream: bool = True
+) -> tuple[float, float | None, int, bool]:
+    """One completion, streamed or whole; aiohttp, as vLLM's benchmark client (httpx's parsing costs
+    the shared cores more than the server under test at 64 streams)."""
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "temperature": 0}
     t = time.perf_counter()
     first, tokens, ok = None, 0, False
+    if not stream:
+        async with client.post(url + "/v1/completions", json=body) as r:
+            payload = await r.json() if r.status == 200 else {}
+        return time.perf_counter() - t, None, payload.get("usage", {}).get("completion_tokens", 0), r.status == 200
     payload = {**body, "stream": True, "stream_options": {"include_usage": True}}
     async with client.post(url + "/v1/completions", json=payload) as r:
         if r.status != 200:
@@ -73,7 +81,7 @@ async def _one(client, url: str, model: str, prompt: str, max_tokens: int) -> tu
     return time.perf_counter() - t, first, tokens, ok
 
 
-async def _load(url: str, models: list[str], clients: int, per_client: int, seed: int) -> dict:
+async def _load(url: str, models: list[str], clients: int, per_client: int, seed: int, stream: bool = True) -> dict:
     """``clients`` closed-loop clients; each request names one of ``models`` (round robin over requests)."""
     import aiohttp
 
@@ -88,12 +96,13 @@ async def _load(url: str, models: list[str], clients: int, per_client: int, seed
     async def client_loop(client, requests) -> None:
         nonlocal tokens, errors
         for model, prompt, length in requests:
-            latency, first, n, ok = await _one(client, url, model, prompt, length)
+            latency, first, n, ok = await _one(client, url, model, prompt, length, stream)
             if not ok or n != length:
                 errors += 1
                 continue
             latencies.append(latency)
-            ttfts.append(first if first is not None else latency)
+            if first is not None:
+                ttfts.append(first)
             tokens += n
 
     connector = aiohttp.TCPConnector(limit=clients)
@@ -107,8 +116,8 @@ async def _load(url: str, models: list[str], clients: int, per_client: int, seed
         "requests": len(latencies),
         "req_s": len(latencies) / elapsed,
         "tok_s": tokens / elapsed,
-        "ttft_p50": percentile(ttfts, 0.5) * 1000,
-        "ttft_p95": percentile(ttfts, 0.95) * 1000,
+        "ttft_p50": percentile(ttfts, 0.5) * 1000 if ttfts else float("nan"),
+        "ttft_p95": percentile(ttfts, 0.95) * 1000 if ttfts else float("nan"),
         "lat_p50": percentile(latencies, 0.5) * 1000,
         "lat_p95": percentile(latencies, 0.95) * 1000,
         "errors": errors,
@@ -149,37 +158,44 @@ def main(argv: list[str] | None = None) -> int:
                 workspace=ws,
             )
         for round_ in range(args.rounds):
-            for clients in counts:
-                per_client = max(1, args.requests // clients)
-                for mode, handle in handles.items():
-                    r = asyncio.run(_load(handle.url, [handle.name], clients, per_client, seed=round_))
-                    old = best.get((mode, clients))
-                    if old is None or r["tok_s"] > old["tok_s"]:
-                        best[(mode, clients)] = {**r, "errors": r["errors"] + (old or {}).get("errors", 0)}
+            for stream in (True, False):
+                for clients in counts:
+                    per_client = max(1, args.requests // clients)
+                    for mode, handle in handles.items():
+                        url, name = handle.url, handle.name
+                        r = asyncio.run(_load(url, [name], clients, per_client, seed=round_, stream=stream))
+                        old = best.get((mode, clients, stream))
+                        if old is None or r["tok_s"] > old["tok_s"]:
+                            errors = r["errors"] + (old or {}).get("errors", 0)
+                            best[(mode, clients, stream)] = {**r, "errors": errors}
     finally:
         for handle in handles.values():
             handle.stop()
 
     title = (
-        f"bench_serve: {model.ref} on {os.cpu_count()} CPU core(s), greedy, streamed, lengths {LENGTHS} tokens"
+        f"bench_serve: {model.ref} on {os.cpu_count()} CPU core(s), greedy, lengths {LENGTHS} tokens"
         f" (ignore_eos), max_batch_size {args.max_batch_size}, 127.0.0.1, best of {args.rounds} round(s)"
     )
-    columns = ["batching", "clients", "requests", "req/s", "tok/s", "TTFT p50 ms", "TTFT p95 ms"]
+    columns = ["batching", "answers", "clients", "requests", "req/s", "tok/s", "TTFT p50 ms", "TTFT p95 ms"]
     columns += ["latency p50 ms", "latency p95 ms", "errors"]
     rows = []
-    for mode in modes:
-        for clients in counts:
-            r = best[(mode, clients)]
-            numbers = [r[k] for k in ("req_s", "tok_s", "ttft_p50", "ttft_p95", "lat_p50", "lat_p95")]
-            rows.append([mode, clients, r["requests"], *(f"{v:.1f}" for v in numbers), r["errors"]])
+    for stream in (True, False):
+        for mode in modes:
+            for clients in counts:
+                r = best[(mode, clients, stream)]
+                numbers = [r[k] for k in ("req_s", "tok_s", "ttft_p50", "ttft_p95", "lat_p50", "lat_p95")]
+                how = "streamed" if stream else "whole"
+                rows.append([mode, how, clients, r["requests"], *(f"{v:.1f}" for v in numbers), r["errors"]])
     print_table(title, columns, rows)
     if {"static", "continuous"} <= set(modes):
-        for clients in counts:
-            s, c = best[("static", clients)], best[("continuous", clients)]
-            print(
-                f"{clients:>2} clients: continuous/static throughput {c['tok_s'] / s['tok_s']:.2f}x (goal >= 1.5x), "
-                f"p95 TTFT {c['ttft_p95'] / s['ttft_p95']:.2f} of static's (goal <= 0.5)"
-            )
+        for stream in (True, False):
+            for clients in counts:
+                s, c = best[("static", clients, stream)], best[("continuous", clients, stream)]
+                ttft = f", p95 TTFT {c['ttft_p95'] / s['ttft_p95']:.2f} of static's (goal <= 0.5)" if stream else ""
+                print(
+                    f"{clients:>2} clients, {'streamed' if stream else 'whole answers'}: continuous/static throughput "
+                    f"{c['tok_s'] / s['tok_s']:.2f}x (goal >= 1.5x){ttft}"
+                )
     ok = all(r["errors"] == 0 for r in best.values())
     if args.adapters:
         ok = bench_adapters(args, ws, model, counts) and ok

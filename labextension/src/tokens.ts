@@ -98,6 +98,14 @@ export interface IDeployment {
   alive: boolean | null;
   health: string | null;
   state: 'running' | 'stopped' | 'unhealthy' | 'unknown';
+  /** The newest `%monitor` run of this deployment, if any. */
+  monitor?: IMonitorStatus | null;
+}
+
+export interface IMonitorStatus {
+  ref: string;
+  status: 'pass' | 'warn' | 'fail' | string;
+  failed: string[];
 }
 
 export type JSONValue =

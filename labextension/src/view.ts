@@ -261,6 +261,10 @@ export class LLMOpsSidebar extends Widget {
         row.appendChild(
           h('span', { class: `jp-LLMOps-state jp-LLMOps-state-${live.state}`, 'data-test-id': 'llmops-item-state', title: live.url ?? '' }, live.state)
         );
+        if (live.monitor && live.monitor.status === 'fail') {
+          const why = `${live.monitor.ref} failed: ${live.monitor.failed.join(', ') || 'a check'}`;
+          row.appendChild(h('span', { class: 'jp-LLMOps-monitor-fail', 'data-test-id': 'llmops-item-monitor', title: why }, 'monitor ✕'));
+        }
       }
       const open = () => void this.model.select(item.kind, item.name);
       row.addEventListener('click', open);

@@ -21,6 +21,7 @@ from typing import Any
 from ...context.home import resolve_home
 from ...errors import NotFoundError, ValidationError
 from ...kinds import codec
+from ...monitoring.history import latest_monitor
 from ...serving.liveness import describe
 from ...store import KINDS, Artifact, Reference, Registry
 from ...store.records import thaw
@@ -202,6 +203,8 @@ class Browser:
             return {"items": []}
         with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
             items = list(pool.map(lambda kv: describe(kv[1], probe_timeout, key=kv[0]), pairs))
+        for item in items:  # the newest monitor run, so the sidebar can mark a failing deployment
+            item["monitor"] = latest_monitor(reg, item["name"]) if isinstance(item.get("name"), str) else None
         return {"items": items}
 
 

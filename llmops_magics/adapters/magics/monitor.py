@@ -1,4 +1,4 @@
-"""``%monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold K=V] [--every 5m]`` and ``%monitor review NAME``.
+"""``%monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold K=V] [--every 5m]`` ``%monitor review NAME``, ``%monitor history NAME``.
 
 The checks operation, and the review of logged answers (thumbs up/down, corrections). The
 live panel of one deployment's traffic stays ``%deploy monitor NAME``.
@@ -21,6 +21,13 @@ def _review(line):
     """%monitor review NAME [--limit 100]"""
 
 
+@magic_arguments()
+@argument("name", help="Deployment whose monitor runs to plot.")
+@argument("--limit", "-n", type=int, default=50, help="How many of the newest runs.")
+def _history(line):
+    """%monitor history NAME [--limit 50]"""
+
+
 @magics_class
 class MonitorMagics(Magics):
     @spec_arguments("llmops_magics.ops.monitor:MonitorSpec")
@@ -32,6 +39,7 @@ class MonitorMagics(Magics):
         %monitor NAME [--window 1h] [--checks slo,drift,quality] [--threshold p95_latency_ms=800] [--baseline EVAL]
         %monitor NAME --every 5m     (repeats in the background; returns the job, job.cancel() stops it)
         %monitor review NAME [--limit 100]   (step through logged answers: thumbs up/down, edit the answer)
+        %monitor history NAME [--limit 50]   (each check's value over the runs, against its thresholds)
 
         Returns a report (``.failed``, ``.status``, ``report["p95_latency_ms"]``, ``.ref``).
         """
@@ -41,6 +49,11 @@ class MonitorMagics(Magics):
 
             args = parse(_review, line.strip()[len("review") :])
             return FeedbackReview(args.name, limit=args.limit)
+        if words[:1] == ["history"]:
+            from ...monitoring.history import monitor_history
+
+            args = parse(_history, line.strip()[len("history") :])
+            return monitor_history(args.name, limit=args.limit)
         from ...ops.monitor import MONITOR
 
         spec, _ = parse_spec(self.monitor, words)

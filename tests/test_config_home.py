@@ -32,3 +32,15 @@ def test_llmops_home_wins_over_everything(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "explicit"))
     monkeypatch.setenv("LLMOPS_SERVER_HOME", str(tmp_path / "server"))
     assert resolve_home(start=tmp_path) == (tmp_path / "explicit").resolve()
+
+
+def test_a_pyproject_that_is_not_valid_toml_is_named_not_silently_ignored(tmp_path, monkeypatch):
+    import pytest
+
+    from llmops_magics.context.home import project_config
+
+    monkeypatch.delenv("LLMOPS_HOME", raising=False)
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops]\nhome = "reg"\njudge_model = \n')
+    with pytest.warns(UserWarning, match=r"pyproject.toml is not valid TOML \(.*line 3.*\); its \[tool.llmops\]"):
+        config = project_config(tmp_path)
+    assert config.values == {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,14 @@ def _read_tool_table(pyproject: Path) -> dict[str, Any] | None:
     try:
         with pyproject.open("rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+    except OSError:
+        return None
+    except tomllib.TOMLDecodeError as exc:  # said once, not silently read as "no settings"
+        warnings.warn(
+            f"{pyproject} is not valid TOML ({exc}); its [tool.llmops] settings are ignored until it is fixed",
+            UserWarning,
+            stacklevel=2,
+        )
         return None
     table = data.get("tool", {}).get("llmops")
     return table if isinstance(table, dict) else None

@@ -91,6 +91,28 @@ def _ms(start: float, end: float | None) -> float | None:
     return None if end is None else round((end - start) * 1000.0, 3)
 
 
+class _ClientGone(Exception):
+    """The client of a non-streaming request closed its connection before the answer was ready."""
+
+
+DISCONNECT_POLL_S = 0.25
+
+
+async def _answers(request: Any, jobs: list[Job]) -> list[Any]:
+    """The jobs' results; a client that disconnects meanwhile abandons them (its rows stop at the next
+    token) instead of the model finishing answers nobody will read. Polled, as Starlette offers it."""
+    gathered = asyncio.gather(*(j.future for j in jobs))
+    while True:
+        done, _ = await asyncio.wait({gathered}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return list(gathered.result())
+        if await request.is_disconnected():
+            for job in jobs:
+                job.abandon()
+            gathered.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: nobody awaits it
+            raise _ClientGone
+
+
 def _nth(params: GenParams, i: int) -> GenParams:
     """The settings of choice ``i`` of ``n``: a seeded sampled request gets seed + i, so its choices differ."""
     if i == 0 or params.seed is None or params.temperature <= 0:
@@ -293,7 +315,10 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
             service.refresh_depth()
             if req.stream:
                 return StreamingResponse(_stream(call, jobs[0]), media_type="text/event-stream", headers=call.headers)
-            results = list(await asyncio.gather(*(j.future for j in jobs)))
+            results = await _answers(request, jobs)
+        except _ClientGone:  # nobody will read an answer: its rows stopped generating
+            call.finish(499, jobs, error="client_disconnected")
+            return Response(status_code=499)
         except RequestError as exc:
             call.finish(exc.status, jobs, error=exc.code or exc.type)
             return JSONResponse(exc.body(), status_code=exc.status, headers=call.headers)

@@ -1,5 +1,6 @@
 """The model server under faults: a client that goes away, a server killed, a server told to stop.
 
+- a client giving up on a whole (non-streamed) answer: noticed within a quarter second, logged 499;
 - a client disconnecting mid-stream: its row stops generating (the batch ends once every row
   has stopped, a job still queued never runs), the request is logged as 499, the server serves on;
 - the server killed mid-stream: the OpenAI client raises an error instead of a truncated answer
@@ -94,6 +95,23 @@ def test_a_client_leaving_mid_stream_is_logged_499_and_the_server_serves_on(serv
     assert rows[-1]["status"] == 499
     after = requests.post(served.url + "/v1/completions", json={**LONG, "max_tokens": 4}, headers=AUTH, timeout=60)
     assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 4
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_is_logged_499_and_its_rows_stop(served):
+    long = {**LONG, "prompt": ["The capital of"] * 16, "n": 16}  # 256 answers of 90 tokens: seconds of work
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(served.url + "/v1/completions", json=long, headers=AUTH, timeout=1.0)
+    deadline = time.monotonic() + 30
+    rows: list = []
+    while not any(r["status"] == 499 for r in rows) and time.monotonic() < deadline:
+        rows = logged_requests(served, at_least=1)
+        time.sleep(0.1)
+    gone = [r for r in rows if r["status"] == 499]
+    assert gone and gone[-1]["error"] == "client_disconnected"
+    after = requests.post(served.url + "/v1/completions", json={**LONG, "max_tokens": 4}, headers=AUTH, timeout=60)
+    assert after.status_code == 200
+    rows = logged_requests(served, at_least=len(rows) + 1)
+    assert rows[-1]["queue_ms"] < 1000  # the abandoned answers were not finished first
 
 
 def test_a_server_killed_mid_stream_is_an_error_at_the_client_not_a_short_answer(served):

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.generation import Generation, TokenLogprob, start_token
-from .batcher import Job, RowText, Worker, adapters_of
+from .batcher import Job, Worker, adapters_of
+from .streaming import RowText
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from notebook_02_finetune import FINETUNE
+from notebook_05_monitor_retrain import MONITOR_RETRAIN
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -82,7 +83,11 @@ def build(cells) -> nbformat.NotebookNode:
     return nb
 
 
-ALL = {"01": ("01-prompts.ipynb", PROMPTS), "02": ("02-finetune.ipynb", FINETUNE)}
+ALL = {
+    "01": ("01-prompts.ipynb", PROMPTS),
+    "02": ("02-finetune.ipynb", FINETUNE),
+    "05": ("05-monitor-retrain.ipynb", MONITOR_RETRAIN),
+}
 
 
 if __name__ == "__main__":

@@ -150,7 +150,12 @@ def promoted(live, rolled_back):
     for i, row in enumerate(drifted):
         body = {"model": "qa-svc", "variables": {"question": row["question"]}, "max_tokens": 4, "user": f"early-{i}"}
         ids.append(requests.post(live["url"] + "/v1/completions", json=body, timeout=30).json()["id"])
-    time.sleep(0.5)  # the server writes its log every 0.25 s
+    from llmops_magics.serving.requestlog import read_requests
+
+    db = live["ws"].registry.get_state("deployments", "qa-svc")["monitor_db"]
+    deadline = time.monotonic() + 30  # the server writes its log in the background: wait for every request
+    while not set(ids) <= {r["request_id"] for r in read_requests(db, since=began)} and time.monotonic() < deadline:
+        time.sleep(0.05)
     report = monitor("qa-svc", window=f"{time.time() - began + 0.5:.2f}s", checks="drift")
     for rid, row in zip(ids, drifted, strict=True):  # a reviewer marks each answer down and writes the right one
         feedback("qa-svc", rid, label="down", correction=row["answer"])

@@ -139,7 +139,8 @@ class RetrainSpec(Spec):
         None,
         metavar="MONITOR_REF",
         help="Start from this failing monitor run: the new rows are the answers reviewers corrected in its "
-        "deployment's request log (%dataset from-log --where feedback=corrected --with-corrections).",
+        "deployment's request log since the monitor's window began (%dataset from-log --since START "
+        "--where feedback=corrected --with-corrections).",
     )
     combine: str = option(
         "append",

@@ -249,9 +249,12 @@ class _Runner:
             return p.new, p.new.ref, "given", f"{p.new.num_rows} rows"
         from ..ops.fromlog import FROM_LOG, FromLogSpec
 
+        window = p.monitor.metadata.get("window") or {}
+        since = window.get("start")  # the traffic the failing monitor saw, and after: not older runs' corrections
         made = FROM_LOG.run(
             FromLogSpec(deployment=p.name, name=f"{p.name}-corrections", where={"feedback": "corrected"},
-                        with_corrections=True, description=f"corrected answers after {p.monitor.ref} failed"),
+                        with_corrections=True, since=float(since) if isinstance(since, int | float) else None,
+                        description=f"corrected answers after {p.monitor.ref} failed"),
             self.sub,
         )  # fmt: skip
         return made, made.ref, "done", f"{made.num_rows} corrected answers from the request log of {p.name}"

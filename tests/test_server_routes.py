@@ -167,6 +167,7 @@ def test_list_groups_every_kind_with_counts_and_aliases(refs, fetch):
         "abtest": 0,
         "monitor": 0,
         "pii-scan": 0,
+        "fairness": 0,
         "pipeline": 0,
     }
     by_ref = {item["ref"]: item for item in body["items"]}

@@ -15,6 +15,7 @@ export type Kind =
   | 'abtest'
   | 'monitor'
   | 'pii-scan'
+  | 'fairness'
   | 'pipeline';
 
 export const KINDS: readonly Kind[] = [
@@ -28,6 +29,7 @@ export const KINDS: readonly Kind[] = [
   'abtest',
   'monitor',
   'pii-scan',
+  'fairness',
   'pipeline'
 ];
 
@@ -42,6 +44,7 @@ export const KIND_LABELS: Record<Kind, string> = {
   abtest: 'A/B tests',
   monitor: 'Monitors',
   'pii-scan': 'PII scans',
+  fairness: 'Fairness',
   pipeline: 'Pipelines'
 };
 

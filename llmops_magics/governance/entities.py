@@ -62,7 +62,7 @@ NEEDS_MODEL = frozenset((*NER_ENTITIES, "DATE_TIME", "NRP"))
 DEFAULT_THRESHOLD = 0.35
 OPERATORS = ("replace", "mask", "hash")
 
-_KEYS = {"pii_model": (str, type(None)), "redact_wandb_tables": (bool,)}
+_KEYS = {"pii_model": (str, type(None)), "redact_wandb_tables": (bool,), "fairness_terms": (str, dict, type(None))}
 
 
 def parse_entities(value: Sequence[str] | str) -> tuple[str, ...]:
@@ -85,7 +85,7 @@ def settings(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         config = project_config().get("governance") or {}
     if not isinstance(config, Mapping):
         raise ValidationError(f"[tool.llmops.governance] must be a table, found {config!r}")
-    out: dict[str, Any] = {"pii_model": None, "redact_wandb_tables": True}
+    out: dict[str, Any] = {"pii_model": None, "redact_wandb_tables": True, "fairness_terms": None}
     for key, value in config.items():
         if key not in _KEYS:
             raise ValidationError(
@@ -98,6 +98,8 @@ def settings(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _describe(key: str) -> str:
+    if key == "fairness_terms":
+        return "a table attribute -> group -> [terms], or a JSON file's path"
     return "true or false" if key == "redact_wandb_tables" else "a spaCy model's package name or folder"
 
 

@@ -92,6 +92,20 @@ class PiiScanCodec(Codec):
         return {k: meta.get(k) for k in ("source", "model", "total", "counts", "texts_scanned")}
 
 
+class FairnessCodec(Codec):
+    kind = "fairness"
+    getter = "get_fairness"
+
+    def load(self, art, ws):
+        from ..governance.fairness_report import get_fairness
+
+        return get_fairness(art.ref, workspace=ws)
+
+    def details(self, art, reg) -> dict[str, Any]:
+        meta = thaw(art.metadata)
+        return {k: meta.get(k) for k in ("target", "dataset", "metric", "differences")}
+
+
 class PipelineCodec(Codec):
     kind = "pipeline"
     getter = "get_pipeline"
@@ -117,6 +131,7 @@ CODECS: dict[str, Codec] = {
         AdapterCodec(),
         MonitorCodec(),
         PiiScanCodec(),
+        FairnessCodec(),
         PipelineCodec(),
         Codec(),
     )

@@ -42,6 +42,7 @@ CATALOG: dict[str, str] = {
     "ab": "llmops_magics.ops.ab:AB",
     "pii-scan": "llmops_magics.ops.pii:PII_SCAN",
     "pii-redact": "llmops_magics.ops.pii:PII_REDACT",
+    "fairness": "llmops_magics.ops.fairness:FAIRNESS",
     "from-log": "llmops_magics.ops.fromlog:FROM_LOG",
     "from-traces": "llmops_magics.ops.fromtraces:FROM_TRACES",
     "retrain": "llmops_magics.ops.retrain:RETRAIN",

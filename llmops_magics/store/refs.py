@@ -24,6 +24,7 @@ KINDS = (
     "abtest",
     "monitor",
     "pii-scan",
+    "fairness",
     "pipeline",
 )
 LATEST = "latest"

@@ -13,6 +13,7 @@ from .cells import CellTracker
 from .dataset import DatasetMagics
 from .deploy import DeployMagics
 from .eval import EvalMagics
+from .fairness import FairnessMagics
 from .finetune import FinetuneMagics
 from .model import ModelMagics
 from .monitor import MonitorMagics
@@ -33,6 +34,7 @@ MAGICS = (
     DeployMagics,
     MonitorMagics,
     PiiMagics,
+    FairnessMagics,
     RetrainMagics,
     TraceMagics,
 )

@@ -1,4 +1,5 @@
-"""Monitor cost: every check over 100,000 logged requests, in one run (goal: under 5 s on 2 cores).
+"""Monitor cost: every check over 100,000 logged requests, in one run (goal: under 5 s on 2 cores);
+and what logging costs a server (``serving_cost``: goal under 3%).
 
 Run: ``.venv/bin/python benchmarks/bench_monitor.py`` (``--rows N`` to change the size).
 Writes ``--rows`` synthetic requests from the last hour (1% errors, a 10% canary,
@@ -120,18 +121,67 @@ def parts(ws, spec, db: Path, now: float) -> list[list[str]]:
     return out
 
 
+def serving_cost(rounds: int, requests: int, clients: int) -> None:
+    """Serving throughput with the request log keeping texts (redacted, or as they came) vs rows only.
+
+    A request's row (times, tokens, status, user digest) is always logged: the monitor, ``%deploy ab``
+    and the sidebar read it, so there is no "off" to compare with. What a deployment chooses is
+    ``--log-text`` (the texts too) and, with it, ``--no-redact-log``. Three servers side by side, the
+    same load on each in turn, best of ``rounds``.
+    """
+    import asyncio
+
+    from bench_serve import _load
+
+    from llmops_magics import deploy
+    from llmops_magics.context import workspaces as context
+    from llmops_magics.models import tiny_base_model
+
+    ws = context.configure(home=str(Path(__file__).resolve().parent.parent / ".cache" / "bench-serve" / ".llmops"),
+                           wandb_mode="disabled")  # fmt: skip
+    model = tiny_base_model(workspace=ws)
+    modes = {
+        "rows only (--log-text off)": {"log_text": False},
+        "rows + texts, redacted (default with --log-text)": {"log_text": True},
+        "rows + texts, not redacted (--no-redact-log)": {"log_text": True, "redact_log": False},
+    }
+    handles, best = {}, {}
+    try:
+        for i, (label, extra) in enumerate(modes.items()):
+            handles[label] = deploy(model.ref, name=f"bench-log-{i}", workspace=ws, **extra)
+        for round_ in range(rounds):
+            for label, h in handles.items():
+                r = asyncio.run(_load(h.url, [h.name], clients, requests // clients, seed=round_, stream=False))
+                if label not in best or r["tok_s"] > best[label]["tok_s"]:
+                    best[label] = r
+    finally:
+        for h in handles.values():
+            h.stop()
+    base = best[next(iter(modes))]["tok_s"]
+    rows = [[label, f"{r['tok_s']:.1f}", f"{r['lat_p95']:.1f}", f"{100 * (1 - r['tok_s'] / base):+.1f}%", r["errors"]]
+            for label, r in best.items()]  # fmt: skip
+    print_table(
+        f"serving {model.ref} with {clients} clients, whole answers of 4-64 tokens, best of {rounds} round(s)",
+        ["request log", "tok/s", "latency p95 ms", "cost vs rows only", "errors"],
+        rows,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--serving-rounds", type=int, default=2, help="0: skip the serving comparison")
     args = ap.parse_args()
+    if args.serving_rounds:
+        serving_cost(args.serving_rounds, requests=256, clients=16)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LLMOPS_HOME"] = str(Path(tmp) / ".llmops")
         os.environ["LLMOPS_WANDB_MODE"] = "disabled"
         os.chdir(tmp)  # no project's [tool.llmops.monitor]: the defaults
         import llmops_magics as lm
-        from llmops_magics.context import workspace
+        from llmops_magics.context.workspaces import configure
 
-        ws = workspace()
+        ws = configure(home=os.environ["LLMOPS_HOME"], wandb_mode="disabled")  # not the serving comparison's
         now = time.time()
         db = ws.registry.home / "monitoring" / "bench-svc.sqlite"
         wrote = write_log(db, args.rows, 5000, now)

@@ -17,6 +17,12 @@ from llmops_magics.adapters.cli import main as cli
         ["gc", "--yes"],
         ["run", "qa"],
         ["run", "spec.json", "--dry-run"],
+        ["deployments"],
+        ["stop", "svc"],
+        ["promote", "svc"],
+        ["add-adapter", "svc", "qa-lora"],
+        ["traces"],
+        ["trace"],
     ],
 )
 def test_a_folder_without_a_registry_is_refused_and_left_alone(tmp_path, capsys, command):
@@ -33,3 +39,14 @@ def test_the_default_folder_without_a_registry_is_refused_too(tmp_path, monkeypa
     assert cli(["doctor"]) == 2
     assert "no registry at" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deployment_and_trace_commands_name_what_is_missing_in_one_line(workspace, capsys):
+    home = str(workspace.home)
+    workspace.registry.save("prompt", "p", data=b"x")  # the registry exists
+    assert cli(["--home", home, "deployments"]) == 0
+    for command in (["stop", "svc"], ["promote", "svc"], ["remove-adapter", "svc", "sql"]):
+        assert cli(["--home", home, *command]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("llmops: no deployment is named 'svc'") and "\n" not in err
+    assert cli(["--home", home, "traces"]) == 0

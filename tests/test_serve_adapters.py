@@ -298,3 +298,17 @@ def test_timings_per_request_and_per_adapter_reach_metrics_and_the_request_log(s
         assert 'llmops_time_to_first_token_seconds_count{arm="timed"} 1.0' in metrics
     finally:
         post(handle.url, "/v1/unload_lora_adapter", {"lora_name": "timed"})
+
+
+def test_the_cli_adds_and_removes_an_adapter_of_a_running_deployment(setup, alone, capsys):
+    from llmops_magics.adapters.cli import main
+
+    ws, _, refs, handle = setup
+    home = str(ws.registry.home)
+    assert main(["--home", home, "add-adapter", "qa", refs.adapter_v2, "--as", "from-cli"]) == 0
+    assert capsys.readouterr().out.strip().startswith("deployment://qa/")
+    assert complete(handle.url, "from-cli", "People in") == alone["b"]["People in"]
+    assert main(["--home", home, "remove-adapter", "qa", "from-cli"]) == 0
+    gone = post(handle.url, "/v1/completions", {"model": "from-cli", "prompt": "x", "max_tokens": 2})
+    assert gone.status_code == 404
+    assert main(["--home", home, "deployments"]) == 0 and "qa" in capsys.readouterr().out

@@ -3,8 +3,10 @@
 ``llmops prompt|dataset|model|finetune|eval|deploy …`` take the same flags as the magics
 (both are made from the operation's spec) and print the reference of what they made on
 their last line. ``list``, ``show``, ``lineage``, ``tag``, ``doctor``, ``gc`` and ``run``
-(replay) work on the registry. Exit status: 0 done, 1 a check failed (an eval's
-regression gate, a monitor's failed check, ``doctor``), 2 bad input or nothing to work on.
+(replay) work on the registry; ``deployments``, ``stop``, ``promote``, ``rollback``,
+``add-adapter``, ``remove-adapter``, ``traces`` and ``trace`` are in ``cli_serving.py``.
+Exit status: 0 done, 1 a check failed (an eval's regression gate, a monitor's failed check,
+``doctor``), 2 bad input or nothing to work on.
 """
 
 from __future__ import annotations
@@ -269,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an argument (VALUE is JSON when it parses, else text); repeatable",
     )
     s.set_defaults(fn=_run)
+
+    from .cli_serving import add_commands
+
+    add_commands(sub)  # deployments, stop, promote, rollback, add-adapter, remove-adapter, traces, trace
     return p
 
 

@@ -19,14 +19,25 @@ class Codec:
     kind = "*"
     getter: str | None = None  # the public function that loads this kind ("get_prompt")
     show_magic: str | None = None  # a magic line that shows one version ("%prompt show {ref}")
+    detail_keys: tuple[str, ...] = ()  # metadata the sidebar shows, when that is all it shows
 
     def load(self, art: Artifact, ws: Workspace) -> Any:
-        """The object a notebook works with (a ``PromptVersion``, an ``EvalResult`` …)."""
-        return art
+        """The object a notebook works with (a ``PromptVersion``, an ``EvalResult`` …): what the
+        public ``getter`` returns for it, else the registry record."""
+        if self.getter is None:
+            return art
+        import llmops_magics
+
+        return getattr(llmops_magics, self.getter)(art.ref, workspace=ws)
 
     def details(self, art: Artifact, reg: Registry) -> dict[str, Any]:
         """Kind-specific, JSON-ready facts for browsers (the sidebar's detail view)."""
-        return {}
+        if not self.detail_keys:
+            return {}
+        from ..store.records import thaw
+
+        meta = thaw(art.metadata)
+        return {k: meta.get(k) for k in self.detail_keys}
 
     def snippets(self, art: Artifact) -> list[dict[str, str]]:
         """Code that loads, shows or reproduces ``art`` in a notebook cell."""

@@ -195,6 +195,17 @@ def _record_then_exit(scope: Any, span: Any, result: Any, operation: str) -> Non
         scope.__exit__(None, None, None)
 
 
+def _answered(scope: Any, span: Any, result: Any, operation: str, kwargs: dict, *, is_async: bool) -> Any:
+    """A stream keeps the span open until it is read to the end; any other answer ends it now."""
+    if kwargs.get("stream") is True:
+        from .streams import TracedAsyncStream, TracedStream
+
+        scope.leave()
+        return (TracedAsyncStream if is_async else TracedStream)(result, span, operation)
+    _record_then_exit(scope, span, result, operation)
+    return result
+
+
 def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
     if is_async:
 
@@ -209,13 +220,7 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
             except BaseException as exc:
                 scope.__exit__(type(exc), exc, exc.__traceback__)
                 raise
-            if kwargs.get("stream") is True:
-                from .streams import TracedAsyncStream
-
-                scope.leave()
-                return TracedAsyncStream(result, span, operation)
-            _record_then_exit(scope, span, result, operation)
-            return result
+            return _answered(scope, span, result, operation, kwargs, is_async=True)
 
         return traced_create_async
 
@@ -230,12 +235,6 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
         except BaseException as exc:
             scope.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        if kwargs.get("stream") is True:
-            from .streams import TracedStream
-
-            scope.leave()
-            return TracedStream(result, span, operation)
-        _record_then_exit(scope, span, result, operation)
-        return result
+        return _answered(scope, span, result, operation, kwargs, is_async=False)
 
     return traced_create

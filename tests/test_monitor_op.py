@@ -78,9 +78,16 @@ def _send(handle, questions, *, max_tokens: int, total: int) -> None:
     assert len(logged_requests(handle, at_least=total)) >= total
 
 
+GAP_S = 2.0  # quiet time between phases: a window's start may land anywhere in it
+
+
 def _since(start: float) -> float:
-    """A window that reaches back to ``start`` and no further."""
-    return time.time() - start + 0.05
+    """A window that reaches back to the middle of the gap before ``start``.
+
+    ``monitor`` takes its own clock reading a moment after this one (first imports, a
+    loaded CI machine: 0.1 s was seen), so the margin is half the gap, not a hair.
+    """
+    return time.time() - start + GAP_S / 2
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +115,11 @@ def mon(tmp_path_factory):
             handle = deploy(refs.adapter, name="mon", log_text=True, threads=1, workspace=ws)
             trained = [r["question"] for r in task_examples()[:96]]  # the reference data's questions
             _send(handle, random.Random(1).sample(trained, 30), max_tokens=4, total=30)  # A: the past
-            time.sleep(0.3)
+            time.sleep(GAP_S)
             start_b = time.time()
             _send(handle, random.Random(2).sample(trained, 30), max_tokens=4, total=60)  # B: more of the same
             quiet = monitor("mon", window=_since(start_b), workspace=ws)
-            time.sleep(0.3)
+            time.sleep(GAP_S)
             start_c = time.time()
             _send(handle, OFF_TOPIC, max_tokens=16, total=90)  # C: another topic, longer answers
             shifted = monitor("mon", window=_since(start_c), workspace=ws)

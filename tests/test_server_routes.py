@@ -169,6 +169,7 @@ def test_list_groups_every_kind_with_counts_and_aliases(refs, fetch):
         "pii-scan": 0,
         "fairness": 0,
         "pipeline": 0,
+        "card": 0,
     }
     by_ref = {item["ref"]: item for item in body["items"]}
     assert by_ref["prompt://qa"]["versions"] == 2

@@ -16,7 +16,8 @@ export type Kind =
   | 'monitor'
   | 'pii-scan'
   | 'fairness'
-  | 'pipeline';
+  | 'pipeline'
+  | 'card';
 
 export const KINDS: readonly Kind[] = [
   'prompt',
@@ -30,7 +31,8 @@ export const KINDS: readonly Kind[] = [
   'monitor',
   'pii-scan',
   'fairness',
-  'pipeline'
+  'pipeline',
+  'card'
 ];
 
 export const KIND_LABELS: Record<Kind, string> = {
@@ -45,7 +47,8 @@ export const KIND_LABELS: Record<Kind, string> = {
   monitor: 'Monitors',
   'pii-scan': 'PII scans',
   fairness: 'Fairness',
-  pipeline: 'Pipelines'
+  pipeline: 'Pipelines',
+  card: 'Model cards'
 };
 
 export interface INameSummary {

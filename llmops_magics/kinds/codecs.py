@@ -69,6 +69,12 @@ class FairnessCodec(Codec):
     detail_keys = ("target", "dataset", "metric", "differences")
 
 
+class CardCodec(Codec):
+    kind = "card"
+    getter = "get_card"
+    detail_keys = ("of", "base_model", "license", "intended_use", "limitations", "evals", "fairness", "pii_scanned")
+
+
 class PipelineCodec(Codec):
     kind = "pipeline"
     getter = "get_pipeline"
@@ -88,6 +94,7 @@ CODECS: dict[str, Codec] = {
         PiiScanCodec(),
         FairnessCodec(),
         PipelineCodec(),
+        CardCodec(),
         Codec(),
     )
 }

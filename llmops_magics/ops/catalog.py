@@ -46,6 +46,8 @@ CATALOG: dict[str, str] = {
     "from-log": "llmops_magics.ops.fromlog:FROM_LOG",
     "from-traces": "llmops_magics.ops.fromtraces:FROM_TRACES",
     "retrain": "llmops_magics.ops.retrain:RETRAIN",
+    "card": "llmops_magics.ops.card:CARD",
+    "export": "llmops_magics.ops.card:EXPORT",
 }
 
 

@@ -26,6 +26,7 @@ KINDS = (
     "pii-scan",
     "fairness",
     "pipeline",
+    "card",
 )
 LATEST = "latest"
 MAX_NAME = 128

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ...display.views import set_view
+from .card import CardMagics
 from .cells import CellTracker
 from .dataset import DatasetMagics
 from .deploy import DeployMagics
@@ -35,6 +36,7 @@ MAGICS = (
     MonitorMagics,
     PiiMagics,
     FairnessMagics,
+    CardMagics,
     RetrainMagics,
     TraceMagics,
 )

@@ -355,8 +355,10 @@ def test_metrics_expose_latency_ttft_tokens_batch_size_and_queue_depth(server):
     server.complete(prompt="The flag of", max_tokens=2)
     families = _families(server.url)
     expected = {
-        "llmops_request_latency_seconds": "histogram",
-        "llmops_time_to_first_token_seconds": "histogram",
+        "gen_ai_server_request_duration_seconds": "histogram",
+        "gen_ai_server_time_to_first_token_seconds": "histogram",
+        "gen_ai_server_time_per_output_token_seconds": "histogram",
+        "llmops_request_queue_time_seconds": "histogram",
         "llmops_tokens": "counter",
         "llmops_batch_size": "histogram",
         "llmops_queue_depth": "gauge",

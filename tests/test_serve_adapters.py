@@ -295,7 +295,7 @@ def test_timings_per_request_and_per_adapter_reach_metrics_and_the_request_log(s
         metrics = requests.get(handle.url + "/metrics").text
         for name in ("gen_ai_server_time_per_output_token_seconds", "llmops_request_queue_time_seconds"):
             assert f'{name}_count{{arm="timed"}} 1.0' in metrics
-        assert 'llmops_time_to_first_token_seconds_count{arm="timed"} 1.0' in metrics
+        assert 'gen_ai_server_time_to_first_token_seconds_count{arm="timed"} 1.0' in metrics
     finally:
         post(handle.url, "/v1/unload_lora_adapter", {"lora_name": "timed"})
 

@@ -3,7 +3,10 @@
 A private ``CollectorRegistry`` (not the global default) so two services in one
 process, or a test that builds an app twice, never collide on metric names.
 Names follow Prometheus conventions: counters end in ``_total``, durations are
-in seconds.
+in seconds. The three timings the OpenTelemetry GenAI conventions name (request
+duration, time to first token, time per output token) carry those names
+(``gen_ai.server.*`` with dots as underscores), so a dashboard built for vLLM or any
+other conforming server reads them; the rest are the project's own (``llmops_``).
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ class ServerMetrics:
             registry=r,
         )
         self.latency = Histogram(
-            "llmops_request_latency_seconds",
+            "gen_ai_server_request_duration_seconds",  # OpenTelemetry GenAI: gen_ai.server.request.duration
             "Time from request received to last byte of the answer.",
             ["endpoint", "arm"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
-            "llmops_time_to_first_token_seconds",
+            "gen_ai_server_time_to_first_token_seconds",  # OpenTelemetry GenAI: gen_ai.server.time_to_first_token
             "Time from request received to the model emitting its first new token.",
             ["arm"],
             buckets=LATENCY_BUCKETS,

@@ -34,6 +34,8 @@ STATUSES = ("pass", "warn", "fail", "skip")
 DEFAULTS: dict[str, float] = {
     "p95_latency_ms": 5000.0,  # fail above
     "p95_ttft_ms": 2000.0,  # fail above
+    "p95_tpot_ms": 500.0,  # time per output token after the first (decode speed); fail above
+    "p95_queue_ms": 2000.0,  # waiting for a batch slot before the first forward pass; fail above
     "error_rate": 0.05,  # share of requests answered with status >= 400; fail above
     "min_throughput_rps": 0.0,  # successful requests per second; fail below (0: never)
     "warn_ratio": 0.8,  # a service level warns at this fraction of its limit
@@ -138,6 +140,8 @@ def _levels(rows: Sequence[Mapping[str, Any]], span_s: float) -> dict[str, Any]:
     ok = [r for r in rows if (r.get("status") or 0) < 400]
     lat = [float(r["latency_ms"]) for r in ok if r.get("latency_ms") is not None]
     ttft = [float(r["ttft_ms"]) for r in ok if r.get("ttft_ms") is not None]
+    tpot = [float(r["tpot_ms"]) for r in ok if r.get("tpot_ms") is not None]
+    queue = [float(r["queue_ms"]) for r in ok if r.get("queue_ms") is not None]
     client = sum(1 for r in rows if 400 <= (r.get("status") or 0) < 500)
     return {
         "requests": len(rows),
@@ -147,12 +151,19 @@ def _levels(rows: Sequence[Mapping[str, Any]], span_s: float) -> dict[str, Any]:
         "error_rate": (len(rows) - len(ok)) / len(rows) if rows else None,
         "p95_latency_ms": percentile(lat, 95),
         "p95_ttft_ms": percentile(ttft, 95),
+        "p95_tpot_ms": percentile(tpot, 95),
+        "p95_queue_ms": percentile(queue, 95),
         "throughput_rps": len(ok) / span_s if span_s > 0 else None,
     }
 
 
 def slo_checks(rows: Sequence[Mapping[str, Any]], *, span_s: float, limits: Mapping[str, float]) -> list[Check]:
-    """p95 latency, p95 time to first token, error rate and throughput of the window's requests.
+    """p95 latency, time to first token, time per output token and queue time; error rate and throughput.
+
+    Latency alone hides where time goes: a long queue says "add capacity", a slow time
+    per output token says "the batch is too large for the hardware", a slow first token
+    with a short queue says "the prompt is long". Requests that do not record a timing
+    (static batching records no time per output token) leave its check at no value.
 
     Latencies count successful requests only (an error answered fast must not flatter the
     p95). ``span_s`` is the time the window covers while the deployment was up: a
@@ -165,7 +176,7 @@ def slo_checks(rows: Sequence[Mapping[str, Any]], *, span_s: float, limits: Mapp
     per_arm = {arm: _levels(arm_rows, span_s) for arm, arm_rows in sorted(arms.items())} if len(arms) > 1 else {}
     ratio, enough = limits["warn_ratio"], len(rows) >= limits["min_requests"]
     out = []
-    for key in ("p95_latency_ms", "p95_ttft_ms", "error_rate"):
+    for key in ("p95_latency_ms", "p95_ttft_ms", "p95_tpot_ms", "p95_queue_ms", "error_rate"):
         details = {"requests": len(rows), **{arm: v[key] for arm, v in per_arm.items()}}
         if key == "error_rate":
             details.update(client_errors=every["client_errors"], server_errors=every["server_errors"])

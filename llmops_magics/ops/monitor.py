@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..monitoring.checks import DEFAULTS
 from .catalog import Operation
 from .spec import Spec, option
 
@@ -98,8 +99,7 @@ class MonitorSpec(Spec):
         flag="--threshold",
         short="-t",
         check=_thresholds,
-        help="Override a threshold, KEY=VALUE (repeatable): p95_latency_ms, p95_ttft_ms, error_rate, "
-        "min_throughput_rps, alpha_warn, alpha_fail, drift_auc, psi_warn, psi_fail, quality_drop, min_requests.",
+        help=f"Override a threshold, KEY=VALUE (repeatable): {', '.join(DEFAULTS)}.",
     )
     baseline: str | None = option(
         None, help="Eval the live quality is compared with (default: the newest eval of the served version)."

@@ -26,6 +26,16 @@ def test_p95_latency_is_the_nearest_rank_percentile_of_successful_requests():
     assert checks["throughput_rps"].value == 2.0 and checks["error_rate"].value == 0.0
 
 
+def test_time_per_output_token_and_queue_time_have_their_own_checks_and_skip_when_not_recorded():
+    data = [{**r, "tpot_ms": 5.0 * (i + 1), "queue_ms": 1000.0 if i >= 18 else 1.0} for i, r in enumerate(rows(20))]
+    limits = {**DEFAULTS, "p95_tpot_ms": 50.0, "p95_queue_ms": 500.0}
+    checks = by_name(slo_checks(data, span_s=10.0, limits=limits))
+    assert (checks["p95_tpot_ms"].value, checks["p95_tpot_ms"].status) == (95.0, "fail")
+    assert (checks["p95_queue_ms"].value, checks["p95_queue_ms"].status) == (1000.0, "fail")  # 2 of 20 queued long: past the p95
+    static = by_name(slo_checks(rows(20), span_s=10.0, limits=DEFAULTS))  # rows without the two timings
+    assert static["p95_tpot_ms"].status == "skip" and static["p95_queue_ms"].status == "skip"
+
+
 def test_errors_count_against_the_rate_but_not_against_latency():
     data = rows(40, status=lambda i: 500 if i % 4 == 0 else 429 if i % 4 == 1 else 200, latency=lambda i: 1.0)
     check = by_name(slo_checks(data, span_s=10.0, limits=DEFAULTS))["error_rate"]

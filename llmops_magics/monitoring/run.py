@@ -66,10 +66,6 @@ def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None)
     groups = set(spec.checks)
     baseline = _baseline(ws, spec, state) if "quality" in groups else None
     db = state["monitor_db"]
-    if "drift" in groups and deployed.reference_data and deployed.log_text:
-        from ..models.embeddings import preload
-
-        preload()  # MiniLM loads while the log is read and the classifier runs
     rows = read_requests(db, since=start, until=end, with_text=bool(groups & {"drift", "quality"}))
     checks: list[Check] = []
     if "slo" in groups:
@@ -142,6 +138,9 @@ def drift_checks(
             )
             out += [skip(n, why) for n in names[1:]]
         else:
+            from ..models.embeddings import preload
+
+            preload()  # MiniLM loads while scikit-learn is imported and the classifier runs
             out.append(
                 _guard(
                     names[1], lambda: classifier_check(ref, texts, limits, seed=seed, max_samples=CLASSIFIER_SAMPLES)

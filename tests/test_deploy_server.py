@@ -269,7 +269,7 @@ ERRORS = {
         "invalid_variables",
         "variables",
     ),
-    "n with stream": (b'{"model": "qa", "prompt": "x", "n": 2, "stream": true}', AUTH, 400, None, "n"),
+    "echo with stream": (b'{"model": "qa", "prompt": "x", "echo": true, "stream": true}', AUTH, 400, None, "echo"),
 }
 
 

@@ -3,7 +3,8 @@
 ``n`` > 1, ``logprobs`` / ``top_logprobs`` on completions and chat, ``max_completion_tokens``,
 ``stream_options.include_usage``; and every field the server does not implement is a 400
 that names it, never silently ignored. The log-probabilities are checked against the
-model itself: the first token's value equals a forward pass of the same model.
+model itself: the first token's value equals a forward pass of the same model. Streaming
+these options is held to the non-streamed answers in ``test_serve_streaming.py``.
 """
 
 from __future__ import annotations
@@ -128,9 +129,8 @@ def test_max_completion_tokens_and_streamed_usage(client):
 @pytest.mark.parametrize(
     ("ask", "param"),
     [
-        ({"n": 2, "stream": True}, "n"),
         ({"n": 17}, "n"),
-        ({"logprobs": True, "stream": True}, "logprobs"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),  # without stream
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
@@ -162,13 +162,11 @@ def test_neutral_values_of_unimplemented_fields_are_accepted(client):
     assert out.choices[0].finish_reason in ("stop", "length")
 
 
-def test_a_static_batching_deployment_refuses_logprobs_by_name(served):
+def test_a_static_batching_deployment_serves_n_and_logprobs(served):
     import openai
 
     static = openai.OpenAI(base_url=served[2].url + "/v1", api_key=KEY, max_retries=0)
-    with pytest.raises(openai.BadRequestError) as caught:
-        static.completions.create(model="qa-static", prompt="The capital of", max_tokens=2, logprobs=1)
-    assert caught.value.body["param"] == "logprobs" and "static" in caught.value.body["message"]
-    assert (
-        static.completions.create(model="qa-static", prompt="The capital of", max_tokens=2, n=2).choices[1].index == 1
-    )
+    out = static.completions.create(model="qa-static", prompt="The capital of", max_tokens=4, n=2, logprobs=1)
+    assert [c.index for c in out.choices] == [0, 1]
+    assert all(len(c.logprobs.tokens) == len(out.choices[0].logprobs.tokens) > 0 for c in out.choices)
+    assert sum(len(c.logprobs.tokens) for c in out.choices) == out.usage.completion_tokens

@@ -1,7 +1,7 @@
 """The HTTP face of a ``Service``: OpenAI-compatible routes, health and Prometheus metrics.
 
 Routes: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream: true``
-gives server-sent events ending in ``data: [DONE]``), ``POST /v1/load_lora_adapter`` and
+gives server-sent events ending in ``data: [DONE]``, see ``stream_writer``), ``POST /v1/load_lora_adapter`` and
 ``POST /v1/unload_lora_adapter`` (vLLM's request shape), ``POST /v1/feedback`` (a rating of
 an answer, see ``feedback.py``), ``GET /v1/models``,
 ``GET /v1/models/{id}``, ``GET /health``, ``GET /metrics``. With an API key
@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -48,9 +48,9 @@ from .protocol import (
     new_id,
     parse_body,
     parse_request,
-    sse,
 )
 from .service import Arm, Service
+from .stream_writer import stream_answer
 
 __all__ = ["build_app"]
 
@@ -314,7 +314,8 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
             ]
             service.refresh_depth()
             if req.stream:
-                return StreamingResponse(_stream(call, jobs[0]), media_type="text/event-stream", headers=call.headers)
+                stream = stream_answer(call, jobs, n)
+                return StreamingResponse(stream, media_type="text/event-stream", headers=call.headers)
             results = await _answers(request, jobs)
         except _ClientGone:  # nobody will read an answer: its rows stopped generating
             call.finish(499, jobs, error="client_disconnected")
@@ -353,50 +354,5 @@ def build_app(service: Service, on_startup: Callable[[], None] | None = None):
             for i, r in enumerate(results)
         ]
         return JSONResponse(chat_body(call.rid, model, choices, usage, call.extra), headers=headers)
-
-    async def _stream(call: _Call, job: Job) -> AsyncIterator[str]:
-        chat = call.endpoint == "chat"
-        model = call.arm.version
-        sent, status, results, error = "", 499, [], None
-
-        def chunk(text: str | None, finish: str | None) -> str:
-            if chat:
-                delta = {} if text is None else {"content": text}
-                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                return sse(chat_body(call.rid, model, [choice], None, call.extra, chunk=True))
-            choice = {"text": text or "", "index": 0, "logprobs": None, "finish_reason": finish}
-            return sse(completion_body(call.rid, model, [choice], None, call.extra))
-
-        try:
-            if chat:
-                first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None}
-                yield sse(chat_body(call.rid, model, [{**first, "finish_reason": None}], None, call.extra, chunk=True))
-            while True:
-                kind, value = await job.events.get()
-                if kind == "delta":
-                    sent += value
-                    yield chunk(value, None)
-                    continue
-                if kind == "done":
-                    status, results = 200, [value]
-                    rest = value.text[len(sent) :] if value.text.startswith(sent) else ""
-                    if rest:
-                        yield chunk(rest, None)
-                    yield chunk(None, value.finish_reason)
-                    if call.req.include_usage:
-                        usage = (value.prompt_tokens, value.completion_tokens)
-                        body = (chat_body if chat else completion_body)(call.rid, model, [], usage, call.extra)
-                        if chat:
-                            body["object"] = "chat.completion.chunk"
-                        yield sse(body)
-                else:
-                    status, error = (503 if isinstance(value, ShuttingDown) else 500), type(value).__name__
-                    yield sse(error_body(f"generation failed ({error}: {value})", "server_error"))
-                break
-            yield sse("[DONE]")
-        finally:  # also reached when the client disconnects mid-stream (status stays 499)
-            if status == 499:
-                job.abandon()
-            call.finish(status, [job], results, error=error)
 
     return app

@@ -16,7 +16,11 @@ mode the benchmark compares against.
 Tokens are streamed for real: a ``BatchStreamer`` receives every decoding step of
 the batch and forwards each row's new text to that row's stream, so the
 time-to-first-token metric is the time until the model produced the first token,
-not the time until the whole answer was ready.
+not the time until the whole answer was ready. Log-probabilities come from the same
+place: the streamer scores each step's tokens against the logits of the forward pass
+that chose them (``logprobs`` is part of the batch key, so a batch is scored or not as
+a whole). As ``generate()`` runs a row past a stop string to the end of the batch, a
+static answer's log-probabilities cover every token its usage counts.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import DeploymentError
@@ -50,7 +54,7 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_tokens: int = 0
-    logprobs: int | None = None  # None: none; k: the chosen token's and the k most likely (continuous engine)
+    logprobs: int | None = None  # None: none; k: the chosen token's and the k most likely
 
     @property
     def key(self) -> tuple:
@@ -78,6 +82,7 @@ class Job:
     events: asyncio.Queue | None = field(init=False, default=None)
     abandoned: bool = field(init=False, default=False)
     _unsent: list[str] = field(init=False, default_factory=list)
+    _unscored: list = field(init=False, default_factory=list)  # the TokenLogprobs of the unsent text
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     @property
@@ -99,17 +104,21 @@ class Job:
         except RuntimeError:  # the loop closed: nobody is waiting any more
             pass
 
-    def push_text(self, text: str) -> None:
-        """Queue streamed text; pieces the event loop has not picked up yet go out as one chunk.
+    def push_text(self, text: str, logprobs: Sequence[Any] = ()) -> None:
+        """Queue streamed text (and the log-probabilities of the tokens that made it); pieces the
+        event loop has not picked up yet go out as one chunk.
 
         Under load the HTTP loop falls behind the model by a few tokens; sending what has
         piled up as one server-sent event (as vLLM does) instead of one event per token
-        keeps the loop from spending the time the model saved.
+        keeps the loop from spending the time the model saved. A piece's log-probabilities
+        arrive as a ``("logprobs", tokens)`` event just before its ``("delta", text)``, so the
+        chunk that carries the text carries its tokens' values too.
         """
         if self.events is None:
             return
         with self._lock:
             self._unsent.append(text)
+            self._unscored.extend(logprobs)
             if len(self._unsent) > 1:
                 return  # a delivery is already scheduled and will take this piece too
         self._call(self._deliver)
@@ -117,6 +126,9 @@ class Job:
     def _deliver(self) -> None:
         with self._lock:
             text, self._unsent = "".join(self._unsent), []
+            scored, self._unscored = tuple(self._unscored), []
+        if scored:
+            self.events.put_nowait(("logprobs", scored))
         if text:
             self.events.put_nowait(("delta", text))
 
@@ -297,8 +309,9 @@ class DynamicBatcher(Worker):
         if self._on_batch:
             self._on_batch(len(batch), self.depth)
         p = batch[0].params
-        streamer = BatchStreamer(self.loaded.tokenizer, batch)
+        streamer = BatchStreamer(self.loaded.tokenizer, batch, p.logprobs)
         context, kwargs = adapters_of(self.loaded.model, [j.adapter for j in batch])
+        hook = streamer.capture(self.loaded.model) if p.logprobs is not None else None
         try:
             with context:
                 results = self._generate(
@@ -321,6 +334,10 @@ class DynamicBatcher(Worker):
             return
         finally:
             self.batches += 1
-        for job, result in zip(batch, results, strict=True):
+            if hook is not None:
+                hook.remove()
+        for i, (job, result) in enumerate(zip(batch, results, strict=True)):
+            if p.logprobs is not None:  # one batch, one setting: the batch key holds it
+                result = replace(result, logprobs=tuple(streamer.scored[i][: result.completion_tokens]))
             job.resolve(result)
         self._free_since = time.perf_counter()

@@ -12,8 +12,12 @@ early, for fixed-length benchmarks. Every response carries ``llmops``
 (deployment, arm, version) as well as the ``X-LLMOps-*`` headers.
 
 What vLLM serves is served: ``n`` choices (choice ``i`` of a seeded request samples with
-seed + i), ``logprobs``/``top_logprobs`` (up to 20, from the raw logits, without
-``stream``), ``max_completion_tokens``, ``stream_options.include_usage``. A field the
+seed + i), ``logprobs``/``top_logprobs`` (up to 20, from the raw logits),
+``max_completion_tokens``, ``stream_options.include_usage``, and all of them streamed: a
+stream of ``n`` choices (or of several completion prompts, choice ``p * n + i``) tells them
+apart by ``choices[].index``, each ends with its own ``finish_reason``, and the usage chunk
+counts them all; a streamed chunk's ``logprobs`` hold the values of the tokens that made its
+text (``text_offset`` counts from the start of the answer, as without ``stream``). A field the
 server does not implement is refused with a 400 naming it unless it holds the value that
 asks for nothing (``frequency_penalty: 0``, ``tools: []``, ``NEUTRAL``); nothing is ignored.
 """
@@ -152,8 +156,6 @@ class _Common(_Strict):
                 raise RequestError(f"unknown field {key!r}: this server does not take it", param=key)
             if value not in NEUTRAL[key]:
                 raise RequestError(f"{key} is not supported by this server (found {value!r})", param=key)
-        if self.choices > 1 and self.stream:
-            raise RequestError("streaming takes n=1; ask without stream for several choices", param="n")
         if self.stream_options is not None and not self.stream:
             raise RequestError("stream_options is only allowed when stream is true", param="stream_options")
 
@@ -169,10 +171,6 @@ class _Common(_Strict):
     def top_k_logprobs(self) -> int | None:
         """None: no log-probabilities; k: the chosen token's and the k most likely ones'."""
         return None
-
-    def _check_logprobs(self, param: str) -> None:
-        if self.top_k_logprobs is not None and self.stream:
-            raise RequestError("logprobs are only returned without stream", param=param)
 
 
 class CompletionRequest(_Common):
@@ -190,7 +188,6 @@ class CompletionRequest(_Common):
         super().check_supported()
         if self.echo:
             raise RequestError("echo is not supported by this server", param="echo")
-        self._check_logprobs("logprobs")
         if (self.best_of or 1) != 1:
             raise RequestError("best_of is not supported by this server", param="best_of")
         if self.suffix:
@@ -201,8 +198,6 @@ class CompletionRequest(_Common):
             raise RequestError("send either prompt or variables, not both", param="variables")
         if isinstance(self.prompt, list) and not self.prompt:
             raise RequestError("prompt must not be an empty list", param="prompt")
-        if isinstance(self.prompt, list) and len(self.prompt) > 1 and self.stream:
-            raise RequestError("streaming takes a single prompt", param="prompt")
 
 
 class ChatRequest(_Common):
@@ -215,7 +210,6 @@ class ChatRequest(_Common):
         super().check_supported()
         if self.top_logprobs is not None and not self.logprobs:
             raise RequestError("top_logprobs needs logprobs: true", param="top_logprobs")
-        self._check_logprobs("logprobs")
         if self.messages is None and self.variables is None:
             raise RequestError("you must provide messages (or variables for the deployed template)", param="messages")
         if self.messages is not None and not self.messages:
@@ -340,10 +334,12 @@ def chat_body(
     return _body("chat.completion.chunk" if chunk else "chat.completion", rid, model, choices, usage, extra)
 
 
-def completion_logprobs(tokens: Any) -> dict[str, Any]:
-    """OpenAI's completions shape: parallel lists of tokens, their log-probabilities, alternatives, offsets."""
+def completion_logprobs(tokens: Any, offset: int = 0) -> dict[str, Any]:
+    """OpenAI's completions shape: parallel lists of tokens, their log-probabilities, alternatives, offsets.
+
+    ``offset`` is where the first token starts in the answer (a streamed chunk's tokens do not start at 0).
+    """
     out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-    offset = 0
     for t in tokens:
         out["tokens"].append(t.token)
         out["token_logprobs"].append(t.logprob)

@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models.generation import Generation, TokenLogprob, start_token
+from ..models.generation import Generation, start_token
 from .batcher import Job, Worker, adapters_of
-from .streaming import RowText
+from .streaming import RowText, token_logprob
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 
@@ -79,6 +79,7 @@ class _Sequence:
     last: int = 0  # the token fed to the next step
     finish: str | None = None
     logprobs: list = field(default_factory=list)
+    pushed: int = 0  # log-probabilities already streamed with a piece of text
 
     @property
     def params(self):
@@ -245,8 +246,9 @@ class ContinuousBatcher(Worker):
                 seq.logprobs.append(scored[seq])
             if job.stream or seq.params.stop:
                 delta = seq.text.release()
-                if delta and job.stream:
-                    job.push_text(delta)
+                if delta and job.stream:  # the tokens that made the piece go with it; held ones wait
+                    job.push_text(delta, seq.logprobs[seq.pushed :])
+                    seq.pushed = len(seq.logprobs)
                 if seq.text.stopped:
                     seq.finish = "stop"
                     continue
@@ -268,22 +270,12 @@ class ContinuousBatcher(Worker):
         for i, seq in enumerate(seqs):
             if seq.generator is not None:
                 chosen[i] = _sample(logits[i], seq.params.temperature, seq.params.top_p, seq.generator)
+        tok = self.loaded.tokenizer
         scored = {
-            seq: None if seq.params.logprobs is None else self._logprob(raw[i], chosen[i], seq.params.logprobs)
+            seq: None if seq.params.logprobs is None else token_logprob(tok, raw[i], chosen[i], seq.params.logprobs)
             for i, seq in enumerate(seqs)
         }
         return chosen, scored
-
-    def _logprob(self, logits: Any, token: int, k: int) -> TokenLogprob:
-        import torch
-
-        logprobs = torch.log_softmax(logits, dim=-1)
-        decode = self.loaded.tokenizer.decode
-        top = []
-        if k:
-            values, ids = logprobs.topk(k)
-            top = [(decode([int(t)]), float(v)) for v, t in zip(values, ids, strict=True)]
-        return TokenLogprob(decode([token]), float(logprobs[token]), tuple(top))
 
     def _retire(self) -> None:
         import torch

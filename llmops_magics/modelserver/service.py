@@ -353,10 +353,6 @@ class Service:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        if req.top_k_logprobs is not None and arm.batcher.mode != "continuous":
-            raise RequestError(
-                "logprobs need continuous batching; this deployment runs with --batching static", param="logprobs"
-            )
         temperature = 1.0 if req.temperature is None else req.temperature
         max_tokens = limit if limit is not None else min(default, window - longest)
         return GenParams(

@@ -62,6 +62,12 @@ def _positive(name: str):
     return check
 
 
+def _share(value: float) -> float:
+    if not 0 < value <= 1:
+        raise ValidationError(f"judge_share must be a fraction above 0 and at most 1, found {value!r}")
+    return value
+
+
 def _duration(value: Any) -> float:
     """``3600``, ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"`` → seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -127,6 +133,25 @@ class AbSpec(Spec):
         help="Harm tolerated per metric, METRIC=VALUE: latency and ttft as a fraction of the primary's mean "
         "(default 0.1), error_rate, feedback and quality in their units (0.01, 0.05, 0.05).",
     )
+    judge_share: float = option(
+        0.2,
+        check=_share,
+        help="quality: share of each arm's users whose answer is judged (a seeded sample, one answer each, that "
+        "grows with traffic; verdicts are cached per request).",
+    )
+    judge_max_new: int = option(
+        200,
+        check=_positive("judge_max_new"),
+        help="quality: most answers judged by one analysis; sampled users beyond it are judged at the next ones.",
+    )
+    judge_seed: int = option(0, help="quality: seed of the judged sample.")
+    judge_model: str | None = option(
+        None, help="quality: model or endpoint that judges the logged answers; default: LLMOps.judge_model."
+    )
+    judge_prompt: str | None = option(
+        None,
+        help="quality: judge prompt reading question and answer, not a reference (default prompt://judge-answer).",
+    )
 
 
 def ab(
@@ -139,6 +164,11 @@ def ab(
     min_users: int = 30,
     max_users: int | None = None,
     margins: Mapping[str, float] | None = None,
+    judge_share: float = 0.2,
+    judge_max_new: int = 200,
+    judge_seed: int = 0,
+    judge_model: str | None = None,
+    judge_prompt: str | None = None,
     workspace: Workspace | None = None,
 ) -> AbTest:
     """Judge deployment ``name``'s canary against its primary (see the module docstring)."""

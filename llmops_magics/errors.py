@@ -9,7 +9,8 @@ catch the right thing::
     LLMOpsError
     ├── ValidationError (ValueError)        bad input: a name, a template, an option
     │   ├── InvalidReferenceError           a reference that does not parse
-    │   └── RenderError                     a template rendered with missing variables
+    │   ├── RenderError                     a template rendered with missing variables
+    │   └── PolicyError                     the release policy refuses a version (what it lacks)
     ├── NotFoundError (LookupError)         a reference that parses but names nothing
     │   └── AmbiguousReferenceError         a bare name that exists under several kinds
     ├── RegistryError (RuntimeError)        the registry folder itself is unusable
@@ -30,6 +31,7 @@ __all__ = [
     "ValidationError",
     "InvalidReferenceError",
     "RenderError",
+    "PolicyError",
     "NotFoundError",
     "AmbiguousReferenceError",
     "RegistryError",
@@ -58,6 +60,19 @@ class InvalidReferenceError(ValidationError):
 
 class RenderError(ValidationError):
     """A template could not be rendered with the variables given."""
+
+
+class PolicyError(ValidationError):
+    """``[tool.llmops.policy]`` refuses a version an alias or a deployment would point at; nothing moved.
+
+    ``OVERRIDE_HELP`` is the one help text of ``--override-policy`` (the deploy spec's field and
+    the tag and promote commands); it lives here because the magics' parsers are built when
+    the extension loads, which imports no operation module.
+    """
+
+    OVERRIDE_HELP = (
+        "Let a version [tool.llmops.policy] refuses through anyway, with this REASON (recorded in the audit trail)."
+    )
 
 
 class NotFoundError(LLMOpsError, LookupError):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..errors import LLMOpsError, RegistryError, RegressionError, ValidationError
+from ..errors import LLMOpsError, PolicyError, RegistryError, RegressionError, ValidationError
 from ..ops.argv import add_options, spec_values
 from ..ops.catalog import CATALOG, Call, get
 
@@ -91,7 +91,7 @@ def _lineage(args) -> int:
 
 
 def _tag(args) -> int:
-    print(_registry(args).set_alias(args.ref, args.alias, args.kind))
+    print(_registry(args).set_alias(args.ref, args.alias, args.kind, override_policy=args.override_policy))
     return 0
 
 
@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ref")
     s.add_argument("alias")
     s.add_argument("--kind")
+    s.add_argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
     s.set_defaults(fn=_tag)
 
     s = sub.add_parser("doctor", help="check the registry's integrity (exit 1 on problems)")

@@ -53,7 +53,8 @@ def _call(ws, line: str):
 
 @_with_workspace
 def _promote(args, ws) -> Any:
-    return _serving().promote_deployment(args.name, call=_call(ws, args.typed)).artifact.ref
+    handle = _serving().promote_deployment(args.name, override_policy=args.override_policy, call=_call(ws, args.typed))
+    return handle.artifact.ref
 
 
 @_with_workspace
@@ -97,6 +98,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ):
         s = sub.add_parser(name, help=text)
         s.add_argument("name", help="deployment name")
+        if name == "promote":
+            from ..errors import PolicyError
+
+            s.add_argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
         s.set_defaults(fn=fn)
     s = sub.add_parser("add-adapter", help="serve another adapter of the same base by name, without a restart")
     s.add_argument("name", help="deployment name")

@@ -115,7 +115,7 @@ def _body(facts: dict[str, Any], intended_use: str | None, limitations: str | No
         rows = []
         for d in facts["data"]:
             pii = d["pii_scan"]
-            part = f" of the first {pii['limit']} row(s)" if pii["limit"] else ""
+            part = f" of the first {pii['limit']} row(s)" if pii and pii["limit"] else ""
             scan = (f"{pii['total']} finding(s) in {pii['texts_scanned']} text(s){part} ({pii['ref']}, {'patterns only' if pii['model'] == 'blank' else pii['model']})"
                     + (": " + ", ".join(f"{e} {n}" for e, n in sorted(pii["by_entity"].items())) if pii["total"]
                        else "") if pii else "no PII scan recorded")  # fmt: skip

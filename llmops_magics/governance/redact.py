@@ -101,4 +101,7 @@ def _save(ws: Workspace, spec: PiiRedactSpec, call: Call, source: Any, splits: d
         saved = publish(ws, "dataset", spec.name or source.name, spec=spec, call=call, path=folder, metadata=meta,
                         parents=[(source.artifact, "redacted_from")], aliases=spec.aliases,
                         tables={"preview": (names, preview)})  # fmt: skip
+    ws.registry.record_event("redact", saved.artifact.ref, from_ref=source.ref, to_ref=saved.artifact.ref,
+                             detail={"entities": list(spec.entities), "operator": spec.operator,
+                                     "columns": list(spec.columns), "texts_changed": changed})  # fmt: skip
     return DatasetVersion(saved.artifact, ws.registry.checkout(saved.artifact), saved.created)

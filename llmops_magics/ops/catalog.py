@@ -48,6 +48,7 @@ CATALOG: dict[str, str] = {
     "retrain": "llmops_magics.ops.retrain:RETRAIN",
     "card": "llmops_magics.ops.card:CARD",
     "export": "llmops_magics.ops.card:EXPORT",
+    "audit": "llmops_magics.ops.audit:AUDIT",
 }
 
 

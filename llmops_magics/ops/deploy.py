@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from .audit import override_option
 from .catalog import Operation
 from .spec import Spec, option
 
@@ -177,6 +178,7 @@ class DeploySpec(Spec):
     )
     merge: bool = option(False, stored=False, help="With --export: merge the adapter into the weights.")
     timeout: float = option(180.0, stored=False, help="Seconds to wait for the server to answer /health.")
+    override_policy: str | None = override_option()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -230,6 +232,7 @@ def deploy(
     export: str | None = None,
     merge: bool = False,
     timeout: float = 180.0,
+    override_policy: str | None = None,
     workspace: Workspace | None = None,
 ):
     """Serve a model or adapter over an OpenAI-compatible HTTP API in a separate process.
@@ -239,6 +242,8 @@ def deploy(
     gets a canary arm instead (see ``set_canary``). With ``engine="vllm", export=DIR``
     nothing starts: a ``VllmExport`` folder is written. With ``log_text=True`` the logged
     texts have their personal data replaced (``<EMAIL_ADDRESS>``) unless ``redact_log=False``.
+    What is served must meet ``[tool.llmops.policy.deploy]`` (``PolicyError`` names what it
+    lacks) unless ``override_policy`` gives a reason, recorded in the audit trail.
     """
     return DEPLOY.call(locals())
 

@@ -174,10 +174,15 @@ def get_prompt(ref: str, *, workspace: Workspace | None = None) -> PromptVersion
     return _load(reg.resolve(ref, KIND), reg)
 
 
-def tag_prompt(ref: str, alias: str, *, workspace: Workspace | None = None) -> PromptVersion:
-    """Point ``alias`` at this version, moving it from wherever it was (mirrored to W&B)."""
+def tag_prompt(
+    ref: str, alias: str, *, override_policy: str | None = None, workspace: Workspace | None = None
+) -> PromptVersion:
+    """Point ``alias`` at this version, moving it from wherever it was (mirrored to W&B).
+
+    ``[tool.llmops.policy]`` may refuse it (``PolicyError``); ``override_policy`` is the audited reason to go ahead.
+    """
     ws = workspace or current()
-    art = ws.registry.set_alias(ref, alias, KIND)
+    art = ws.registry.set_alias(ref, alias, KIND, override_policy=override_policy)
     mirror(ws, art)
     return _load(art, ws.registry)
 

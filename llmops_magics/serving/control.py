@@ -25,6 +25,8 @@ from typing import Any
 from ..context.settings import resolve_mode
 from ..context.workspaces import Workspace, current
 from ..errors import ValidationError
+from ..governance.policy import DEPLOY as DEPLOY_RULE
+from ..governance.policy import require
 from ..ops.catalog import Call
 from ..ops.deploy import Canary, DeploySpec, parse_canary, split_adapter
 from ..recording.publish import publish
@@ -205,7 +207,7 @@ def run(spec: DeploySpec, call: Call):
     ws = call.ws
     reg = ws.registry
     if spec.canary is not None and reg.get_state(NAMESPACE, spec.target) is not None:
-        return _canary(ws, spec.target, spec.canary, call, spec.timeout, spec.api_key)
+        return _canary(ws, spec.target, spec.canary, call, spec.timeout, spec.api_key, spec.override_policy)
     art = _model_artifact(ws, spec.target, "the deployment target")
     canary = spec.canary_arm
     resolved = spec.replace(
@@ -222,6 +224,9 @@ def run(spec: DeploySpec, call: Call):
         from .vllm import export_vllm
 
         return export_vllm(resolved, spec.export, merge=spec.merge, workspace=ws)
+    served = [art] + ([_model_artifact(ws, canary.target, "the canary")] if canary else [])
+    for version in served:  # before anything starts: a refusal leaves no process, record or version behind
+        require(reg, version, (DEPLOY_RULE,), spec.override_policy, "deploy")
     if resolved.public and not resolved.auth:
         warnings.warn(
             f"deployment {resolved.name!r} binds {resolved.host}, reachable from other machines, without an API key; "
@@ -252,7 +257,14 @@ def run(spec: DeploySpec, call: Call):
     if spec.api_key is not None:
         _keys[resolved.name] = spec.api_key
     art_dep = reg.set_alias(art_dep, "canary" if canary else "production")
+    _event(reg, "deploy", resolved.name, art_dep, None, resolved.target, [v.ref for v in served])
     return Deployment(resolved.name, record, art_dep, ws, spec.api_key)
+
+
+def _event(reg: Registry, action: str, name: str, dep: Artifact, old: str | None, new: str | None, refs: list) -> None:
+    """One audit event of a deployment: what it served before and after, and its version (``detail``)."""
+    reg.record_event(action, f"{KIND}://{name}", from_ref=old, to_ref=new,
+                     detail={"deployment": dep.ref, "refs": [dep.ref, *refs]})  # fmt: skip
 
 
 def _relaunch(
@@ -289,18 +301,31 @@ def _relaunch(
     return Deployment(name, fresh, art, ws, _handle_key(name, key_sha, api_key))
 
 
-def _canary(ws: Workspace, name: str, canary: str, call: Call, timeout: float, api_key: str | None):
+def _canary(
+    ws: Workspace, name: str, canary: str, call: Call, timeout: float, api_key: str | None, override: str | None = None
+):
     arm = parse_canary(canary)
-    target = _model_artifact(ws, arm.target, "the canary").ref
+    version = _model_artifact(ws, arm.target, "the canary")
+    target = version.ref
     require_state(ws.registry, name)
+    require(ws.registry, version, (DEPLOY_RULE,), override, "canary")
     pinned = str(Canary(target, arm.weight))
-    return _relaunch(
+    handle = _relaunch(
         ws, name, lambda s: s.replace(canary=pinned), alias="canary", call=call, timeout=timeout, api_key=api_key
     )
+    _event(ws.registry, "canary", name, handle.artifact, None, target, [target])
+    return handle
 
 
 def set_canary(
-    name: str, canary: str, *, timeout: float = 180.0, api_key: str | None = None, workspace=None, call=None
+    name: str,
+    canary: str,
+    *,
+    timeout: float = 180.0,
+    api_key: str | None = None,
+    override_policy: str | None = None,
+    workspace=None,
+    call=None,
 ):
     """Send ``PERCENT%`` of ``name``'s traffic to another version: ``set_canary("qa", "adapter://qa/2:10%")``.
 
@@ -308,11 +333,23 @@ def set_canary(
     deployed with); a key given to ``deploy`` in this process is remembered.
     """
     call = call or Call(workspace=workspace)
-    return _canary(call.ws, name, canary, call, timeout, api_key)
+    return _canary(call.ws, name, canary, call, timeout, api_key, override_policy)
 
 
-def promote_deployment(name: str, *, timeout: float = 180.0, api_key: str | None = None, workspace=None, call=None):
-    """Make the canary the only version: it serves all traffic and both it and the deployment get ``production``."""
+def promote_deployment(
+    name: str,
+    *,
+    timeout: float = 180.0,
+    api_key: str | None = None,
+    override_policy: str | None = None,
+    workspace=None,
+    call=None,
+):
+    """Make the canary the only version: it serves all traffic and both it and the deployment get ``production``.
+
+    The canary must meet ``[tool.llmops.policy]``'s ``deploy`` and ``production`` rules,
+    checked before anything changes, unless ``override_policy`` gives a reason (audited).
+    """
     call = call or Call(workspace=workspace)
     ws = call.ws
     reg = ws.registry
@@ -320,6 +357,7 @@ def promote_deployment(name: str, *, timeout: float = 180.0, api_key: str | None
     if spec.canary_arm is None:
         raise ValidationError(f"deployment {name!r} has no canary to promote; add one with --canary REF:10%")
     promoted = spec.canary_arm.target
+    require(reg, reg.resolve(promoted), (DEPLOY_RULE, "production"), override_policy, "promote")
     handle = _relaunch(
         ws,
         name,
@@ -329,7 +367,8 @@ def promote_deployment(name: str, *, timeout: float = 180.0, api_key: str | None
         timeout=timeout,
         api_key=api_key,
     )
-    reg.set_alias(promoted, "production")
+    reg.set_alias(promoted, "production", policy=False)  # checked above, before the relaunch
+    _event(reg, "promote", name, handle.artifact, spec.target, promoted, [spec.target, promoted])
     return handle
 
 
@@ -340,9 +379,12 @@ def rollback_deployment(name: str, *, timeout: float = 180.0, api_key: str | Non
     spec = DeploySpec.from_dict(load_config(require_state(ws.registry, name))["spec"])
     if spec.canary_arm is None:
         raise ValidationError(f"deployment {name!r} has no canary to roll back")
-    return _relaunch(
+    handle = _relaunch(
         ws, name, lambda s: s.replace(canary=None), alias="production", call=call, timeout=timeout, api_key=api_key
     )
+    dropped = spec.canary_arm.target
+    _event(ws.registry, "rollback", name, handle.artifact, dropped, spec.target, [dropped, spec.target])
+    return handle
 
 
 def stop_deployment(name: str, *, grace: float = 15.0, workspace=None):
@@ -355,4 +397,7 @@ def stop_deployment(name: str, *, grace: float = 15.0, workspace=None):
     outcome = terminate(state.get("pid"), grace=grace) if owns_pid(state) else "not running"
     reg.delete_state(NAMESPACE, name)
     (run_dir(reg, name) / "ready.json").unlink(missing_ok=True)
+    served = [state[k] for k in ("ref", "target") if state.get(k)]
+    reg.record_event("stop", f"{KIND}://{name}", from_ref=state.get("target"),
+                     detail={"deployment": state.get("ref"), "outcome": outcome, "refs": served})  # fmt: skip
     return StopResult(name, state.get("pid"), state.get("url"), outcome)

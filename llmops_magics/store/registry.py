@@ -12,16 +12,22 @@ content that an older version already holds makes no new version but moves
 ``latest`` back to that one (so ``%finetune --prompt qa`` uses the template the
 notebook shows last). It is stored as an alias row, and a name without that row
 (a registry written before schema 2) has its highest version as ``latest``.
+
+Every other alias move (set, moved, removed) appends its ``audit`` event (``audit.py``) in
+the same transaction, after asking the release policy (``governance.policy``, imported by
+name when an alias moves) whether the version may carry that alias.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,17 +36,18 @@ from typing import Any
 
 from ..context.home import resolve_home
 from ..errors import AmbiguousReferenceError, NotFoundError, RegistryError, ValidationError
-from . import faults
+from . import audit, faults
 from .blobs import BlobStore
 from .lineage import Lineage
 from .listing import Listing, NameSummary
 from .records import Artifact, Edge, dumps, freeze
 from .refs import LATEST, Reference, parse_reference, validate_alias, validate_kind, validate_name
-from .schema import SCHEMA, SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, statements
 
 __all__ = ["Registry", "SaveResult", "NameSummary"]
 
 _COLUMNS = "id, kind, name, version, digest, payload, is_tree, size, created_at, metadata, source, spec, wandb"
+_POLICY = "llmops_magics.governance.policy:check_alias"
 _LATEST_SQL = (
     "SELECT COALESCE((SELECT version FROM aliases WHERE kind=:kind AND name=:name AND alias='latest'), "
     "(SELECT MAX(version) FROM artifacts WHERE kind=:kind AND name=:name))"
@@ -51,11 +58,14 @@ _LATEST_SQL = (
 class SaveResult:
     """``created``: a new version was made. ``latest_moved``: ``latest`` now points at a
     version it did not point at before (always so for a new version; for an existing one,
-    a return to older content, which a mirror must log again to move W&B's ``latest``)."""
+    a return to older content, which a mirror must log again to move W&B's ``latest``).
+    ``withheld``: a requested alias ``[tool.llmops.policy]`` refused; the version is saved anyway,
+    since refusing the save would throw away what made it (a fine-tune's training)."""
 
     artifact: Artifact
     created: bool
     latest_moved: bool = False
+    withheld: tuple[str, ...] = ()  # aliases the release policy kept off the new version, each with its reason
 
 
 def _retry_while_locked(step: Callable[[], None], timeout: float) -> None:
@@ -146,7 +156,7 @@ class Registry(Listing, Lineage):
                 with self.transaction() as cur:
                     if cur.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                         return  # another process migrated it while this one waited for the lock
-                    for stmt in filter(None, (s.strip() for s in SCHEMA.split(";"))):
+                    for stmt in statements():
                         cur.execute(stmt)
                     cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -255,8 +265,6 @@ class Registry(Listing, Lineage):
                 art_id = cur.lastrowid
             else:
                 art_id, version = row["id"], row["version"]
-            for alias in aliases:
-                self._set_alias(cur, kind, name, alias, version, now)
             self._set_alias(cur, kind, name, LATEST, version, now)
             for parent_id, relation in parent_ids:
                 if parent_id == art_id:  # a replay that made the version it repeats
@@ -265,27 +273,75 @@ class Registry(Listing, Lineage):
                     "INSERT OR IGNORE INTO edges (source_id, target_id, relation) VALUES (?, ?, ?)",
                     (parent_id, art_id, relation),
                 )
-        return SaveResult(self.get(kind, name, version), created, latest_moved=before != version)
+            withheld = []
+            for alias in aliases:  # after the edges: the release policy reads this version's lineage
+                try:
+                    self._guard(cur, self.get(kind, name, version), alias, None)
+                except ValidationError as exc:  # the version is kept (a fine-tune is not lost), the alias is not set
+                    withheld.append(f"{kind}://{name}/{version} was saved without alias {alias!r}: {exc}")
+                    continue
+                self._set_alias(cur, kind, name, alias, version, now)
+        for line in withheld:
+            warnings.warn(line + "; tag it once the policy is met (or with --override-policy REASON)", stacklevel=2)
+        return SaveResult(self.get(kind, name, version), created, before != version, tuple(withheld))
 
     @staticmethod
     def _set_alias(cur: sqlite3.Cursor, kind: str, name: str, alias: str, version: int, now: float) -> None:
+        if alias != LATEST:
+            audit.alias_moved(cur, kind, name, alias, version, now)
         cur.execute(
             "INSERT INTO aliases (kind, name, alias, version, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, name, alias) DO UPDATE SET version=excluded.version, updated_at=excluded.updated_at",
             (kind, name, alias, version, now),
         )
 
-    def set_alias(self, ref: Any, alias: str, kind: str | None = None) -> Artifact:
-        """Point ``alias`` at the version ``ref`` resolves to (moving it if it pointed elsewhere)."""
+    def set_alias(
+        self, ref: Any, alias: str, kind: str | None = None, *, override_policy: str | None = None, policy: bool = True
+    ) -> Artifact:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it pointed elsewhere).
+
+        The move and its audit event are one transaction. ``[tool.llmops.policy]`` is checked
+        first (``policy=False``: the caller checked it already): a version it refuses raises
+        ``PolicyError`` unless ``override_policy`` gives a reason, recorded as a ``policy-override``.
+        """
         validate_alias(alias)
         art = self.resolve(ref, kind)
         with self.transaction() as cur:
+            if policy:
+                self._guard(cur, art, alias, override_policy)
             self._set_alias(cur, art.kind, art.name, alias, art.version, time.time())
         return self.get(art.kind, art.name, art.version)
+
+    def _guard(self, cur: sqlite3.Cursor, art: Artifact, alias: str, override: str | None) -> None:
+        """Ask the release policy (``governance.policy``, found by name: the store imports nothing above it)."""
+        if alias == LATEST:
+            return
+        module, _, function = _POLICY.partition(":")
+        getattr(importlib.import_module(module), function)(self, cur, art, alias, override)
+
+    def record_event(self, action: str, ref: str, **fields: Any) -> None:
+        """Append one audit event in a transaction of its own (deploy, stop, redaction: see ``store.audit``)."""
+        with self.transaction() as cur:
+            audit.insert(cur, action, ref, **fields)
+
+    def audit_events(self, ref: Any = None, *, since: float | None = None, action: str | None = None):
+        """Audit events oldest first: all, or those naming ``ref`` (a name: any version; a version: that one)."""
+        kind = name = version = None
+        if isinstance(ref, Artifact):
+            kind, name, version = ref.kind, ref.name, ref.version
+        elif ref is not None:
+            r = ref if isinstance(ref, Reference) else parse_reference(str(ref))
+            if r.kind is None or r.alias is not None:  # a bare name's kind, an alias's version: as they are now
+                art = self.resolve(r)
+                r = Reference(art.kind, art.name, art.version if r.alias is not None else r.version)
+            kind, name, version = r.kind, r.name, r.version
+        with self._lock:
+            return audit.select(self._conn, kind=kind, name=name, version=version, since=since, action=action)
 
     def remove_alias(self, kind: str, name: str, alias: str) -> None:
         validate_alias(alias)
         with self.transaction() as cur:
+            audit.alias_moved(cur, kind, name, alias, None, time.time())
             cur.execute("DELETE FROM aliases WHERE kind=? AND name=? AND alias=?", (kind, name, alias))
             if cur.rowcount == 0:
                 raise NotFoundError(f"{kind}://{name} has no alias {alias!r}")

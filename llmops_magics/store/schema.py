@@ -8,12 +8,19 @@ pointing at its highest version, which is what ``latest`` meant there. Version 3
 probe; with only ``(kind, name, digest)`` SQLite walked every version of the name in version
 order to avoid a sort, which made each save cost O(versions). It also indexes aliases by name
 and by alias: a bare name is resolved, and names are listed, from the ``latest`` alias rows (one
-per name) instead of a scan of every version of every name.
+per name) instead of a scan of every version of every name. Version 4 adds the append-only
+``audit`` table and the triggers that keep it so (``audit.SCHEMA``); a trigger's body holds
+semicolons, so ``statements`` splits the script where SQLite says a statement is complete.
 """
 
-SCHEMA_VERSION = 3
+import sqlite3
+from collections.abc import Iterator
 
-SCHEMA = """
+from .audit import SCHEMA as AUDIT_SCHEMA
+
+SCHEMA_VERSION = 4
+
+_TABLES = """
 CREATE TABLE IF NOT EXISTS artifacts (
     id          INTEGER PRIMARY KEY,
     kind        TEXT    NOT NULL,
@@ -65,3 +72,17 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('changes', 0);
 INSERT OR IGNORE INTO aliases (kind, name, alias, version, updated_at)
     SELECT kind, name, 'latest', MAX(version), MAX(created_at) FROM artifacts GROUP BY kind, name;
 """
+SCHEMA = _TABLES + AUDIT_SCHEMA
+
+
+def statements(script: str = SCHEMA) -> Iterator[str]:
+    """The script's statements, one at a time (split at semicolons that end a complete statement)."""
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                yield buf.strip()
+            buf = ""
+    if buf.strip(" \n;"):
+        yield buf.strip()

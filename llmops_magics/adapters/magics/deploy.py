@@ -5,6 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from ...errors import PolicyError
 from .base import call, parse, parse_spec, route, spec_arguments, split, usage_errors
 
 __all__ = ["DeployMagics"]
@@ -18,6 +19,13 @@ SUBCOMMANDS = (
 @argument("name", help="Deployment name.")
 def _name(line):
     """%deploy status|stop|promote|rollback|monitor|drift NAME"""
+
+
+@magic_arguments()
+@argument("name", help="Deployment name.")
+@argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
+def _promote(line):
+    """%deploy promote NAME [--override-policy REASON]"""
 
 
 @magic_arguments()
@@ -64,7 +72,8 @@ class DeployMagics(Magics):
         %deploy REF [--prompt P] [--name N] [--port P] [--api-key K] [--engine builtin|ray|vllm] …
         %deploy NAME --canary REF:10%
         %deploy add-adapter NAME REF [--as LORA_NAME] | remove-adapter NAME LORA_NAME
-        %deploy list | status NAME | logs NAME [-n 50] | stop NAME | promote NAME | rollback NAME
+        %deploy list | status NAME | logs NAME [-n 50] | stop NAME | promote NAME [--override-policy REASON]
+                | rollback NAME
                 | monitor NAME | drift NAME | ab NAME [--metrics M,...] [--window 2h] [--max-users N]
 
         Returns a handle with the URL (``handle.client()`` is an ``openai.OpenAI`` client).
@@ -91,7 +100,10 @@ class DeployMagics(Magics):
         return _serving().stop_deployment(parse(_name, rest).name)
 
     def _promote(self, rest):
-        return _serving().promote_deployment(parse(_name, rest).name, call=call(f"%deploy promote {rest}"))
+        args = parse(_promote, rest)
+        return _serving().promote_deployment(
+            args.name, override_policy=args.override_policy, call=call(f"%deploy promote {rest}")
+        )
 
     def _rollback(self, rest):
         return _serving().rollback_deployment(parse(_name, rest).name, call=call(f"%deploy rollback {rest}"))

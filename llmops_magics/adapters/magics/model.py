@@ -5,7 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ...errors import ValidationError
+from ...errors import PolicyError, ValidationError
 from .base import call, parse_spec, spec_arguments, split, usage_errors
 
 __all__ = ["ModelMagics"]
@@ -14,8 +14,9 @@ __all__ = ["ModelMagics"]
 @magic_arguments()
 @argument("ref", help="Model reference: name, name/2, name@alias or model://name/2.")
 @argument("alias", nargs="?", help="For tag / remove-alias: the alias.")
+@argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
 def _ref(line):
-    """%model show REF | tag REF ALIAS | remove-alias NAME ALIAS"""
+    """%model show REF | tag REF ALIAS [--override-policy REASON] | remove-alias NAME ALIAS"""
 
 
 @spec_arguments("llmops_magics.ops.compare:CompareSpec")
@@ -61,7 +62,7 @@ def _models_action(command: str, words: list[str]):
     if not args.alias:
         raise ValidationError(f"%model {command} needs REF and ALIAS")
     if command == "tag":
-        return ModelCard(reg.set_alias(args.ref, args.alias, "model"))
+        return ModelCard(reg.set_alias(args.ref, args.alias, "model", override_policy=args.override_policy))
     art = reg.resolve(args.ref, "model")
     reg.remove_alias("model", art.name, args.alias)
     return ModelCard(reg.resolve(art.ref))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from ...errors import PolicyError
 from .base import call, parse, parse_pairs, parse_spec, route, spec_arguments, split, usage_errors
 
 __all__ = ["PromptMagics"]
@@ -32,8 +33,9 @@ def _diff(line):
 @magic_arguments()
 @argument("ref")
 @argument("alias", help="Alias to point at REF (moved if it exists), e.g. production.")
+@argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
 def _tag(line):
-    """%prompt tag REF ALIAS"""
+    """%prompt tag REF ALIAS [--override-policy REASON]"""
 
 
 @magic_arguments()
@@ -87,7 +89,7 @@ class PromptMagics(Magics):
 
     def _tag(self, rest):
         args = parse(_tag, rest)
-        return _prompts().tag_prompt(args.ref, args.alias)
+        return _prompts().tag_prompt(args.ref, args.alias, override_policy=args.override_policy)
 
     def _render(self, rest):
         args = parse(_render, rest)

@@ -55,6 +55,7 @@ DEFAULT_JUDGE_PROMPTS = {
 }
 JUDGE_MAX_NEW_TOKENS = 8  # a score and little else
 JUDGE_VARIABLES = ("question", "answer", "output", "reference", "context", "prompt")
+METRIC_VARIABLES = {"support": ("claim",)}  # what a judge metric adds for its own prompt (hallucination.py)
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 # "4/5" and "4 out of 5" keep their numerator; "1-5" and "1 to 5" name the scale, not a score
 _SCALE = re.compile(
@@ -130,7 +131,8 @@ class JudgeRunner:
         if not self.options.judge_model:
             raise ValidationError(f"metric {metric_name!r} needs a judge model (judge_model=/--judge-model)")
         parsed, params = self.template(metric_name, arg)
-        missing = [v for v in parsed.required(params) if v not in columns and v not in JUDGE_VARIABLES]
+        known = (*JUDGE_VARIABLES, *METRIC_VARIABLES.get(metric_name, ()))
+        missing = [v for v in parsed.required(params) if v not in columns and v not in known]
         if missing:
             raise ValidationError(
                 f"judge prompt for {metric_name!r} needs variable(s) {', '.join(missing)}, which neither the "

@@ -42,6 +42,21 @@ def _non_negative(name: str):
     return check
 
 
+def _at_least_two(value: int) -> int:
+    if value < 2:
+        raise ValidationError(f"samples must be at least 2 (answers compared for consistency), found {value!r}")
+    return value
+
+
+def _sampling(name: str):
+    def check(value: float) -> float:
+        if not value > 0:
+            raise ValidationError(f"{name} must be above 0 (samples must differ to be compared), found {value!r}")
+        return value
+
+    return check
+
+
 def _metrics(value: Any) -> tuple[str, ...]:
     """``"a,b"`` is split (``regex:^\\d{1,3}$`` keeps its commas, see ``split_metric_specs``); list items stay whole."""
     from ..evaluation.metrics import split_metric_specs
@@ -114,6 +129,12 @@ class EvalSpec(Spec):
     judge_prompt: str | None = option(None, help="Judge prompt reference (default prompt://judge-correctness).")
     judge_k: int = option(3, check=_positive("judge_k"), help="Judge samples per example; their variance is reported.")
     judge_temperature: float = option(0.7, check=_non_negative("judge_temperature"), help="Judge sampling temperature.")
+    samples: int = option(
+        5, check=_at_least_two, help="Answers sampled per example for selfcheck_ngram/selfcheck_embed (at least 2)."
+    )
+    sample_temperature: float = option(
+        1.0, check=_sampling("sample_temperature"), help="Temperature of those samples (above 0)."
+    )
     endpoint_model: str | None = option(None, help="Model name sent to endpoints (default: the first listed).")
     api_key: str | None = option(None, secret=True, help="Endpoint API key (never stored; prefer --api-key-env).")
     api_key_env: str | None = option(None, help="Environment variable holding the endpoints' API key.")
@@ -153,6 +174,8 @@ def evaluate(
     judge_prompt: str | None = None,
     judge_k: int = 3,
     judge_temperature: float = 0.7,
+    samples: int = 5,
+    sample_temperature: float = 1.0,
     endpoint_model: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
@@ -170,6 +193,8 @@ def evaluate(
     reading a result attribute on the job waits for it; ``job.cancel()`` stops it and
     writes nothing). ``metrics``: names from ``list_metrics()``, a list or ``"a,b"``;
     ``regex:PATTERN`` passes an argument. Answers are cached; ``cache=False`` regenerates.
+    The consistency metrics (``selfcheck_ngram``, ``selfcheck_embed``) compare each answer
+    with ``samples`` more drawn at ``sample_temperature``.
     With ``fail_on_regression`` a ``RegressionError`` is raised (after the eval is saved)
     when a compared target is significantly worse than A on a quality metric. ``min_delta``
     is the smallest mean difference a comparison may call significant. ``seed`` seeds

@@ -7,6 +7,11 @@ answers are retried twice with a short back-off; anything else fails fast with a
 ``EndpointError`` naming the URL and the server's message. The API key is sent as a
 bearer token and never stored.
 
+With ``stream`` on (the ``ttft`` metric, ``%model compare``) each request asks for
+server-sent events (``stream: true`` with ``stream_options.include_usage``) and the
+time to its first text chunk is the answer's time to first token; a server that
+answers a stream request with plain JSON is read as such (no time to first token).
+
 ``GET /v1/models`` is read once: its first entry names the model requests ask for, and
 a ``%deploy`` server's entries carry an ``llmops`` object naming the deployment and the
 artifacts it serves (see ``deployment_behind``), which gives the eval its lineage.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
+import json
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -86,8 +92,10 @@ class EndpointBackend:
         concurrency: int = 8,
         timeout: float = 120.0,
         backoff: float = 0.5,
+        stream: bool = False,
     ) -> None:
         self.url = normalize_url(url)
+        self.stream = stream
         self.api_key = api_key
         self.concurrency = max(1, int(concurrency))
         self.timeout = timeout
@@ -110,7 +118,12 @@ class EndpointBackend:
         return self._client
 
     def _request(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> dict[str, Any]:
         """One call, retried where waiting can help: 408, 429 (after its ``Retry-After``), 5xx and a
         refused or reset connection, with jittered exponential backoff, at most ``RETRIES`` times.
@@ -122,7 +135,13 @@ class EndpointBackend:
         for attempt in range(RETRIES + 1):
             wait = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
             try:
-                resp = self._http().request(method, path, json=body, headers=headers)
+                if stream:
+                    with self._http().stream(method, path, json=body, headers=headers) as resp:
+                        if resp.status_code < 400:
+                            return self._events(resp, where)
+                        resp.read()  # an error's body, for the message below
+                else:
+                    resp = self._http().request(method, path, json=body, headers=headers)
             except httpx.TimeoutException:
                 raise EndpointError(
                     f"{where}: no answer within {self.timeout:g} s; raise the timeout or ask for fewer tokens"
@@ -151,6 +170,36 @@ class EndpointBackend:
             if attempt < RETRIES:
                 time.sleep(wait)
         raise EndpointError(f"{where}: {last} after {RETRIES + 1} attempts; {_hint(None)}")
+
+    def _events(self, resp: Any, where: str) -> dict[str, Any]:
+        """A streamed answer as ``{"chunks": [...], "first": perf_counter at the first text}``; plain JSON as is."""
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            resp.read()
+            try:
+                return resp.json()
+            except ValueError:
+                raise EndpointError(f"{where}: HTTP {resp.status_code} with a body that is not JSON") from None
+        chunks: list[dict[str, Any]] = []
+        first = None
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise EndpointError(
+                    f"{where}: a server-sent event that is not JSON ({_snippet(data)}); "
+                    "is this an OpenAI-compatible /v1 endpoint?"
+                ) from None
+            if not isinstance(chunk, dict):
+                raise EndpointError(f"{where}: a server-sent event that is not a JSON object ({_snippet(data)})")
+            if first is None and _chunk_text(chunk):
+                first = time.perf_counter()
+            chunks.append(chunk)
+        return {"chunks": chunks, "first": first}
 
     def listed_models(self) -> list[dict[str, Any]]:
         """The entries of the server's ``GET /v1/models``, read once; empty when it cannot be read.
@@ -197,6 +246,9 @@ class EndpointBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         chat = not isinstance(payload, str)
         if chat:
             body["messages"] = [dict(m) for m in payload]
@@ -204,8 +256,13 @@ class EndpointBackend:
             body["prompt"] = payload
         started = time.perf_counter()
         with self._span(chat, body, payload) as span:
-            data = self._request("POST", "/v1/chat/completions" if chat else "/v1/completions", body, span.headers())
+            path = "/v1/chat/completions" if chat else "/v1/completions"
+            data = self._request("POST", path, body, span.headers(), stream=self.stream)
             seconds = time.perf_counter() - started
+            ttft = None
+            if "chunks" in data:
+                ttft = data["first"] - started if data["first"] is not None else None
+                data = _joined(data["chunks"], chat)
             try:
                 choice = data["choices"][0]
                 text = choice["message"]["content"] if chat else choice["text"]
@@ -219,6 +276,7 @@ class EndpointBackend:
                 finish_reason=str(choice.get("finish_reason") or "stop"),
                 latency_s=seconds,
                 cached=False,
+                ttft_s=ttft,
             )
             span.response(
                 finish_reasons=[record.finish_reason],
@@ -263,3 +321,36 @@ class EndpointBackend:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _first_choice(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        return choices[0]
+    return None
+
+
+def _chunk_text(chunk: Mapping[str, Any]) -> str:
+    """The text a stream chunk adds (``choices[0].text``, or ``.delta.content`` for chat); "" for none."""
+    choice = _first_choice(chunk)
+    if choice is None:
+        return ""
+    delta = choice.get("delta")
+    text = delta.get("content") if isinstance(delta, Mapping) else choice.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _joined(chunks: Sequence[Mapping[str, Any]], chat: bool) -> dict[str, Any]:
+    """Stream chunks as the one answer a non-streamed request gets (text, finish reason, usage, id, model).
+
+    No chunk with a choice reads as an answer without ``choices[0]`` (an ``EndpointError``)."""
+    choices = [c for c in (_first_choice(c) for c in chunks) if c is not None]
+    if not choices:
+        return {"chunks_without_choices": len(chunks)}
+    text = "".join(_chunk_text(c) for c in chunks)
+    finish = next((c["finish_reason"] for c in reversed(choices) if c.get("finish_reason")), None)
+    usage = next((c["usage"] for c in reversed(chunks) if isinstance(c.get("usage"), Mapping)), None)
+    choice: dict[str, Any] = {"message": {"content": text}} if chat else {"text": text}
+    choice["finish_reason"] = finish
+    head = chunks[0]
+    return {"id": head.get("id"), "model": head.get("model"), "choices": [choice], "usage": usage or {}}

@@ -52,6 +52,7 @@ class GenRecord:
     finish_reason: str
     latency_s: float
     cached: bool
+    ttft_s: float | None = None  # seconds to the first streamed text (endpoints asked to stream); never cached
 
     def to_cache(self) -> dict[str, Any]:
         return {

@@ -63,6 +63,7 @@ class Example:
     finish_reason: str
     cached: bool
     messages: tuple[Mapping[str, str], ...] | None = None
+    ttft_s: float | None = None  # time to first token: streamed endpoint answers only
 
     @property
     def context(self) -> str | None:
@@ -85,7 +86,10 @@ class MetricContext:
     ``target`` is the evaluated target (``target.score(prompts, continuations)`` gives
     log-likelihoods for local models), ``arg`` the text after ``name:`` in the metric
     spec, ``judges`` the shared judge runner, ``notes`` counters that end up in the
-    summary (say ``ctx.count("judge_parse_failures", 3)``).
+    summary (say ``ctx.count("judge_parse_failures", 3)``). One context serves every
+    metric of one target: ``shared`` holds what several metrics reuse (answers sampled
+    once for both consistency checks), ``details`` per-example values that are not
+    numbers (``ctx.detail("support_verdicts", [...])``), kept in the eval's records.
     """
 
     target: Any
@@ -93,9 +97,15 @@ class MetricContext:
     arg: str | None = None
     judges: Any = None
     notes: dict[str, float] = field(default_factory=dict)
+    shared: dict[Any, Any] = field(default_factory=dict)
+    details: dict[str, list[Any]] = field(default_factory=dict)
 
     def count(self, key: str, value: float = 1) -> None:
         self.notes[key] = self.notes.get(key, 0) + value
+
+    def detail(self, column: str, values: Sequence[Any]) -> None:
+        """Store one JSON-able value per example (``None`` where there is none) in the records' ``column``."""
+        self.details[column] = list(values)
 
 
 MetricFn = Callable[[Sequence[Example], MetricContext], Any]
@@ -173,7 +183,7 @@ def metric(
 
 
 def _ensure_builtins() -> None:
-    from . import judge, model_metrics, text_metrics  # noqa: F401  (registration side effect)
+    from . import hallucination, judge, model_metrics, text_metrics  # noqa: F401  (registration side effect)
 
 
 def get_metric(name: str) -> MetricSpec:

@@ -78,6 +78,34 @@ def latency(examples: Sequence[Example], ctx: MetricContext):
     return {"latency_s": [ex.latency_s for ex in examples]}
 
 
+@metric(higher_is_better=False, gate=False)
+def ttft(examples: Sequence[Example], ctx: MetricContext):
+    """Seconds to the first token of an endpoint's answer, its requests streamed; no value for local models.
+
+    Asking for it makes endpoint targets stream (``stream: true``), which is how a chat
+    UI calls them: the wait before text appears is what its users feel.
+    """
+    return {"ttft_s": [ex.ttft_s for ex in examples]}
+
+
+@metric(higher_is_better=False, gate=False)
+def cost(examples: Sequence[Example], ctx: MetricContext):
+    """Dollars per answer at ``[tool.llmops.prices]`` (per million input/output tokens) for the target's model.
+
+    The price is looked up by the model's reference, then its registry name (``model://name/3``
+    → ``name``); an unpriced model (a local one, usually) costs 0. Token counts are the
+    target's own (its tokenizer, or the endpoint's usage), so a cached re-run costs the same.
+    """
+    from ..models.leaderboard import price_of
+
+    price = price_of(getattr(ctx.target, "model_ref", None))
+    return {
+        "cost_usd": [
+            (ex.prompt_tokens * price["input"] + ex.completion_tokens * price["output"]) / 1e6 for ex in examples
+        ]
+    }
+
+
 @metric(higher_is_better=None)
 def tokens(examples: Sequence[Example], ctx: MetricContext):
     """Completion and prompt token counts, as the target's tokenizer (or the endpoint's usage) counts them."""

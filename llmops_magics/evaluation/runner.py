@@ -151,6 +151,7 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
     for t in targets:
         if t.backend.kind == "endpoint":
             t.backend.check()
+            t.backend.stream = any(c.spec.name == "ttft" for c in calls)  # time to first token needs a stream
     return {
         "dataset": ds,
         "split": split,
@@ -198,6 +199,7 @@ def _examples(t: Target, rows, payloads, gens, ref_col) -> list[Example]:
                 finish_reason=g.finish_reason,
                 cached=g.cached,
                 messages=tuple(payload) if chat else None,
+                ttft_s=g.ttft_s,
             )
         )
     return out
@@ -285,6 +287,7 @@ def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: 
             "examples": examples,
             "values": values,
             "notes": mctx.notes,
+            "details": mctx.details,
             "cache_hits": sum(g.cached for g in gens),
             "seconds": time.perf_counter() - t_started,
         }

@@ -4,7 +4,8 @@ One eval answers every row with every candidate (shared batching and the generat
 cache). Quality is reported as each candidate's mean with a paired-bootstrap interval of
 its difference from the best candidate on the same rows: "B is 0.04 below the best,
 interval [-0.09, 0.01]" says whether the gap is real at this sample size. Beside it:
-latency p50/p95 and tokens per second from the same answers, the model card (parameters,
+latency p50/p95 and tokens per second from the same answers, time to first token p50/p95
+for endpoint candidates (their requests are streamed for it), the model card (parameters,
 context length, license) and the cost of 1,000 such requests at the prices in
 ``[tool.llmops.prices]`` (dollars per million input and output tokens; local models cost 0
 unless priced).
@@ -28,10 +29,10 @@ if TYPE_CHECKING:
     from ..ops.compare import CompareSpec
     from ..store import Artifact
 
-__all__ = ["Leaderboard", "run_compare", "prices"]
+__all__ = ["Leaderboard", "run_compare", "prices", "price_of"]
 
 KIND = "selection"
-_OPERATIONAL = {"latency_s", "completion_tokens", "prompt_tokens"}
+_OPERATIONAL = {"latency_s", "completion_tokens", "prompt_tokens", "ttft_s"}
 
 
 def prices() -> dict[str, dict[str, float]]:
@@ -46,6 +47,19 @@ def prices() -> dict[str, dict[str, float]]:
     return out
 
 
+def price_of(model: str | None, table: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    """The price of ``model`` (a reference, URL or name): by the text itself, then by its registry name
+    (``model://name/3`` or ``name@alias`` → ``name``); zero for a model the table does not price."""
+    table = prices() if table is None else table
+    if model:
+        if model in table:
+            return table[model]
+        name = model.split("://", 1)[-1].split("@", 1)[0].rsplit("/", 1)[0] if "://" in model else model.split("@")[0]
+        if name in table:
+            return table[name]
+    return {"input": 0.0, "output": 0.0}
+
+
 @dataclass
 class Leaderboard:
     """Rows best first (by ``primary``); ``winner`` is the first row's candidate."""
@@ -56,6 +70,7 @@ class Leaderboard:
     selection: Artifact | None = None
     examples: list[dict[str, Any]] = field(default_factory=list, repr=False)  # the eval's records: the drill-down
     labels: dict[str, str] = field(default_factory=dict)  # candidate -> its target label (A, B, ...) in ``examples``
+    higher_is_better: dict[str, bool] = field(default_factory=dict)  # quality metric -> its direction (sorting)
 
     @property
     def winner(self) -> str:
@@ -86,11 +101,21 @@ class Leaderboard:
         return columns, [[_fmt(row.get(c)) for c in columns] for row in self.rows]
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        """The notebook's sortable panel (the ``"leaderboard"`` view) when one is installed; the table's
+        text and HTML ride along, so a saved notebook still shows the table without the widget state."""
+        from ..display.views import make_view
+
         columns, rows = self._table()
         title = f"leaderboard by {self.primary} ({self.eval_ref})"
         if self.selection is not None:
             title += f"; selected {self.winner} as {self.selection.metadata.get('alias')}"
-        return mimebundle(title + "\n" + text_table(columns, rows), table_html(columns, rows, title=title))
+        data = mimebundle(title + "\n" + text_table(columns, rows), table_html(columns, rows, title=title))
+        view = make_view("leaderboard", self) if self.rows else None
+        if view is None:
+            return data
+        bundle = view._repr_mimebundle_(include=include, exclude=exclude)
+        widget = bundle[0] if isinstance(bundle, tuple) else bundle
+        return {**data, **{k: v for k, v in widget.items() if k != "text/plain"}}
 
 
 def _fmt(value: Any) -> str:
@@ -134,6 +159,17 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _any_endpoint(candidates: tuple[str, ...], ws: Any) -> bool:
+    """Whether a candidate is an endpoint (a URL or a registered endpoint model): then answers stream, for TTFT."""
+    from ..evaluation.endpoint import is_endpoint
+
+    for text in candidates:
+        art = None if is_endpoint(text) else _artifact(text, ws)
+        if is_endpoint(text) or (art is not None and (art.metadata or {}).get("endpoint")):
+            return True
+    return False
+
+
 def run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
     """Run a ``CompareSpec``: one span (``compare …``) holds the eval's trace and names the selection."""
     from ..tracing.conventions import LLMOPS_ARTIFACT_REF
@@ -155,7 +191,7 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         compare=spec.candidates[1:],
         data=spec.data,
         prompt=spec.prompt,
-        metrics=[*quality, "latency", "tokens"],
+        metrics=[*quality, "latency", "tokens", *(["ttft"] if _any_endpoint(spec.candidates, ws) else [])],
         limit=spec.limit,
         max_new_tokens=spec.max_new_tokens,
         n_resamples=spec.n_resamples,
@@ -200,6 +236,10 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         row["p95 latency s"] = _percentile(latencies, 95)
         generated = sum(per[label].get("completion_tokens", {}).values())
         row["tokens/s"] = generated / sum(latencies) if latencies and sum(latencies) > 0 else float("nan")
+        if any("ttft_s" in per[lb] for lb in per):  # some candidate streamed: an endpoint
+            ttfts = list(per[label].get("ttft_s", {}).values())
+            row["ttft p50 s"] = _percentile(ttfts, 50)  # endpoints only: local candidates show "-"
+            row["ttft p95 s"] = _percentile(ttfts, 95)
         row["parameters"] = card.get("parameters")
         row["context"] = card.get("context_length")
         row["license"] = card.get("license")
@@ -212,7 +252,12 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         rows.append(row)
     rows.sort(key=lambda r: -sign * (r[primary.name] if not math.isnan(r[primary.name]) else -sign * 1e300))
     board = Leaderboard(
-        primary.name, rows, result.ref, examples=list(result.records), labels={t: lb for lb, t in labels.items()}
+        primary.name,
+        rows,
+        result.ref,
+        examples=list(result.records),
+        labels={t: lb for lb, t in labels.items()},
+        higher_is_better={c.name: bool(c.higher_is_better) for c in columns},
     )
     if spec.select:
         board.selection = _select(spec, call, board, result)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ...display.views import set_view
+from .audit import AuditMagics
 from .card import CardMagics
 from .cells import CellTracker
 from .dataset import DatasetMagics
@@ -37,6 +38,7 @@ MAGICS = (
     PiiMagics,
     FairnessMagics,
     CardMagics,
+    AuditMagics,
     RetrainMagics,
     TraceMagics,
 )
@@ -57,6 +59,7 @@ def load(shell: Any) -> None:
         shell.register_magics(magics)
     set_view("job", job_panel)
     set_view("deployment-monitor", deployment_monitor)
+    set_view("leaderboard", leaderboard_panel)
     _state[id(shell)] = (settings, tracker)
 
 
@@ -68,6 +71,7 @@ def unload(shell: Any) -> None:
         shell.configurables.remove(settings)
     set_view("job", None)
     set_view("deployment-monitor", None)
+    set_view("leaderboard", None)
     if "llmops_magics.tracing.openai_client" in sys.modules:  # %trace on leaves nothing behind
         sys.modules["llmops_magics.tracing.openai_client"].uninstrument_openai()
 
@@ -88,3 +92,12 @@ def deployment_monitor(name: str, **kwargs: Any) -> Any:
     except ImportError:
         return None
     return DeploymentMonitor(name, **kwargs)
+
+
+def leaderboard_panel(board: Any) -> Any:
+    """The sortable leaderboard panel of ``%model compare``; ``None`` (a table) when ipywidgets is not installed."""
+    try:
+        from ..widgets.leaderboard import LeaderboardPanel
+    except ImportError:
+        return None
+    return LeaderboardPanel(board)

@@ -10,7 +10,13 @@ __all__ = ["EvalMagics"]
 
 FRONT = (
     (("--wait",), {"action": "store_true", "help": "Block the cell until the eval ends."}),
-    (("--panel",), {"action": "store_true", "help": "Wait, then display the side-by-side comparison panel."}),
+    (
+        ("--panel",),
+        {
+            "action": "store_true",
+            "help": "Wait, then display the comparison panel (the grid panel for several prompts).",
+        },
+    ),
     (("--show",), {"default": None, "metavar": "REF", "help": "Show a recorded eval instead of running one."}),
     (("--list-metrics",), {"action": "store_true", "help": "List the registered metrics."}),
 )
@@ -47,7 +53,7 @@ class EvalMagics(Magics):
         if front["panel"]:
             from IPython.display import display
 
-            from ..widgets import eval_panel
+            from ..widgets import panel_for
 
-            display(eval_panel(result))
+            display(panel_for(result))  # a prompts x models grid gets the grid panel
         return result

@@ -122,3 +122,17 @@ def test_a_finished_run_is_recorded_as_succeeded_and_its_checkpoints_are_removed
     (record,) = [r for r in lm.finetune_runs() if r["run_id"] == result.run_id]
     assert (record["status"], record["result"], record["merged"]) == ("succeeded", result.ref, result.merged.ref)
     assert not (job.run_dir / "checkpoints").exists()
+
+
+def test_the_result_keeps_its_loss_curves_and_draws_them(run):
+    import xml.etree.ElementTree as ET
+
+    _, job, result, _ = run
+    logs = [e for e in job.events if e["type"] == "log"]
+    curve = result.artifact.metadata["loss_curve"]
+    assert [step for step, _ in curve["train"]] == [3, 6, 9, 12]
+    assert [loss for _, loss in curve["train"]] == [e["train/loss"] for e in logs if "train/loss" in e]
+    assert [step for step, _ in curve["eval"]] == [6, 12]
+    svg = ET.fromstring(result._repr_mimebundle_()[0]["image/svg+xml"])
+    lines = {e.get("data-name"): e.get("data-n") for e in svg.iter() if e.get("class") == "series"}
+    assert lines == {"train": "4", "eval": "2"}

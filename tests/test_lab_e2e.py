@@ -168,4 +168,127 @@ def test_sidebar_lists_details_inserts_code_and_refreshes(lab):
         expect(page.locator('[data-test-id="llmops-item"][data-ref="dataset://fresh-data"]')).to_be_visible(
             timeout=30_000
         )
+
+        _lineage_graph_of_a_new_adapter(page, lab)
+        assert not errors, errors
+
+
+def _lineage_graph_of_a_new_adapter(page, lab) -> None:
+    """An adapter saved now: its graph opens from the detail view, pans, zooms, and a node opens in the sidebar."""
+    from playwright.sync_api import expect
+
+    from llmops_magics.store import Registry
+    from llmops_magics.store.graph import graph
+
+    reg = Registry(lab.root / ".llmops")
+    parents = [(reg.resolve(r), rel) for r, rel in [("dataset://tickets/1", "data"), ("model://tiny-base/1", "base"),
+                                                    ("prompt://qa/2", "prompt")]]  # fmt: skip
+    adapter = reg.save("adapter", "graph-lora", data=b"graph lora", parents=parents, aliases=["candidate"]).artifact
+    reg.save("eval", "graph-eval", data=b"graph eval", parents=[(adapter, "evaluated")], aliases=["gate"])
+    expected = graph(reg, adapter)
+    reg.close()
+
+    item = page.locator('[data-test-id="llmops-item"][data-ref="adapter://graph-lora"]')
+    expect(item).to_be_visible(timeout=30_000)
+    item.click()
+    page.locator('[data-test-id="llmops-detail"][data-state="ready"][data-ref="adapter://graph-lora/1"]').wait_for()
+    page.locator('[data-test-id="llmops-open-graph"]').click()
+    panel = page.locator('[data-test-id="llmops-graph"][data-state="ready"][data-focus="adapter://graph-lora/1"]')
+    panel.wait_for()
+
+    nodes = panel.locator('[data-test-id="llmops-graph-node"]')
+    assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.ref)")) == sorted(
+        n["ref"] for n in expected["nodes"]
+    )
+    assert len(expected["nodes"]) == 5
+    focus = panel.locator('[data-test-id="llmops-graph-node"][data-focus="true"]')
+    expect(focus).to_have_count(1)
+    expect(focus).to_have_attribute("data-ref", "adapter://graph-lora/1")
+    expect(focus.locator('[data-test-id="llmops-graph-alias"]', has_text="candidate")).to_have_count(1)
+    gate = panel.locator('[data-test-id="llmops-graph-node"][data-ref="eval://graph-eval/1"]')
+    expect(gate.locator('[data-test-id="llmops-graph-alias"]', has_text="gate")).to_have_count(1)
+    edges = panel.locator('[data-test-id="llmops-graph-edge"]').evaluate_all(
+        "els => els.map(e => [e.dataset.src, e.dataset.dst])"
+    )
+    assert sorted(map(tuple, edges)) == sorted((e["src"], e["dst"]) for e in expected["edges"])
+
+    # drag the background: the graph moves and nothing opens; the wheel zooms
+    viewport = panel.locator('[data-test-id="llmops-graph-viewport"]')
+    fitted = viewport.get_attribute("transform")
+    box = panel.locator('[data-test-id="llmops-graph-canvas"]').bounding_box()
+    page.mouse.move(box["x"] + 6, box["y"] + box["height"] - 6)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 86, box["y"] + box["height"] - 46, steps=5)
+    page.mouse.up()
+    panned = viewport.get_attribute("transform")
+    assert panned != fitted and panned.endswith(fitted.rsplit(" ", 1)[1]), (fitted, panned)  # moved, same scale
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    expect(viewport).not_to_have_attribute("transform", panned)
+    page.locator('[data-test-id="llmops-graph-fit"]').click()
+    expect(viewport).to_have_attribute("transform", fitted)
+    _shoot(page, "lineage-graph.png")
+
+    # click a node: the sidebar shows that version
+    panel.locator('[data-test-id="llmops-graph-node"][data-ref="dataset://tickets/1"]').click()
+    page.locator('[data-test-id="llmops-detail"][data-state="ready"][data-ref="dataset://tickets/1"]').wait_for()
+
+
+def test_traces_section_shows_a_span_tree_and_an_eval_shows_its_charts(lab, tmp_path):
+    """The Traces section lists the workspace's traces; a click shows the span tree with timeline bars.
+    An eval's detail view shows its metric CIs and per-example deltas as images."""
+    from playwright.sync_api import expect
+    from trace_samples import save_scored_eval, write_traces
+
+    write_traces(lab.root / ".llmops", "prompt://qa/2")
+    save_scored_eval(lab.root / ".llmops", tmp_path)
+    with chromium() as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(lab.page_url("lab"))
+        open_sidebar(page)
+        page.locator('[data-test-id="llmops-list"][data-state="ready"]').wait_for()
+
+        rows = page.locator('[data-test-id="llmops-trace"]')
+        expect(rows).to_have_count(3, timeout=30_000)
+        assert rows.first.get_attribute("data-trace-id") == f"{3:032x}"
+        expect(rows.first).to_contain_text("my pipeline")
+        expect(rows.first).to_contain_text("1 error(s)")
+        page.locator('[data-test-id="llmops-traces-filter"]').fill("qa/1")
+        page.locator('[data-test-id="llmops-traces-filter"]').press("Enter")
+        expect(rows).to_have_count(1)
+        assert rows.first.get_attribute("data-trace-id") == f"{2:032x}"
+        page.locator('[data-test-id="llmops-traces-filter"]').fill("")
+        page.locator('[data-test-id="llmops-traces-filter"]').press("Enter")
+        expect(rows).to_have_count(3)
+
+        rows.first.click()
+        tree = page.locator(f'[data-test-id="llmops-trace-tree"][data-trace-id="{3:032x}"]')
+        tree.wait_for()
+        spans = tree.locator('[data-test-id="llmops-span"]')
+        expect(spans).to_have_count(4)
+        assert spans.evaluate_all("els => els.map(e => e.dataset.depth)") == ["0", "1", "1", "2"]
+        assert spans.evaluate_all("els => els.map(e => e.dataset.status)") == ["OK", "OK", "ERROR", "OK"]
+        bars = tree.locator('[data-test-id="llmops-span-bar"]').evaluate_all(
+            "els => els.map(e => [parseFloat(e.style.left), parseFloat(e.style.width)])"
+        )
+        assert bars == [[0.0, 100.0], [10.0, 25.0], [50.0, 40.0], [55.0, 5.0]]  # offsets and lengths / 200 ms
+        _shoot(page, "trace-tree.png")
+        page.locator('[data-test-id="llmops-trace-back"]').click()
+        expect(rows).to_have_count(3)
+
+        item = page.locator('[data-test-id="llmops-item"][data-ref="eval://scored"]')
+        expect(item).to_be_visible(timeout=30_000)
+        item.click()
+        page.locator('[data-test-id="llmops-detail"][data-state="ready"][data-ref="eval://scored/1"]').wait_for()
+        charts = page.locator('[data-test-id="llmops-chart"]')
+        expect(charts).to_have_count(3)
+        assert charts.evaluate_all("els => els.map(e => e.alt)") == [
+            "exact_match: mean, 95% CI",
+            "length: mean, 95% CI",
+            "B - A on exact_match, per example",
+        ]
+        assert charts.evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")  # they decoded
+        page.locator('[data-test-id="llmops-charts"]').scroll_into_view_if_needed()
+        _shoot(page, "sidebar-charts.png")
         assert not errors, errors

@@ -14,6 +14,8 @@ import { llmopsIcon } from './icon';
 import { SidebarModel } from './model';
 import { RegistryClient } from './request';
 import { LLMOpsSidebar, SIDEBAR_ID } from './view';
+import { graphOpener, selectInSidebar } from './lineage';
+import { TracesModel, TracesSection } from './traces';
 
 const PLUGIN_ID = 'llmops-magics:sidebar';
 
@@ -55,11 +57,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker: INotebookTracker | null,
     palette: ICommandPalette | null
   ) => {
-    const model = new SidebarModel(new RegistryClient(app.serviceManager.serverSettings));
+    const client = new RegistryClient(app.serviceManager.serverSettings);
+    const model = new SidebarModel(client);
+    const openGraph = graphOpener(app.shell, client, ref => {
+      app.shell.activateById(SIDEBAR_ID);
+      void selectInSidebar(model, ref).catch(() => undefined);
+    });
     const sidebar = new LLMOpsSidebar(model, {
       insert: code => insertInto(tracker, code),
-      copy: text => Clipboard.copyToSystem(text)
+      copy: text => Clipboard.copyToSystem(text),
+      openGraph,
+      charts: client
     });
+    const traces = new TracesSection(new TracesModel(client));
+    sidebar.addSection(traces.node);
+    sidebar.disposed.connect(() => traces.dispose());
     sidebar.title.icon = llmopsIcon;
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, SIDEBAR_ID);

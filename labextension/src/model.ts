@@ -7,6 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   IArtifact,
+  IAuditEvent,
   IDeployment,
   IEdge,
   ILineage,
@@ -35,6 +36,8 @@ export interface ISelection {
   version: IVersionDetail | null;
   lineage: ILineage | null;
   prompt: IPromptText | null;
+  /** The version's audit events, newest first (null until loaded, or when the server has no audit route). */
+  audit?: IAuditEvent[] | null;
   loading: boolean;
   error: string | null;
 }
@@ -309,6 +312,9 @@ export class SidebarModel {
     selection: ISelection,
     detail: IVersionDetail
   ): Promise<void> {
+    const auditing = this.api.audit
+      ? this.api.audit(detail.kind, detail.name, detail.version).then(r => r.items, () => null)
+      : Promise.resolve(null);
     const [lineage, prompt] = await Promise.all([
       this.api.lineage(detail.kind, detail.name, detail.version),
       detail.kind === 'prompt'
@@ -321,6 +327,7 @@ export class SidebarModel {
     selection.version = detail;
     selection.lineage = lineage;
     selection.prompt = prompt;
+    selection.audit = await auditing;
     selection.loading = false;
     selection.error = null;
     this._changed.emit('detail');

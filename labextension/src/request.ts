@@ -6,16 +6,19 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import {
   IArtifact,
+  IAuditEvent,
   IChangesResult,
   IDeployment,
   ILineage,
   IListQuery,
+  ILineageGraph,
   IPage,
   IPromptText,
   IRegistryAPI,
   IVersionDetail,
   Kind
 } from './tokens';
+import { IChart, ITraceSummary, ITraceTree } from './traces';
 
 const NAMESPACE = 'llmops';
 
@@ -107,12 +110,37 @@ export class RegistryClient implements IRegistryAPI {
     );
   }
 
+  /** The lineage graph around one version (every ancestor and descendant, `depth` levels each way). */
+  async graph(kind: string, name: string, version: number, depth?: number): Promise<ILineageGraph> {
+    return json(await send(this.settings, ['graph', kind, name, String(version)], { depth }));
+  }
+
+  /** The audit events naming one version (alias moves, deployments, overrides), newest first. */
+  async audit(kind: Kind, name: string, version: number): Promise<{ ref: string; items: IAuditEvent[] }> {
+    return json(await send(this.settings, ['audit', kind, name, String(version)], { limit: 50 }));
+  }
+
   async prompt(name: string, version: number): Promise<IPromptText> {
     return json(await send(this.settings, ['prompts', name, String(version)]));
   }
 
   async deployments(): Promise<{ items: IDeployment[] }> {
     return json(await send(this.settings, ['deployments']));
+  }
+
+  /** The latest traces (`traces.ts`), newest first; `prompt` narrows them to a prompt's versions. */
+  async traces(query: { prompt?: string; since?: string; limit?: number }): Promise<{ items: ITraceSummary[] }> {
+    return json(await send(this.settings, ['traces'], query));
+  }
+
+  /** One trace as a span tree (`last` or a unique id prefix). */
+  async trace(id: string): Promise<ITraceTree> {
+    return json(await send(this.settings, ['traces', id]));
+  }
+
+  /** The pictures of one version (an eval's metric CIs, a fine-tune's loss curves…) as SVG text. */
+  async charts(kind: string, name: string, version: number): Promise<{ ref: string; charts: IChart[] }> {
+    return json(await send(this.settings, ['charts', kind, name, String(version)]));
   }
 
   async changes(etag: string | null): Promise<IChangesResult> {

@@ -171,6 +171,33 @@ export interface ILineage {
   downstream: IEdge[];
 }
 
+/** A version in the lineage graph (`GET /llmops/graph/…`, llmops_magics/store/graph.py). */
+export interface IGraphNode {
+  ref: string;
+  kind: string;
+  name: string;
+  version: number;
+  aliases: string[];
+  created: string;
+  /** 0 for the focus, negative upstream, positive downstream. */
+  level: number;
+}
+
+export interface IGraphEdge {
+  src: string;
+  dst: string;
+  relation: string;
+}
+
+export interface ILineageGraph {
+  focus: string;
+  nodes: IGraphNode[];
+  edges: IGraphEdge[];
+  depth: number;
+  /** True when the depth or size limit cut the graph. */
+  truncated: boolean;
+}
+
 export interface IPromptText {
   ref: string;
   template: string;
@@ -178,6 +205,20 @@ export interface IPromptText {
   format: string | null;
   variables: string[];
   description: string | null;
+}
+
+/** One audit event (append-only): who moved what, when, from where to where, and why. */
+export interface IAuditEvent {
+  id: number;
+  time: number;
+  when: string;
+  actor: string;
+  action: string;
+  ref: string;
+  from: string | null;
+  to: string | null;
+  reason: string | null;
+  detail: JSONObject;
 }
 
 /** Result of a conditional poll: `changed` is false on a 304. */
@@ -195,4 +236,6 @@ export interface IRegistryAPI {
   prompt(name: string, version: number): Promise<IPromptText>;
   deployments(): Promise<{ items: IDeployment[] }>;
   changes(etag: string | null): Promise<IChangesResult>;
+  /** The audit events naming one version, newest first (optional: test doubles may leave it out). */
+  audit?(kind: Kind, name: string, version: number): Promise<{ ref: string; items: IAuditEvent[] }>;
 }

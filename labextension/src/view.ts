@@ -17,7 +17,8 @@ import {
   SidebarModel,
   visibleAliases
 } from './model';
-import { JSONObject, KIND_LABELS, IVersionDetail } from './tokens';
+import { IAuditEvent, JSONObject, KIND_LABELS, IVersionDetail } from './tokens';
+import { chartsSection, IChartsAPI } from './traces';
 
 export const SIDEBAR_ID = 'llmops-sidebar';
 
@@ -32,6 +33,10 @@ export interface ISidebarActions {
   /** Put code into the active notebook; resolves to a message for the status line. */
   insert(code: string): Promise<string>;
   copy(text: string): void;
+  /** Open the lineage graph of a version (`kind://name/3`) in the main area. */
+  openGraph?(ref: string): void;
+  /** Where the detail view gets a version's pictures (`traces.ts` chartsSection). */
+  charts?: IChartsAPI;
 }
 
 type Child = Node | string | null | undefined | false;
@@ -296,6 +301,7 @@ export class LLMOpsSidebar extends Widget {
     const detail = this._detail;
     detail.replaceChildren();
     this._list.hidden = selection !== null;
+    this._sections.forEach(node => (node.hidden = selection !== null));
     this._search.hidden = selection !== null;
     detail.hidden = selection === null;
     if (!selection) {
@@ -348,6 +354,9 @@ export class LLMOpsSidebar extends Widget {
     if (version.summary && Object.keys(version.summary).length) {
       detail.appendChild(section('Eval summary', 'llmops-eval-summary', keyValues(version.summary, 'llmops-metrics')));
     }
+    if (this.actions.charts) {
+      detail.appendChild(chartsSection(this.actions.charts, version.kind, version.name, version.version));
+    }
     if (version.kind === 'deployment') {
       detail.appendChild(this._deployment(version));
     }
@@ -358,6 +367,9 @@ export class LLMOpsSidebar extends Widget {
       detail.appendChild(this._lineage(selection));
     }
     detail.appendChild(this._provenance(version));
+    if (selection.audit) {
+      detail.appendChild(this._audit(selection.audit));
+    }
     if (Object.keys(version.spec).length) {
       detail.appendChild(
         section('Spec', 'llmops-spec', h('pre', { class: 'jp-LLMOps-code' }, JSON.stringify(version.spec, null, 2)))
@@ -402,6 +414,13 @@ export class LLMOpsSidebar extends Widget {
         this._say(`Copied ${version.ref}`);
       })
     );
+    if (this.actions.openGraph) {
+      bar.appendChild(
+        button('Lineage graph', { 'data-test-id': 'llmops-open-graph', title: `The lineage graph of ${version.ref}` }, () =>
+          this.actions.openGraph?.(version.ref)
+        )
+      );
+    }
     return bar;
   }
 
@@ -465,6 +484,25 @@ export class LLMOpsSidebar extends Widget {
     );
   }
 
+  /** Who moved an alias to or from this version, deployed it, or overrode the release policy for it. */
+  private _audit(events: IAuditEvent[]): HTMLElement {
+    if (!events.length) {
+      return section('Audit', 'llmops-audit', h('p', { class: 'jp-LLMOps-note' }, 'No audit events.'));
+    }
+    const rows = events.map(e =>
+      h(
+        'li',
+        { class: 'jp-LLMOps-auditEvent', 'data-test-id': 'llmops-audit-event', 'data-action': e.action },
+        h('strong', {}, e.action),
+        ` ${formatTime(e.when)} by ${e.actor}`,
+        e.from || e.to ? ` · ${e.from ?? '∅'} → ${e.to ?? '∅'}` : '',
+        typeof e.detail.alias === 'string' ? ` (${e.detail.alias})` : '',
+        e.reason ? h('div', { class: 'jp-LLMOps-note' }, `reason: ${e.reason}`) : null
+      )
+    );
+    return section('Audit', 'llmops-audit', h('ul', { class: 'jp-LLMOps-audit' }, ...rows));
+  }
+
   private _provenance(version: IVersionDetail): HTMLElement {
     const source = { ...version.source };
     const code = typeof source.code === 'string' ? source.code : null;
@@ -483,6 +521,14 @@ export class LLMOpsSidebar extends Widget {
     );
   }
 
+  /** Add a section under the artifact list (the Traces section); hidden while a detail is open. */
+  addSection(node: HTMLElement): void {
+    this._sections.push(node);
+    node.hidden = this.model.selection !== null;
+    this.node.appendChild(node);
+  }
+
+  private _sections: HTMLElement[] = [];
   private _search: HTMLInputElement;
   private _status: HTMLElement;
   private _list: HTMLElement;

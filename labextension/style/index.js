@@ -1,1 +1,3 @@
 import './base.css';
+import './lineage.css';
+import './traces.css';

@@ -29,7 +29,7 @@ from ..store.refs import safe_name
 from ..tracing.wandb_table import log_trace_table
 from .results import EvalResult, MetricColumn, comparison_from_dict, load_records
 
-__all__ = ["record", "get_eval", "default_name", "KIND"]
+__all__ = ["record", "get_eval", "eval_from_artifact", "default_name", "KIND"]
 
 KIND = "eval"
 TABLE_FIELDS = ("example", "target", "prompt", "output", "reference")
@@ -122,11 +122,14 @@ def record(
 
 def get_eval(ref: str, *, workspace: Workspace | None = None) -> EvalResult:
     """A recorded eval (``"eval://name/3"``, ``"name@baseline"``) with its records and comparisons."""
+    ws = workspace or current()
+    return eval_from_artifact(ws.registry, ws.registry.resolve(ref, KIND))
+
+
+def eval_from_artifact(reg: Any, art: Artifact) -> EvalResult:
+    """The ``EvalResult`` an eval version stores (its ``summary.json`` and ``examples.jsonl``)."""
     import json
 
-    ws = workspace or current()
-    reg = ws.registry
-    art = reg.resolve(ref, KIND)
     folder = reg.checkout(art)
     summary = json.loads((folder / "summary.json").read_text())
     return EvalResult(

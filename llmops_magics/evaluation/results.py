@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..display.charts import with_charts
 from ..display.html import esc, kv_html, mimebundle, table_html, text_table
 from ..store import Artifact
 from .stats import Comparison, format_number
@@ -88,6 +89,8 @@ class EvalResult:
                 )
                 for col in columns:
                     rec[col.name] = info["values"][col.name][ex.index]
+                for col, values in info.get("details", {}).items():  # not numbers: per-claim verdicts
+                    rec[col] = values[ex.index]
                 records.append(rec)
         summary = {}
         for t in targets:
@@ -248,7 +251,13 @@ class EvalResult:
                 for w in self.warnings
             )
         meta = {"ref": self.ref, "digest": self.artifact.digest if self.artifact else None}
-        return mimebundle(str(self), html, meta)
+        return with_charts(mimebundle(str(self), html, meta), self.charts())
+
+    def charts(self) -> list:
+        """The pictures (``display.result_charts``): metric means with CIs, per-example deltas per comparison."""
+        from ..display.result_charts import eval_charts
+
+        return eval_charts(self)
 
 
 def _fmt(value: Any) -> str:

@@ -70,10 +70,19 @@ class FinetuneResult:
     def __str__(self) -> str:
         return "  ".join(f"{k}: {v}" for k, v in self._summary().items())
 
+    def charts(self) -> list:
+        """The train and eval loss by step (``metadata["loss_curve"]``, kept at registration)."""
+        from ..display.result_charts import loss_charts
+        from ..store.records import thaw
+
+        return loss_charts(thaw(self.artifact.metadata.get("loss_curve")))
+
     def _repr_mimebundle_(self, include=None, exclude=None):
+        from ..display.charts import with_charts
         from ..display.html import kv_html, mimebundle
 
-        return mimebundle(str(self), kv_html(self._summary(), title="fine-tune"), {"ref": self.ref})
+        bundle = mimebundle(str(self), kv_html(self._summary(), title="fine-tune"), {"ref": self.ref})
+        return with_charts(bundle, self.charts())
 
 
 def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], wandb_run_id: str | None):
@@ -105,6 +114,7 @@ def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], w
         "defaults_from": spec.get("defaults_from"),
         "seed": spec["seed"],
         "metrics": dict(outcome.get("metrics", {})),
+        "loss_curve": outcome.get("loss_curve") or None,
         "wandb_run_id": wandb_run_id,
         "run_id": outcome.get("run_id"),
         "run_name": resolved.title,

@@ -27,6 +27,7 @@ from typing import Any
 from ..context.processes import process_started, still_running
 from ..context.provenance import collect
 from ..context.workspaces import Workspace, current
+from ..display.result_charts import downsample
 from ..errors import JobCancelledError, NotFoundError, ValidationError
 from ..ops.catalog import Call
 from ..ops.finetune import FinetuneSpec
@@ -159,8 +160,14 @@ def _execute(ctx: JobContext, call: Call, resolved: ResolvedRun, run_id: str, pl
     wandb_run_id = (run.id or None) if run is not None else None
     update(status="running", wandb_run_id=wandb_run_id)
 
+    curve: dict[str, list[list[float]]] = {"train": [], "eval": []}  # the loss curves the result draws
+
     def sink(event: Mapping[str, Any]) -> None:
         ctx.emit(event)
+        if event.get("type") == "log":
+            for label in curve:
+                if isinstance(event.get(f"{label}/loss"), (int, float)):
+                    curve[label].append([float(event.get("step", 0)), float(event[f"{label}/loss"])])
         metrics = {k: v for k, v in event.items() if "/" in k and isinstance(v, (int, float))}
         if run is not None and metrics and event.get("type") == "log":
             run.log(metrics, step=int(event.get("step", 0)))
@@ -197,7 +204,7 @@ def _execute(ctx: JobContext, call: Call, resolved: ResolvedRun, run_id: str, pl
     metrics["train_tokens"] = sum(r["tokens"] for r in ranks)
     if metrics.get("train_runtime"):
         metrics["train_tokens_per_second"] = round(metrics["train_tokens"] / metrics["train_runtime"], 1)
-    outcome = {**outcome, "metrics": metrics}
+    outcome = {**outcome, "metrics": metrics, "loss_curve": {k: downsample(v) for k, v in curve.items() if v}}
     art, merged, created = register_outputs(
         ws, resolved, outcome, run_id=run_id, wandb_run_id=wandb_run_id, call=call, run=run
     )

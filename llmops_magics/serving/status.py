@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from ..context.workspaces import Workspace, current
+from ..display.result_charts import request_timeline
 from .launcher import tail
 from .liveness import liveness
 from .records import NAMESPACE, require_state
@@ -48,8 +49,10 @@ def deployment_status(name: str, *, window_s: float = 300.0, workspace: Workspac
     """Alive or not, the versions served, and latency/throughput/errors over the last ``window_s`` seconds."""
     ws = workspace or current()
     state, health = _refresh(ws, require_state(ws.registry, name))
-    rows = read_requests(state["monitor_db"], since=time.time() - window_s)
-    return DeploymentStatus(name, state, state["status"], health, summarize(rows, window_s), window_s)
+    now = time.time()
+    rows = read_requests(state["monitor_db"], since=now - window_s)
+    timeline = request_timeline(rows, window_s, now=now)
+    return DeploymentStatus(name, state, state["status"], health, summarize(rows, window_s), window_s, timeline)
 
 
 def deployment_logs(name: str, *, lines: int = 50, workspace: Workspace | None = None) -> LogTail:

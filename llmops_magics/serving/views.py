@@ -185,6 +185,7 @@ class DeploymentStatus:
     health: Mapping[str, Any] | None
     summary: Mapping[str, Any]
     window_s: float
+    timeline: Mapping[str, Any] | None = None  # ``display.result_charts.request_timeline`` of the window
 
     COLUMNS = ("arm", "requests", "errors", "req/s", "p50 ms", "p95 ms", "ttft p50 ms", "tokens in", "tokens out")
 
@@ -224,8 +225,17 @@ class DeploymentStatus:
         head = "  ".join(f"{k}: {v}" for k, v in self._head().items())
         return head + "\n" + text_table(self.COLUMNS, self._rows())
 
+    def charts(self) -> list:
+        """Latency (p50, p95) and throughput over the window, in time slices."""
+        from ..display.result_charts import deployment_charts
+
+        return deployment_charts(self.timeline)
+
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return mimebundle(str(self), kv_html(self._head()) + table_html(self.COLUMNS, self._rows()))
+        from ..display.charts import with_charts
+
+        bundle = mimebundle(str(self), kv_html(self._head()) + table_html(self.COLUMNS, self._rows()))
+        return with_charts(bundle, self.charts())
 
 
 @dataclass(frozen=True)

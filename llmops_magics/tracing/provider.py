@@ -51,7 +51,7 @@ class Tracing:
         self.home = Path(home)
         self.settings = settings
         self.capture_content = settings.capture_content
-        self.store: SpanStore = SpanStore(self.home)
+        self.store: SpanStore = SpanStore(self.home, settings.retention)
         # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (read by Resource.create) name the service when set
         resource = Resource.create({"llmops.version": __version__})
         if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..context.workspaces import Workspace
     from .views import TraceList, TraceView
 
-__all__ = ["list_traces", "get_trace", "flush_traces", "since_ns", "prompt_filter"]
+__all__ = ["list_traces", "get_trace", "flush_traces", "since_ns", "prompt_filter", "trace_listing", "trace_tree"]
 
 
 def _store(workspace: Workspace | None):
@@ -134,3 +134,59 @@ def _prices() -> dict[str, dict[str, float]]:
     from ..models.leaderboard import prices
 
     return prices()
+
+
+# ---------------------------------------------------------------- for browsers (the sidebar's routes)
+
+
+def trace_listing(
+    home: Any, registry: Any, *, prompt: str | None = None, since: str | None = None, limit: int = 50
+) -> dict[str, Any]:
+    """The latest traces of the store in ``home`` as JSON, newest first, each with the prompt versions it used.
+
+    ``registry`` resolves a pinned or aliased prompt reference (``None`` while the folder has
+    none: then only a bare prompt name can filter). Times are milliseconds since the epoch,
+    which a browser's ``Date`` takes as they are.
+    """
+    from types import SimpleNamespace
+
+    from .store import SpanStore
+
+    if prompt is not None and registry is None:
+        from ..store.refs import parse_reference
+
+        ref = parse_reference(str(prompt), "prompt")
+        if ref.version is not None or ref.alias is not None:
+            raise NotFoundError(f"no registry at {home} yet to resolve {prompt!r}")
+    pinned = prompt_filter(prompt, SimpleNamespace(registry=registry))
+    store = SpanStore(home)
+    rows = store.traces(since_ns=since_ns(since), prompt=pinned, limit=limit)
+    refs = store.prompt_refs([r.trace_id for r in rows])
+    items = [
+        {
+            "trace_id": r.trace_id,
+            "name": r.name,
+            "start_ms": r.start_ns / 1e6,
+            "duration_ms": r.duration_ms,
+            "spans": r.spans,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "errors": r.errors,
+            "status": "error" if r.errors else "ok",
+            "prompts": refs.get(r.trace_id, []),
+        }
+        for r in rows
+    ]
+    return {"items": items, "prompt": pinned, "since": since, "limit": limit}
+
+
+def trace_tree(home: Any, trace_id: str, *, max_spans: int = 200, max_chars: int = 2000) -> dict[str, Any]:
+    """One trace of the store in ``home`` as a JSON tree (``TraceView.to_dict``): ``last`` or a unique id prefix."""
+    from .store import SpanStore
+    from .views import TraceView
+
+    if len(trace_id) > 32:
+        raise ValidationError(f"a trace id has at most 32 hex digits, found {len(trace_id)} characters")
+    store = SpanStore(home)
+    tid = _resolve(store, trace_id)
+    return TraceView(tid, store.spans(tid), _prices(), max_spans=max_spans, max_chars=max_chars).to_dict()

@@ -12,13 +12,16 @@ span of the same request (``kind = server``) repeats the client's numbers and is
 of the sum.
 
 Writes come only from the exporter's one background thread (``export.py``); reads open
-their own read-only connection and never wait for a writer (WAL).
+their own read-only connection and never wait for a writer (WAL). The same thread keeps the
+file bounded (``retention.py``: ``keep_days``, ``max_spans``), now and then after a write.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +36,13 @@ from .conventions import (
     LLMOPS_OPERATION,
     LLMOPS_PROMPT_REF,
 )
+from .retention import PRUNE_INTERVAL_S, Retention, prune
 
 __all__ = ["SpanRecord", "SpanStore", "TraceSummary", "FILENAME"]
 
 FILENAME = "traces.db"
+
+log = logging.getLogger("llmops_magics.tracing")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -221,11 +227,13 @@ def _prompt_match(prompt: str | None) -> tuple[str, list]:
 class SpanStore:
     """``traces.db`` in a workspace's home; see the module docstring."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, retention: Retention | None = None) -> None:
         self.home = Path(home)
         self.path = self.home / FILENAME
+        self.retention = retention or Retention()
         self._ready = False
         self._writer: sqlite3.Connection | None = None
+        self._pruned_at: float | None = None  # monotonic time of the last prune in this process
 
     def _connect(self) -> sqlite3.Connection:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -259,7 +267,21 @@ class SpanStore:
                 conn.execute("ROLLBACK")
             self.close()
             raise
+        if self._pruned_at is None or time.monotonic() - self._pruned_at >= PRUNE_INTERVAL_S:
+            try:
+                self.prune()
+            except sqlite3.Error as exc:  # the batch is stored; a failed prune is retried next interval
+                log.warning("pruning %s failed: %s", self.path, exc)
         return len(rows)
+
+    def prune(self, now_ns: int | None = None) -> int:
+        """Delete what ``self.retention`` no longer keeps (whole traces); the number of spans deleted."""
+        self._pruned_at = time.monotonic()
+        if not self.path.exists():
+            return 0
+        if self._writer is None:
+            self._writer = self._connect()
+        return prune(self._writer, self.retention, now_ns)
 
     def close(self) -> None:
         """Close the writing connection (the next write opens another)."""
@@ -302,6 +324,21 @@ class SpanStore:
         finally:
             conn.close()
         return [TraceSummary(*r) for r in rows]
+
+    def prompt_refs(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The prompt versions each of ``trace_ids`` used (sorted), for a listing's "prompt" column."""
+        conn = self._read()
+        if conn is None or not trace_ids:
+            return {}
+        marks = ",".join("?" * len(trace_ids))
+        sql = f"SELECT DISTINCT trace_id, prompt_ref FROM spans WHERE trace_id IN ({marks}) AND prompt_ref IS NOT NULL"
+        out: dict[str, list[str]] = {}
+        try:
+            for trace_id, ref in conn.execute(sql + " ORDER BY trace_id, prompt_ref", list(trace_ids)):
+                out.setdefault(trace_id, []).append(ref)
+        finally:
+            conn.close()
+        return out
 
     def find(self, text: str) -> list[str]:
         """Trace ids that start with ``text`` (at most two: enough to tell "one" from "ambiguous")."""

@@ -237,6 +237,45 @@ class TraceView:
         ]
         return "<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in cells) + "</tr>"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as JSON (the sidebar's Traces section): spans in display order with their depth and
+        their offset from the trace's start, cut to ``max_spans`` spans and ``max_chars`` per text."""
+        shown = self.tree()[: self.max_spans]
+        start = self.start_ns
+        root = shown[0][1].name if shown else ""
+        return {
+            "trace_id": self.trace_id,
+            "name": root,
+            "start_ms": start / 1e6,
+            "duration_ms": self.duration_ms,
+            "spans": len(self.spans),
+            "truncated": len(self.spans) > len(shown),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": self.cost,
+            "items": [
+                {
+                    "span_id": span.span_id,
+                    "parent_id": span.parent_id,
+                    "depth": depth,
+                    "name": span.name,
+                    "kind": span.kind,
+                    "status": span.status,
+                    "error_type": span.get(C.ERROR_TYPE),
+                    "offset_ms": (span.start_ns - start) / 1e6,
+                    "duration_ms": span.duration_ms,
+                    "input_tokens": span.get(C.GEN_AI_USAGE_INPUT_TOKENS),
+                    "output_tokens": span.get(C.GEN_AI_USAGE_OUTPUT_TOKENS),
+                    "model": span.get(C.GEN_AI_REQUEST_MODEL),
+                    "prompt_ref": span.get(C.LLMOPS_PROMPT_REF),
+                    "artifact_ref": span.get(C.LLMOPS_ARTIFACT_REF),
+                    "cost": span_cost(span, self.prices),
+                    "content": [{"label": label, "text": text} for label, text in _content(span, self.max_chars)],
+                }
+                for depth, span in shown
+            ],
+        }
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         shown = self.tree()[: self.max_spans]
         head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("span", "timeline", "ms", "tokens", "cost"))

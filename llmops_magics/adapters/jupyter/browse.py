@@ -173,6 +173,14 @@ class Browser:
         graph["downstream"] = [e.to_dict() for e in reg.downstream(art, levels)]
         return graph
 
+    def graph(self, kind: str, name: str, version: str | int, depth: Any = None) -> dict[str, Any]:
+        """The lineage graph around one version (``store.graph``): every node once, with its kind and aliases."""
+        from ...store.graph import graph
+
+        levels = _int(depth, "depth", 1, MAX_DEPTH, MAX_DEPTH)
+        reg = self._require()
+        return graph(reg, reg.resolve(_reference(kind, name, version)), levels)
+
     def tag(self, kind: str, name: str, version: str | int, alias: Any) -> dict[str, Any]:
         """Point ``alias`` at one version (moving it), then return that version as ``version`` does."""
         from ...store.refs import validate_alias
@@ -181,6 +189,13 @@ class Browser:
         art = reg.resolve(_reference(kind, name, version))
         reg.set_alias(art, validate_alias(alias))
         return self._detail(reg, reg.get(art.kind, art.name, art.version))
+
+    def audit(self, kind: str, name: str, version: str | int, limit: Any = None) -> dict[str, Any]:
+        """The audit events naming one version (alias moves to or from it, deployments serving it), newest first."""
+        reg = self._require()
+        art = reg.resolve(_reference(kind, name, version))
+        events = reg.audit_events(art)[::-1][: _int(limit, "limit", 1, MAX_PAGE, DEFAULT_PAGE)]
+        return {"ref": art.ref, "items": [e.to_dict() for e in events]}
 
     def prompt(self, name: str, version: str | int) -> dict[str, Any]:
         """A prompt version's template text and params, as stored."""
@@ -193,6 +208,31 @@ class Browser:
         reg = self._require()
         art = reg.resolve(_reference("eval", name, version))
         return {"ref": art.ref, **codec("eval").details(art, reg), "metadata": thaw(art.metadata)}
+
+    def traces(self, prompt: str | None = None, since: str | None = None, limit: Any = None) -> dict[str, Any]:
+        """The latest traces in ``traces.db`` next to the registry (``tracing.read.trace_listing``), newest first."""
+        from ...tracing.read import trace_listing
+
+        prompt = (prompt or "").strip() or None
+        if prompt is not None and len(prompt) > 2 * MAX_NAME:
+            raise ValidationError(f"prompt must be at most {2 * MAX_NAME} characters, found {len(prompt)}")
+        return trace_listing(
+            self.home, self.registry(), prompt=prompt, since=since, limit=_int(limit, "limit", 1, MAX_PAGE, 50)
+        )
+
+    def trace(self, trace_id: str, max_spans: Any = None) -> dict[str, Any]:
+        """One trace as a span tree with offsets and durations (``tracing.read.trace_tree``)."""
+        from ...tracing.read import trace_tree
+
+        return trace_tree(self.home, trace_id, max_spans=_int(max_spans, "max_spans", 1, 2000, 200))
+
+    def charts(self, kind: str, name: str, version: str | int) -> dict[str, Any]:
+        """The pictures of one version (``display.charts``): an eval's metric CIs, a fine-tune's loss curves…"""
+        from ...display.result_charts import artifact_charts
+
+        reg = self._require()
+        art = reg.resolve(_reference(kind, name, version))
+        return {"ref": art.ref, "charts": [c.to_dict() for c in artifact_charts(art, reg)]}
 
     def deployments(self, probe_timeout: float = 0.5) -> dict[str, Any]:
         """Every recorded deployment with its liveness (``serving.liveness``: the answer ``%deploy list`` gives)."""

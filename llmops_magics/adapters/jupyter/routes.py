@@ -4,9 +4,14 @@
 ``GET /llmops/artifacts/KIND/NAME``                       versions, aliases, latest in full
 ``GET /llmops/artifacts/KIND/NAME/VERSION``               one version (VERSION: 3, or an alias)
 ``GET /llmops/lineage/KIND/NAME/VERSION?depth=``          upstream and downstream edges
+``GET /llmops/graph/KIND/NAME/VERSION?depth=``            the lineage graph: nodes (kind, aliases) and edges
 ``GET /llmops/prompts/NAME/VERSION``                      a prompt version's template and params
 ``GET /llmops/evals/NAME/VERSION``                        an eval's summary metrics
+``GET /llmops/audit/KIND/NAME/VERSION?limit=``            the audit events naming that version, newest first
 ``GET /llmops/deployments``                               deployments with live status
+``GET /llmops/traces?prompt=REF&since=1h&limit=``         the latest traces, newest first
+``GET /llmops/traces/ID?max_spans=``                      one trace's span tree (ID: ``last`` or a unique prefix)
+``GET /llmops/charts/KIND/NAME/VERSION``                  a version's pictures as SVG text
 ``GET /llmops/changes``                                   the change counter, with an ETag
 ``POST /llmops/aliases/KIND/NAME/VERSION`` ``{"alias"}``   point an alias at that version
 
@@ -114,6 +119,18 @@ class LineageHandler(_Handler):
         await self.reply(self.browser.lineage, kind, name, version, self.arg("depth"))
 
 
+class GraphHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, kind: str, name: str, version: str) -> None:
+        await self.reply(self.browser.graph, kind, name, version, self.arg("depth"))
+
+
+class AuditHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, kind: str, name: str, version: str) -> None:
+        await self.reply(self.browser.audit, kind, name, version, self.arg("limit"))
+
+
 class PromptHandler(_Handler):
     @tornado.web.authenticated
     async def get(self, name: str, version: str) -> None:
@@ -124,6 +141,24 @@ class EvalHandler(_Handler):
     @tornado.web.authenticated
     async def get(self, name: str, version: str) -> None:
         await self.reply(self.browser.eval_summary, name, version)
+
+
+class TracesHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.reply(self.browser.traces, self.arg("prompt"), self.arg("since"), self.arg("limit"))
+
+
+class TraceHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, trace_id: str) -> None:
+        await self.reply(self.browser.trace, trace_id, self.arg("max_spans"))
+
+
+class ChartsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, kind: str, name: str, version: str) -> None:
+        await self.reply(self.browser.charts, kind, name, version)
 
 
 class DeploymentsHandler(_Handler):
@@ -180,9 +215,14 @@ def setup_route_handlers(web_app: Any, browser: Browser) -> None:
         (route("artifacts", _SEGMENT, _SEGMENT), ArtifactHandler),
         (route("artifacts", _SEGMENT, _SEGMENT, _SEGMENT), VersionHandler),
         (route("lineage", _SEGMENT, _SEGMENT, _SEGMENT), LineageHandler),
+        (route("graph", _SEGMENT, _SEGMENT, _SEGMENT), GraphHandler),
         (route("prompts", _SEGMENT, _SEGMENT), PromptHandler),
+        (route("audit", _SEGMENT, _SEGMENT, _SEGMENT), AuditHandler),
         (route("evals", _SEGMENT, _SEGMENT), EvalHandler),
         (route("deployments"), DeploymentsHandler),
+        (route("traces"), TracesHandler),
+        (route("traces", _SEGMENT), TraceHandler),
+        (route("charts", _SEGMENT, _SEGMENT, _SEGMENT), ChartsHandler),
         (route("changes"), ChangesHandler),
         (route("aliases", _SEGMENT, _SEGMENT, _SEGMENT), AliasHandler),
         (route("(.*)"), NotFoundHandler),

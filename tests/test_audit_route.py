@@ -9,20 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from pytest_jupyter.jupyter_server import *  # noqa: F403
+from route_fixtures import *  # noqa: F403
 from server_samples import populate
-
-pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore:Extension endpoints without")]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"llmops_magics": True}, "allow_unauthenticated_access": False}}
-
-
-@pytest.fixture(autouse=True)
-def _server_home_env(monkeypatch):
-    monkeypatch.setenv("LLMOPS_SERVER_HOME", "")
 
 
 @pytest.fixture
@@ -30,21 +18,6 @@ def refs(jp_root_dir, monkeypatch):
     monkeypatch.delenv("LLMOPS_HOME", raising=False)
     monkeypatch.setenv("LLMOPS_ACTOR", "sample-writer")
     return populate(jp_root_dir / ".llmops")
-
-
-@pytest.fixture
-def send(http_server_client, jp_auth_header, jp_base_url, jp_asyncio_loop):
-    """(status, JSON body) of a request to an exact URL path, with the token unless ``headers`` say otherwise."""
-
-    def call(path, headers=None, **kwargs):
-        resp = jp_asyncio_loop.run_until_complete(
-            http_server_client.fetch(
-                jp_base_url.rstrip("/") + path, headers=headers or dict(jp_auth_header), raise_error=False, **kwargs
-            )
-        )
-        return resp.code, json.loads(resp.body) if resp.body else None
-
-    return call
 
 
 def test_a_versions_audit_events_name_the_alias_moved_onto_it(refs, send):

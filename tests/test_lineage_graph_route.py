@@ -9,20 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from pytest_jupyter.jupyter_server import *  # noqa: F403
+from route_fixtures import *  # noqa: F403
 from server_samples import populate
-
-pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore:Extension endpoints without")]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"llmops_magics": True}, "allow_unauthenticated_access": False}}
-
-
-@pytest.fixture(autouse=True)
-def _server_home_env(monkeypatch):
-    monkeypatch.setenv("LLMOPS_SERVER_HOME", "")
 
 
 @pytest.fixture
@@ -31,23 +19,8 @@ def refs(jp_root_dir, monkeypatch):
     return populate(jp_root_dir / ".llmops")
 
 
-@pytest.fixture
-def get(http_server_client, jp_auth_header, jp_base_url, jp_asyncio_loop):
-    """(status, JSON body) of a GET of an exact URL path, with the token unless ``headers`` say otherwise."""
-
-    def call(path, headers=None):
-        resp = jp_asyncio_loop.run_until_complete(
-            http_server_client.fetch(
-                jp_base_url.rstrip("/") + path, headers=headers or dict(jp_auth_header), raise_error=False
-            )
-        )
-        return resp.code, json.loads(resp.body) if resp.body else None
-
-    return call
-
-
-def test_the_graph_of_an_adapter_holds_its_lineage_both_ways(refs, get):
-    code, body = get("/llmops/graph/adapter/qa-lora/1")
+def test_the_graph_of_an_adapter_holds_its_lineage_both_ways(refs, send):
+    code, body = send("/llmops/graph/adapter/qa-lora/1")
 
     assert code == 200, body
     assert body["focus"] == refs["adapter"]
@@ -64,8 +37,8 @@ def test_the_graph_of_an_adapter_holds_its_lineage_both_ways(refs, get):
     assert "baseline" in by_ref[refs["eval"]]["aliases"]
 
 
-def test_an_alias_names_the_version_and_depth_bounds_the_walk(refs, get):
-    code, body = get("/llmops/graph/prompt/qa/production?depth=1")
+def test_an_alias_names_the_version_and_depth_bounds_the_walk(refs, send):
+    code, body = send("/llmops/graph/prompt/qa/production?depth=1")
 
     assert code == 200, body
     assert body["focus"] == "prompt://qa/2"
@@ -85,19 +58,19 @@ def test_an_alias_names_the_version_and_depth_bounds_the_walk(refs, get):
         "/llmops/graph/prompt/qa/2?depth=51",
     ],
 )
-def test_a_bad_reference_or_depth_is_a_json_400(refs, get, path):
-    code, body = get(path)
+def test_a_bad_reference_or_depth_is_a_json_400(refs, send, path):
+    code, body = send(path)
     assert code == 400, body
     assert body["reason"] == "invalid" and "Traceback" not in json.dumps(body)
 
 
 @pytest.mark.parametrize("path", ["/llmops/graph/adapter/nope/1", "/llmops/graph/adapter/qa-lora/7"])
-def test_an_unknown_version_is_a_json_404(refs, get, path):
-    code, body = get(path)
+def test_an_unknown_version_is_a_json_404(refs, send, path):
+    code, body = send(path)
     assert code == 404, body
     assert body["reason"] == "not found" and body["message"]
 
 
-def test_the_graph_needs_the_token(refs, get):
-    code, _ = get("/llmops/graph/adapter/qa-lora/1", headers={"Authorization": ""})
+def test_the_graph_needs_the_token(refs, send):
+    code, _ = send("/llmops/graph/adapter/qa-lora/1", headers={"Authorization": ""})
     assert code == 403

@@ -15,26 +15,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from pytest_jupyter.jupyter_server import *  # noqa: F403
+from route_fixtures import *  # noqa: F403
 from server_samples import populate
-
-pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore:Extension endpoints without")]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"llmops_magics": True},
-            "allow_unauthenticated_access": False,
-        }
-    }
-
-
-@pytest.fixture(autouse=True)
-def _server_home_env(monkeypatch):
-    """Loading the extension exports LLMOPS_SERVER_HOME for kernels; undo it after each test."""
-    monkeypatch.setenv("LLMOPS_SERVER_HOME", "")
 
 
 @pytest.fixture
@@ -62,21 +44,6 @@ def fetch(jp_fetch, jp_asyncio_loop):
     return call
 
 
-@pytest.fixture
-def raw_get(http_server_client, jp_auth_header, jp_base_url, jp_asyncio_loop):
-    """A GET of an exact, unescaped URL path (to send ``%2F``, ``..`` and friends as they are)."""
-
-    def call(path, headers=None):
-        resp = jp_asyncio_loop.run_until_complete(
-            http_server_client.fetch(
-                jp_base_url.rstrip("/") + path, headers=headers or dict(jp_auth_header), raise_error=False
-            )
-        )
-        return resp.code, json.loads(resp.body) if resp.body else None
-
-    return call
-
-
 ROUTES = [
     "/llmops/artifacts",
     "/llmops/artifacts/prompt/qa",
@@ -94,14 +61,14 @@ ROUTES = [
 
 
 @pytest.mark.parametrize("path", ROUTES)
-def test_every_route_refuses_a_request_without_a_token(refs, raw_get, path):
-    code, _ = raw_get(path, headers={"Authorization": ""})
+def test_every_route_refuses_a_request_without_a_token(refs, send, path):
+    code, _ = send(path, headers={"Authorization": ""})
     assert code == 403
 
 
 @pytest.mark.parametrize("path", ROUTES[:-1])
-def test_every_route_answers_json_with_a_token(refs, raw_get, path):
-    code, body = raw_get(path)
+def test_every_route_answers_json_with_a_token(refs, send, path):
+    code, body = send(path)
     assert code == 200, body
     assert isinstance(body, dict)
 
@@ -129,8 +96,8 @@ def test_every_route_answers_json_with_a_token(refs, raw_get, path):
         "/llmops/lineage/prompt/qa/2?depth=0",
     ],
 )
-def test_bad_names_and_parameters_are_a_json_400_without_traceback(refs, raw_get, path):
-    code, body = raw_get(path)
+def test_bad_names_and_parameters_are_a_json_400_without_traceback(refs, send, path):
+    code, body = send(path)
     assert code == 400, body
     assert body["reason"] == "invalid"
     assert "Traceback" not in json.dumps(body)
@@ -148,8 +115,8 @@ def test_bad_names_and_parameters_are_a_json_400_without_traceback(refs, raw_get
         "/llmops/no/such/route/here",
     ],
 )
-def test_unknown_artifacts_and_routes_are_a_json_404(refs, raw_get, path):
-    code, body = raw_get(path)
+def test_unknown_artifacts_and_routes_are_a_json_404(refs, send, path):
+    code, body = send(path)
     assert code == 404, body
     assert body["message"]
 

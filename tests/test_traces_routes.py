@@ -10,21 +10,9 @@ import json
 import time
 
 import pytest
-from pytest_jupyter.jupyter_server import *  # noqa: F403
+from route_fixtures import *  # noqa: F403
 from server_samples import populate
 from trace_samples import save_scored_eval, write_traces
-
-pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore:Extension endpoints without")]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"llmops_magics": True}, "allow_unauthenticated_access": False}}
-
-
-@pytest.fixture(autouse=True)
-def _server_home_env(monkeypatch):
-    monkeypatch.setenv("LLMOPS_SERVER_HOME", "")
 
 
 @pytest.fixture
@@ -36,21 +24,8 @@ def traces(jp_root_dir, monkeypatch):
     return refs
 
 
-@pytest.fixture
-def get(http_server_client, jp_auth_header, jp_base_url, jp_asyncio_loop):
-    def call(path, headers=None):
-        resp = jp_asyncio_loop.run_until_complete(
-            http_server_client.fetch(
-                jp_base_url.rstrip("/") + path, headers=headers or dict(jp_auth_header), raise_error=False
-            )
-        )
-        return resp.code, json.loads(resp.body) if resp.body else None
-
-    return call
-
-
-def test_the_latest_traces_come_first_with_their_totals_status_and_prompts(traces, get):
-    code, body = get("/llmops/traces")
+def test_the_latest_traces_come_first_with_their_totals_status_and_prompts(traces, send):
+    code, body = send("/llmops/traces")
 
     assert code == 200, body
     items = body["items"]
@@ -77,14 +52,14 @@ def test_the_latest_traces_come_first_with_their_totals_status_and_prompts(trace
         ("?limit=1", [3]),
     ],
 )
-def test_the_list_narrows_by_prompt_since_and_limit(traces, get, query, expected):
-    code, body = get("/llmops/traces" + query)
+def test_the_list_narrows_by_prompt_since_and_limit(traces, send, query, expected):
+    code, body = send("/llmops/traces" + query)
     assert code == 200, body
     assert [i["trace_id"] for i in body["items"]] == [f"{t:032x}" for t in expected]
 
 
-def test_a_trace_is_a_tree_in_display_order_with_offsets_for_the_timeline(traces, get):
-    code, body = get(f"/llmops/traces/{3:032x}")
+def test_a_trace_is_a_tree_in_display_order_with_offsets_for_the_timeline(traces, send):
+    code, body = send(f"/llmops/traces/{3:032x}")
 
     assert code == 200, body
     assert body["trace_id"] == f"{3:032x}" and body["name"] == "my pipeline" and body["spans"] == 4
@@ -99,11 +74,11 @@ def test_a_trace_is_a_tree_in_display_order_with_offsets_for_the_timeline(traces
     assert body["items"][1]["prompt_ref"] == traces["prompt"] and body["items"][1]["input_tokens"] == 11
     assert (body["input_tokens"], body["output_tokens"]) == (15, 5)
 
-    code, last = get("/llmops/traces/last")
+    code, last = send("/llmops/traces/last")
     assert code == 200 and last["trace_id"] == body["trace_id"]
-    code, short = get(f"/llmops/traces/{2:032x}?max_spans=1")
+    code, short = send(f"/llmops/traces/{2:032x}?max_spans=1")
     assert code == 200 and len(short["items"]) == 1 and short["truncated"] is True
-    code, body = get("/llmops/traces/0000")  # a prefix of every id
+    code, body = send("/llmops/traces/0000")  # a prefix of every id
     assert code == 404 and "more than one" in body["message"]
 
 
@@ -121,40 +96,40 @@ def test_a_trace_is_a_tree_in_display_order_with_offsets_for_the_timeline(traces
         (f"/llmops/traces/{2:032x}?max_spans=none", 400),
     ],
 )
-def test_bad_input_is_a_json_4xx(traces, get, path, status):
-    code, body = get(path)
+def test_bad_input_is_a_json_4xx(traces, send, path, status):
+    code, body = send(path)
     assert code == status, body
     assert body["message"] and "Traceback" not in json.dumps(body)
 
 
-def test_no_trace_store_yet_is_an_empty_list_and_a_404_for_last(jp_root_dir, get, monkeypatch):
+def test_no_trace_store_yet_is_an_empty_list_and_a_404_for_last(jp_root_dir, send, monkeypatch):
     monkeypatch.delenv("LLMOPS_HOME", raising=False)
-    code, body = get("/llmops/traces")
+    code, body = send("/llmops/traces")
     assert code == 200 and body["items"] == []
-    code, body = get("/llmops/traces/last")
+    code, body = send("/llmops/traces/last")
     assert code == 404 and body["reason"] == "not found"
 
 
-def test_traces_need_the_token(traces, get):
-    assert get("/llmops/traces", headers={"Authorization": ""})[0] == 403
-    assert get("/llmops/traces/last", headers={"Authorization": ""})[0] == 403
+def test_traces_need_the_token(traces, send):
+    assert send("/llmops/traces", headers={"Authorization": ""})[0] == 403
+    assert send("/llmops/traces/last", headers={"Authorization": ""})[0] == 403
 
 
-def test_the_charts_of_an_eval_version_are_svg_with_its_bars(jp_root_dir, get, monkeypatch, tmp_path):
+def test_the_charts_of_an_eval_version_are_svg_with_its_bars(jp_root_dir, send, monkeypatch, tmp_path):
     from test_result_pictures import marks
 
     monkeypatch.delenv("LLMOPS_HOME", raising=False)
     populate(jp_root_dir / ".llmops")
     assert save_scored_eval(jp_root_dir / ".llmops", tmp_path) == "eval://scored/1"
 
-    code, body = get("/llmops/charts/eval/scored/1")
+    code, body = send("/llmops/charts/eval/scored/1")
     assert code == 200, body
     titles = ["exact_match: mean, 95% CI", "length: mean, 95% CI", "B - A on exact_match, per example"]
     assert [c["title"] for c in body["charts"]] == titles
     assert len(marks(body["charts"][0]["svg"], "bar")) == 2
     assert len(marks(body["charts"][2]["svg"], "delta")) == 40
 
-    code, body = get("/llmops/charts/eval/qa-eval/1")  # saved by hand, not by an eval: no picture, no error
+    code, body = send("/llmops/charts/eval/qa-eval/1")  # saved by hand, not by an eval: no picture, no error
     assert code == 200 and body["charts"] == []
-    assert get("/llmops/charts/eval/nope/1")[0] == 404
-    assert get("/llmops/charts/secrets/x/1")[0] == 400
+    assert send("/llmops/charts/eval/nope/1")[0] == 404
+    assert send("/llmops/charts/secrets/x/1")[0] == 400

@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as w
 
 from ...display.html import esc
+from .panel import Panel, close_tree
 
 __all__ = ["EvalPanel", "word_diff"]
 
@@ -51,7 +52,7 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
-class EvalPanel:
+class EvalPanel(Panel):
     """``EvalPanel(result)``: see the module docstring; ``visible`` lists the example ids shown, in order."""
 
     def __init__(self, result: Any, rows: int = 20) -> None:
@@ -239,11 +240,4 @@ class EvalPanel:
         self.example.unobserve(self._on_example, names=["value"])
         self.prev_button.on_click(self._on_prev, remove=True)
         self.next_button.on_click(self._on_next, remove=True)
-        stack = [self.root]
-        while stack:
-            widget = stack.pop()
-            stack.extend(getattr(widget, "children", ()))
-            widget.close()
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.root._repr_mimebundle_(include=include, exclude=exclude)
+        close_tree(self.root)

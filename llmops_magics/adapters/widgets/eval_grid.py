@@ -19,6 +19,7 @@ import ipywidgets as w
 
 from ...display.html import esc
 from .eval_compare import CELL
+from .panel import Panel, close_tree
 
 __all__ = ["GridPanel", "FILTERS", "cell_cost"]
 
@@ -40,7 +41,7 @@ def cell_cost(record: Mapping[str, Any], price: Mapping[str, float] | None) -> f
     return (pt * price["input"] + ct * price["output"]) / 1e6
 
 
-class GridPanel:
+class GridPanel(Panel):
     """``GridPanel(result)``; ``visible`` lists the example ids that pass the filters, in data order."""
 
     def __init__(self, result: Any, rows: int = 20, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:
@@ -211,11 +212,4 @@ class GridPanel:
             c.unobserve(self._on_change, names=["value"])
         self.prev_button.on_click(self._on_prev, remove=True)
         self.next_button.on_click(self._on_next, remove=True)
-        stack = [self.root]
-        while stack:
-            widget = stack.pop()
-            stack.extend(getattr(widget, "children", ()))
-            widget.close()
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.root._repr_mimebundle_(include=include, exclude=exclude)
+        close_tree(self.root)

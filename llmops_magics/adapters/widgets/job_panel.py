@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from ...display.html import esc
+from .panel import Panel
 from .throttle import Throttle
 
 __all__ = ["JobPanel", "loss_curve_svg", "format_seconds"]
@@ -81,7 +82,7 @@ def _result_html(job: Any) -> str | None:
     return data.get("text/html")
 
 
-class JobPanel:
+class JobPanel(Panel):
     """A live view of a ``Job``; display it, or let the job display as it (the ``"job"`` view)."""
 
     def __init__(self, job: Any, interval: float = 0.3) -> None:
@@ -172,6 +173,3 @@ class JobPanel:
         row = self.root.children[1]
         for widget in (self.title, self.bar, self.cancel_button, self.stats, self.curve, self.footer, row, self.root):
             widget.close()
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.root._repr_mimebundle_(include=include, exclude=exclude)

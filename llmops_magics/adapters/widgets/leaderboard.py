@@ -19,6 +19,7 @@ import ipywidgets as w
 
 from ...display.html import esc
 from .eval_compare import CELL, word_diff
+from .panel import Panel, close_tree
 
 __all__ = ["LeaderboardPanel", "LOWER_IS_BETTER"]
 
@@ -44,7 +45,7 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-class LeaderboardPanel:
+class LeaderboardPanel(Panel):
     """``LeaderboardPanel(board)``: see the module docstring; ``order`` lists the candidates as shown."""
 
     def __init__(self, board: Any, rows: int = 10) -> None:
@@ -270,11 +271,4 @@ class LeaderboardPanel:
             b.on_click(self._sorters[c], remove=True)
         for c, b in self.drill_buttons.items():
             b.on_click(self._drillers[c], remove=True)
-        stack = [self.root]
-        while stack:
-            widget = stack.pop()
-            stack.extend(getattr(widget, "children", ()))
-            widget.close()
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.root._repr_mimebundle_(include=include, exclude=exclude)
+        close_tree(self.root)

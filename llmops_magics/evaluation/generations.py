@@ -201,15 +201,24 @@ class LocalBackend:
 
     def log_likelihoods(self, payloads: Sequence[Any], continuations: Sequence[str]) -> list[tuple[float, int]]:
         """Sum of log-probabilities of each continuation's tokens given its prompt, and their count."""
+        return [(lp, n) for lp, _, n in self.token_stats(payloads, continuations)]
+
+    def token_stats(
+        self, payloads: Sequence[Any], continuations: Sequence[str], batch: int = 16
+    ) -> list[tuple[float, float, int]]:
+        """Per continuation, teacher-forced on its prompt: (sum of its tokens' log-probabilities,
+        sum of the entropies of the distributions that predicted them, token count)."""
         import torch
 
         loaded = self.loaded
         tok = loaded.tokenizer
         window = self.context_window()
-        results: list[tuple[float, int]] = []
-        for start in range(0, len(payloads), 16):
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        results: list[tuple[float, float, int]] = []
+        for start in range(0, len(payloads), batch):
             rows = []
-            for payload, cont in zip(payloads[start : start + 16], continuations[start : start + 16], strict=True):
+            pairs = zip(payloads[start : start + batch], continuations[start : start + batch], strict=True)
+            for payload, cont in pairs:
                 p_ids = tok(self.as_text(payload), add_special_tokens=False)["input_ids"]
                 c_ids = tok(cont, add_special_tokens=False)["input_ids"]
                 if not p_ids:
@@ -219,7 +228,6 @@ class LocalBackend:
                     p_ids = p_ids[-(window - len(c_ids)) :]  # keep the prompt's end, next to the continuation
                 rows.append((p_ids, c_ids))
             width = max(len(p) + len(c) for p, c in rows)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
             # right padding: positions of real tokens are then 0..n-1 whatever the batch
             ids = torch.tensor([p + c + [pad] * (width - len(p) - len(c)) for p, c in rows], device=loaded.device)
             mask = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in rows])
@@ -228,12 +236,13 @@ class LocalBackend:
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
             for r, (p, c) in enumerate(rows):
                 if not c:
-                    results.append((0.0, 0))
+                    results.append((0.0, 0.0, 0))
                     continue
-                positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
+                dist = logprobs[r, len(p) - 1 : len(p) + len(c) - 1]  # the distributions that predicted each token
                 targets = torch.tensor(c, device=loaded.device)
-                lp = logprobs[r, positions, targets].sum().item()
-                results.append((float(lp), len(c)))
+                lp = dist.gather(1, targets[:, None]).sum().item()
+                entropy = -(dist.exp() * dist).sum().item()
+                results.append((float(lp), float(entropy), len(c)))
         return results
 
     def close(self) -> None:

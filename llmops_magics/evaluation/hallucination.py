@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .cache import GenerationCache, cache_key
-from .generations import GenParams, _start_of_text, generate_cached
+from .generations import GenParams, generate_cached
 from .judge import DEFAULT_JUDGE_PROMPTS, JUDGE_MAX_NEW_TOKENS, _variables
 from .metrics import Example, MetricContext, metric
 from .model_metrics import split_sentences
@@ -197,50 +197,12 @@ def token_stats(examples: Sequence[Example], ctx: MetricContext) -> list[tuple[f
     hits = cache.get_many(keys)
     todo = [i for i, k in enumerate(keys) if k not in hits]
     if todo:
-        fresh = _forward_stats(backend, [payloads[i] for i in todo], [examples[i].output for i in todo])
+        fresh = backend.token_stats([payloads[i] for i in todo], [examples[i].output for i in todo])
         new = {keys[i]: list(v) for i, v in zip(todo, fresh, strict=True)}
         cache.put_many(new)
         hits.update(new)
     ctx.shared["token_stats"] = [(float(hits[k][0]), float(hits[k][1]), int(hits[k][2])) for k in keys]
     return ctx.shared["token_stats"]
-
-
-def _forward_stats(backend: Any, payloads: Sequence[Any], outputs: Sequence[str], batch: int = 16):
-    """One teacher-forced pass per batch (right-padded, as ``LocalBackend.log_likelihoods``)."""
-    import torch
-
-    loaded = backend.loaded
-    tok = loaded.tokenizer
-    window = backend.context_window()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    results: list[tuple[float, float, int]] = []
-    for start in range(0, len(payloads), batch):
-        rows = []
-        for payload, out in zip(payloads[start : start + batch], outputs[start : start + batch], strict=True):
-            p_ids = tok(backend.as_text(payload), add_special_tokens=False)["input_ids"]
-            c_ids = tok(out, add_special_tokens=False)["input_ids"]
-            if not p_ids:
-                p_ids, c_ids = _start_of_text(tok, c_ids)
-            if window is not None:
-                c_ids = c_ids[: window - 1]
-                p_ids = p_ids[-(window - len(c_ids)) :]
-            rows.append((p_ids, c_ids))
-        width = max(len(p) + len(c) for p, c in rows)
-        ids = torch.tensor([p + c + [pad] * (width - len(p) - len(c)) for p, c in rows], device=loaded.device)
-        mask = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in rows])
-        with torch.inference_mode():
-            logits = loaded.model(input_ids=ids, attention_mask=mask.to(loaded.device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        for r, (p, c) in enumerate(rows):
-            if not c:
-                results.append((0.0, 0.0, 0))
-                continue
-            dist = logprobs[r, len(p) - 1 : len(p) + len(c) - 1]  # the distributions that predicted each token
-            targets = torch.tensor(c, device=loaded.device)
-            lp = dist.gather(1, targets[:, None]).sum().item()
-            ent = -(dist.exp() * dist).sum().item()
-            results.append((float(lp), float(ent), len(c)))
-    return results
 
 
 @metric(needs=("model",), gate=False)

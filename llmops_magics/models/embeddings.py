@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ValidationError
 
-__all__ = ["embedding_model_path", "embed", "preload", "cosine_similarity"]
+__all__ = ["embedding_model_path", "embed", "cosine_similarity"]
 
 _lock = threading.Lock()
 
@@ -36,26 +36,6 @@ def _load():
     model = AutoModel.from_pretrained(path)
     model.eval()
     return tokenizer, model
-
-
-def preload() -> threading.Thread:
-    """Import torch and load MiniLM on a background thread; ``embed`` later finds it loaded.
-
-    A cold ``llmops monitor`` spends seconds importing torch and transformers and loading
-    the model before it can embed; started first, that overlaps reading the request log
-    and the scikit-learn classifier instead of following them.
-    """
-
-    def load() -> None:
-        try:
-            with _lock:
-                _load()
-        except Exception:  # embed() loads again and reports the error where it is asked for
-            pass
-
-    thread = threading.Thread(target=load, name="llmops-minilm-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 def embed(texts: Sequence[str], batch_size: int = 64):

@@ -138,9 +138,6 @@ def drift_checks(
             )
             out += [skip(n, why) for n in names[1:]]
         else:
-            from ..models.embeddings import preload
-
-            preload()  # MiniLM loads while scikit-learn is imported and the classifier runs
             out.append(
                 _guard(
                     names[1], lambda: classifier_check(ref, texts, limits, seed=seed, max_samples=CLASSIFIER_SAMPLES)

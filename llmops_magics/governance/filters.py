@@ -31,16 +31,19 @@ class LogRedactor:
 
         self._model = model
         self._threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        self._regions: tuple[str, ...] | None = None
         self._ready = False
 
     def __call__(self, texts: Sequence[str | None]) -> list[str | None]:
         from .engine import engine
         from .entities import default_entities
 
-        if not self._ready:  # the project's model is read in the process that redacts (the server's)
-            self._model = self._model or settings()["pii_model"]
+        if not self._ready:  # the project's settings are read in the process that redacts (the server's)
+            config = settings()
+            self._model = self._model or config["pii_model"]
+            self._regions = config["phone_regions"]
             self._ready = True
-        return _redact(engine(self._model), texts, default_entities(self._model), self._threshold)
+        return _redact(engine(self._model, self._regions), texts, default_entities(self._model), self._threshold)
 
 
 def _redact(eng: Any, texts: Sequence[str | None], entities: Sequence[str], threshold: float) -> list[str | None]:
@@ -73,7 +76,8 @@ def wandb_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[li
         from .entities import DEFAULT_THRESHOLD, default_entities
 
         model = config["pii_model"]
-        redacted = _redact(engine(model), [r[i] for r, i in cells], default_entities(model), DEFAULT_THRESHOLD)
+        eng = engine(model, config["phone_regions"])
+        redacted = _redact(eng, [r[i] for r, i in cells], default_entities(model), DEFAULT_THRESHOLD)
     except LLMOpsError as exc:
         warnings.warn(
             f"the W&B table's text columns were left out: {exc} "

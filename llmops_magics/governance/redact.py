@@ -47,7 +47,8 @@ def run_redact(spec: PiiRedactSpec, call: Call) -> DatasetVersion:
     from ..errors import ValidationError
 
     ws = call.ws
-    model = settings()["pii_model"]
+    config = settings()
+    model = config["pii_model"]
     entities = resolve_entities(spec.entities, model)
     source = get_dataset(spec.dataset, workspace=ws)
     missing = [c for c in spec.columns if c not in source.columns]
@@ -58,7 +59,7 @@ def run_redact(spec: PiiRedactSpec, call: Call) -> DatasetVersion:
     columns = spec.columns or text_columns(source.schema)
     if not columns:
         raise ValidationError(f"{source.ref} has no text column to redact; its columns are {', '.join(source.columns)}")
-    eng = engine(model)
+    eng = engine(model, config["phone_regions"])
     salt = hash_salt(ws.registry) if spec.operator == "hash" else ""
     splits: dict[str, list[dict[str, Any]]] = {}
     changed = 0

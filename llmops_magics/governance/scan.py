@@ -11,13 +11,12 @@ source when they are still there.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..display.html import esc, mimebundle, table_html, text_table
 from ..errors import LLMOpsError
-from .engine import Finding, engine
+from .engine import engine
 from .entities import resolve_entities, settings
 from .sources import read_source
 
@@ -143,25 +142,20 @@ class PiiScan:
         return mimebundle(str(self), f'<div data-test-id="pii-scan">{body}{self._highlighted()}</div>', meta)
 
 
-def scan_cells(
-    cells: Sequence[Any], entities: Sequence[str], threshold: float, model: str | None
-) -> list[list[Finding]]:
-    """The findings of each cell's text (one batched pass)."""
-    return engine(model).find([c.text for c in cells], entities, threshold)
-
-
 def run_scan(spec: PiiScanSpec, call: Call) -> PiiScan:
     """Check everything (source, columns, entities, the engine), scan, then store one ``pii-scan`` version."""
     ws = call.ws
-    model = settings()["pii_model"]
+    config = settings()
+    model = config["pii_model"]
     entities = resolve_entities(spec.entities, model)
     source = read_source(ws, spec.ref, spec.columns, spec.limit)
-    found = scan_cells(source.cells, entities, spec.threshold, model)
+    eng = engine(model, config["phone_regions"])
+    found = eng.find([c.text for c in source.cells], entities, spec.threshold)  # one batched pass
     findings = [
         {"row": c.row, "column": c.column, **f.to_dict()} for c, fs in zip(source.cells, found, strict=True) for f in fs
     ]
     hit = {(c.row, c.column) for c, fs in zip(source.cells, found, strict=True) if fs}
-    result = PiiScan(source.ref, source.kind, engine(model).model, entities, spec.threshold, source.columns,
+    result = PiiScan(source.ref, source.kind, eng.model, entities, spec.threshold, source.columns,
                      source.rows, len(source.cells), findings,
                      texts={(c.row, c.column): c.text for c in source.cells if (c.row, c.column) in hit})  # fmt: skip
     resolved = spec.replace(ref=source.ref, entities=entities, columns=source.columns)

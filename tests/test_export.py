@@ -87,6 +87,8 @@ def test_the_folder_holds_adapter_tokenizer_and_card_and_names_the_base(adapter,
     assert out.card_ref is None and workspace.registry.names(kind="card") == []  # written, not stored
     source = workspace.registry.checkout(art) / "adapter_model.safetensors"
     assert (tmp_path / "out" / "adapter_model.safetensors").read_bytes() == source.read_bytes()
+    (event,) = lm.audit_events(art.ref, action="export")  # what left the registry, and where to
+    assert event.to_ref == str(tmp_path / "out") and event.detail == {"card": None}
 
 
 def test_the_newest_stored_card_is_the_readme(adapter, tmp_path):
@@ -165,6 +167,7 @@ def test_bad_references_and_folders_are_one_line_and_write_nothing(adapter, work
             lm.export(**kwargs)
         assert words in str(info.value) and "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == before and (work / "keep.txt").is_file()
+    assert list(lm.audit_events(action="export")) == []
 
 
 def test_the_cli_prints_the_folder_and_refuses_a_taken_one_with_status_2(adapter, workspace, tmp_path, capsys, ip):

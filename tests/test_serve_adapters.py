@@ -240,6 +240,7 @@ def test_the_kernel_adds_and_removes_adapters_as_recorded_deployment_versions(se
     from IPython.core.error import UsageError
 
     import llmops_magics
+    from llmops_magics.governance.audit import audit_events
 
     ws, _, refs, handle = setup
     before = ws.registry.resolve("deployment://qa").version
@@ -256,6 +257,29 @@ def test_the_kernel_adds_and_removes_adapters_as_recorded_deployment_versions(se
     assert list(ws.registry.resolve("deployment://qa").spec["args"]["adapters"]) == []
     with pytest.raises(UsageError, match="serves no adapter named 'sql'"):
         ip.run_line_magic("deploy", "remove-adapter qa sql")
+    events = [(e.action, e.to_ref or e.from_ref, e.detail) for e in audit_events(workspace=ws)
+              if e.action in ("add-adapter", "remove-adapter")]  # fmt: skip
+    assert events == [("add-adapter", refs.adapter_v2, {"lora_name": "sql"}),
+                      ("remove-adapter", refs.adapter_v2, {"lora_name": "sql"})]  # fmt: skip
+
+
+def test_an_adapter_added_to_a_running_server_meets_the_deploy_policy_or_is_overridden(setup, tmp_path, monkeypatch):
+    import llmops_magics
+    from llmops_magics.errors import PolicyError
+    from llmops_magics.governance.audit import audit_events
+
+    ws, _, refs, _handle = setup
+    monkeypatch.chdir(tmp_path)  # this folder's pyproject.toml is the project's
+    (tmp_path / "pyproject.toml").write_text("[tool.llmops.policy.deploy]\ncard = true\n")
+    before = ws.registry.get_state("deployments", "qa")["adapters"]
+    with pytest.raises(PolicyError, match="a model card"):
+        llmops_magics.add_adapter("qa", refs.adapter_v2, as_name="gov", workspace=ws)
+    assert ws.registry.get_state("deployments", "qa")["adapters"] == before  # nothing loaded
+    added = llmops_magics.add_adapter("qa", refs.adapter_v2, as_name="gov", override_policy="hotfix", workspace=ws)
+    (override,) = [e for e in audit_events(workspace=ws) if e.action == "policy-override" and e.reason == "hotfix"]
+    assert override.ref == refs.adapter_v2 and override.detail["action"] == "add-adapter"
+    assert added.state["adapters"] == [*before, f"gov={refs.adapter_v2}"]
+    llmops_magics.remove_adapter("qa", "gov", workspace=ws)
 
 
 def test_adapters_named_at_deploy_are_served_from_the_start_and_a_foreign_one_is_refused(setup, alone, tmp_path):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import PolicyError
+
 __all__ = ["add_commands"]
 
 
@@ -64,7 +66,8 @@ def _rollback(args, ws) -> Any:
 
 @_with_workspace
 def _add_adapter(args, ws) -> Any:
-    handle = _serving().add_adapter(args.name, args.ref, as_name=args.as_name, call=_call(ws, args.typed))
+    handle = _serving().add_adapter(args.name, args.ref, as_name=args.as_name, override_policy=args.override_policy,
+                                    call=_call(ws, args.typed))  # fmt: skip
     return handle.artifact.ref
 
 
@@ -99,14 +102,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         s = sub.add_parser(name, help=text)
         s.add_argument("name", help="deployment name")
         if name == "promote":
-            from ..errors import PolicyError
-
             s.add_argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
         s.set_defaults(fn=fn)
     s = sub.add_parser("add-adapter", help="serve another adapter of the same base by name, without a restart")
     s.add_argument("name", help="deployment name")
     s.add_argument("ref", help="adapter reference (adapter://sql-lora/2, sql-lora@production)")
     s.add_argument("--as", dest="as_name", help="the name clients ask for (default: the adapter's name)")
+    s.add_argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
     s.set_defaults(fn=_add_adapter)
     s = sub.add_parser("remove-adapter", help="stop serving an adapter loaded by name (its requests finish first)")
     s.add_argument("name", help="deployment name")

@@ -118,4 +118,5 @@ def run_export(spec: ExportSpec, call: Call) -> Exported:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = tuple(sorted(p.name for p in dest.iterdir()))
+    reg.record_event("export", art.ref, to_ref=str(dest), detail={"card": stored.ref if stored else None})
     return Exported(art.ref, dest, files, stored.ref if stored else None, str(base_path) if base_path else None)

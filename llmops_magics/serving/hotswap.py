@@ -114,6 +114,7 @@ def add_adapter(
     ref: str,
     *,
     as_name: str | None = None,
+    override_policy: str | None = None,
     timeout: float = 120.0,
     workspace: Any = None,
     call: Call | None = None,
@@ -121,9 +122,14 @@ def add_adapter(
     """Serve another adapter of the same base from deployment ``name``'s running process, by name.
 
     Clients then ask for ``model=as_name`` (default: the adapter's name); the deployment's
-    split is unchanged. Returns the deployment handle of the new version.
+    split is unchanged. Serving an adapter is deploying it: ``[tool.llmops.policy.deploy]``
+    is checked first (``override_policy``: a reason, audited). Returns the deployment
+    handle of the new version; the audit trail gets an ``add-adapter`` event.
     """
+    from ..governance.policy import DEPLOY, require
+
     call = call or Call(workspace=workspace)
+    added: list[str] = []
 
     def action(spec: DeploySpec, state, folder, timeout):
         from .control import _model_artifact
@@ -133,17 +139,24 @@ def add_adapter(
         lora, pinned = split_adapter(entry)
         if any(split_adapter(e)[0] == lora for e in spec.adapters):
             raise ValidationError(f"deployment {name!r} already serves an adapter named {lora!r}")
+        reg = call.ws.registry
+        require(reg, reg.resolve(pinned), (DEPLOY,), override_policy, "add-adapter")  # before the server loads it
         _post(state, folder, "/v1/load_lora_adapter", {"lora_name": lora, "lora_path": pinned}, timeout)
+        added[:] = [lora, pinned]
         return spec.replace(adapters=(*spec.adapters, entry))
 
-    return _change(name, call=call, action=action, timeout=timeout)
+    handle = _change(name, call=call, action=action, timeout=timeout)
+    call.ws.registry.record_event("add-adapter", handle.artifact.ref, to_ref=added[1], detail={"lora_name": added[0]})
+    return handle
 
 
 def remove_adapter(name: str, adapter: str, *, timeout: float = 120.0, workspace: Any = None, call: Call | None = None):
     """Stop serving the adapter loaded as ``adapter``; its requests in flight finish first."""
     call = call or Call(workspace=workspace)
+    removed: list[str] = []
 
     def action(spec: DeploySpec, state, folder, timeout):
+        removed[:] = [split_adapter(e)[1] for e in spec.adapters if split_adapter(e)[0] == adapter]
         kept = tuple(e for e in spec.adapters if split_adapter(e)[0] != adapter)
         if len(kept) == len(spec.adapters):
             served = ", ".join(split_adapter(e)[0] for e in spec.adapters) or "none"
@@ -151,4 +164,7 @@ def remove_adapter(name: str, adapter: str, *, timeout: float = 120.0, workspace
         _post(state, folder, "/v1/unload_lora_adapter", {"lora_name": adapter}, timeout)
         return spec.replace(adapters=kept)
 
-    return _change(name, call=call, action=action, timeout=timeout)
+    handle = _change(name, call=call, action=action, timeout=timeout)
+    call.ws.registry.record_event("remove-adapter", handle.artifact.ref, from_ref=removed[0] if removed else None,
+                                  detail={"lora_name": adapter})  # fmt: skip
+    return handle

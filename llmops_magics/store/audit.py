@@ -38,6 +38,9 @@ ACTIONS = (
     "rollback",
     "policy-override",
     "redact",
+    "add-adapter",
+    "remove-adapter",
+    "export",
 )
 
 SCHEMA = """

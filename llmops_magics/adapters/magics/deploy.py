@@ -39,8 +39,9 @@ def _logs(line):
 @argument("name", help="Deployment name.")
 @argument("ref", help="Adapter to serve (adapter://sql-lora/2, sql-lora@production).")
 @argument("--as", dest="as_name", default=None, help="Name clients ask for (default: the adapter's name).")
+@argument("--override-policy", metavar="REASON", help=PolicyError.OVERRIDE_HELP)
 def _add_adapter(line):
-    """%deploy add-adapter NAME REF [--as LORA_NAME]"""
+    """%deploy add-adapter NAME REF [--as LORA_NAME] [--override-policy REASON]"""
 
 
 @magic_arguments()
@@ -124,7 +125,11 @@ class DeployMagics(Magics):
     def _add_adapter(self, rest):
         args = parse(_add_adapter, rest)
         return _serving().add_adapter(
-            args.name, args.ref, as_name=args.as_name, call=call(f"%deploy add-adapter {rest}")
+            args.name,
+            args.ref,
+            as_name=args.as_name,
+            override_policy=args.override_policy,
+            call=call(f"%deploy add-adapter {rest}"),
         )
 
     def _remove_adapter(self, rest):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -232,6 +233,14 @@ def _lineage_graph_of_a_new_adapter(page, lab) -> None:
     # click a node: the sidebar shows that version
     panel.locator('[data-test-id="llmops-graph-node"][data-ref="dataset://tickets/1"]').click()
     page.locator('[data-test-id="llmops-detail"][data-state="ready"][data-ref="dataset://tickets/1"]').wait_for()
+
+    # a reload brings the panel back, drawing the same version (JupyterLab's layout restorer)
+    deadline = time.monotonic() + 30  # the workspace is saved to the server a moment after a layout change
+    while b"llmops-graph:lineage" not in lab.get("lab/api/workspaces")[1]:
+        assert time.monotonic() < deadline, "the lab never saved the lineage panel in its workspace"
+        time.sleep(0.2)
+    page.reload()
+    page.locator('[data-test-id="llmops-graph"][data-state="ready"][data-focus="adapter://graph-lora/1"]').wait_for()
 
 
 def test_traces_section_shows_a_span_tree_and_an_eval_shows_its_charts(lab, tmp_path):

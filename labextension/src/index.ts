@@ -7,14 +7,14 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
+import { Clipboard, ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 
 import { llmopsIcon } from './icon';
 import { SidebarModel } from './model';
 import { RegistryClient } from './request';
 import { LLMOpsSidebar, SIDEBAR_ID } from './view';
-import { graphOpener, selectInSidebar } from './lineage';
+import { graphOpener, LineageGraphPanel, selectInSidebar } from './lineage';
 import { TracesModel, TracesSection } from './traces';
 
 const PLUGIN_ID = 'llmops-magics:sidebar';
@@ -22,6 +22,7 @@ const PLUGIN_ID = 'llmops-magics:sidebar';
 namespace CommandIDs {
   export const open = 'llmops:open-sidebar';
   export const refresh = 'llmops:refresh';
+  export const graph = 'llmops:open-graph';
 }
 
 /** Put `code` into the active notebook's active cell, or a new cell below it when that one has code. */
@@ -59,9 +60,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const client = new RegistryClient(app.serviceManager.serverSettings);
     const model = new SidebarModel(client);
-    const openGraph = graphOpener(app.shell, client, ref => {
-      app.shell.activateById(SIDEBAR_ID);
-      void selectInSidebar(model, ref).catch(() => undefined);
+    // the lineage panel comes back after a reload, drawing the version it drew
+    const graphs = new WidgetTracker<LineageGraphPanel>({ namespace: 'llmops-graph' });
+    const openGraph = graphOpener(
+      app.shell,
+      client,
+      ref => {
+        app.shell.activateById(SIDEBAR_ID);
+        void selectInSidebar(model, ref).catch(() => undefined);
+      },
+      panel => void (graphs.has(panel) ? graphs.save(panel) : graphs.add(panel))
+    );
+    app.commands.addCommand(CommandIDs.graph, {
+      label: 'Open the lineage graph of a version',
+      execute: args => (typeof args.ref === 'string' && args.ref ? openGraph(args.ref) : undefined)
+    });
+    void restorer?.restore(graphs, {
+      command: CommandIDs.graph,
+      args: panel => ({ ref: panel.focus ?? '' }),
+      name: () => 'lineage'
     });
     const sidebar = new LLMOpsSidebar(model, {
       insert: code => insertInto(tracker, code),

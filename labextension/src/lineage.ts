@@ -378,16 +378,19 @@ export class LineageGraphPanel extends Widget {
 export function graphOpener(
   shell: JupyterFrontEnd.IShell,
   source: IGraphSource,
-  openInSidebar: (ref: string) => void
-): (ref: string) => void {
+  openInSidebar: (ref: string) => void,
+  onDrawn?: (panel: LineageGraphPanel) => void
+): (ref: string) => Promise<void> {
   let panel: LineageGraphPanel | null = null;
-  return (ref: string) => {
+  return async (ref: string) => {
     if (!panel || panel.isDisposed) {
       panel = new LineageGraphPanel(source, openInSidebar);
       shell.add(panel, 'main');
     }
     shell.activateById(panel.id);
-    void panel.load(ref);
+    const shown = panel;
+    await shown.load(ref);
+    onDrawn?.(shown); // the layout restorer records which version is drawn
   };
 }
 

@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ValidationError
 from .cache import GenerationCache, cache_key
 from .generations import GenParams, generate_cached
-from .judge import DEFAULT_JUDGE_PROMPTS, JUDGE_MAX_NEW_TOKENS, _variables
+from .judge import DEFAULT_JUDGE_PROMPTS, JUDGE_MAX_NEW_TOKENS, judge_variables
 from .metrics import Example, MetricContext, metric
 from .model_metrics import split_sentences
 
@@ -224,9 +224,9 @@ def support(examples: Sequence[Example], ctx: MetricContext):
     from ..tracing.spans import operation_span
 
     runner, o = ctx.judges, ctx.options
-    pv = runner._prompt("support", ctx.arg)
+    pv = runner.prompt("support", ctx.arg)
     jobs = [(i, c) for i, ex in enumerate(examples) if ex.context for c in extract_claims(ex.output)]
-    payloads = [pv.render({**_variables(examples[i]), "claim": c}) for i, c in jobs]
+    payloads = [pv.render({**judge_variables(examples[i]), "claim": c}) for i, c in jobs]
     payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
     votes: list[list[str | None]] = [[] for _ in jobs]
     if jobs:

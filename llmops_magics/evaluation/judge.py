@@ -142,7 +142,8 @@ class JudgeRunner:
             raise ValidationError(f"judge_k must be at least 1, found {self.options.judge_k}")
         _scale(params, metric_name)
 
-    def _prompt(self, metric_name: str, arg: str | None):
+    def prompt(self, metric_name: str, arg: str | None):
+        """The judge prompt version of ``metric_name`` (the project's default saved on first use), kept per runner."""
         key = f"{metric_name}:{arg}"
         if key not in self._prompts:
             from ..ops.prompts import save_prompt
@@ -174,10 +175,10 @@ class JudgeRunner:
     def judge(
         self, metric_name: str, arg: str | None, examples: Sequence[Example], ctx: MetricContext
     ) -> dict[str, list]:
-        pv = self._prompt(metric_name, arg)
+        pv = self.prompt(metric_name, arg)
         lo, hi = _scale(pv.params, metric_name)
         todo = [i for i, ex in enumerate(examples) if metric_name != "faithfulness_judge" or ex.context]
-        payloads = [pv.render(**_variables(examples[i])) for i in todo]
+        payloads = [pv.render(**judge_variables(examples[i])) for i in todo]
         payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
         o = self.options
         runs: list[list[float | None]] = [[] for _ in todo]
@@ -221,7 +222,8 @@ def _scale(params: Mapping[str, Any], metric_name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _variables(ex: Example) -> Mapping[str, Any]:
+def judge_variables(ex: Example) -> Mapping[str, Any]:
+    """What a judge prompt may use: the row's columns, the question, the answer, the reference, the context."""
     return {
         **ex.row,
         "question": ex.row.get("question", ex.prompt),

@@ -32,7 +32,7 @@ from ..store.records import thaw
 if TYPE_CHECKING:
     from ..store import Artifact, Registry
 
-__all__ = ["subject", "gather", "base_of", "DESCRIBED_KINDS"]
+__all__ = ["subject", "gather", "base_of", "data_facts", "eval_facts", "fairness_facts", "DESCRIBED_KINDS"]
 
 DESCRIBED_KINDS = ("adapter", "model")
 DATA_RELATIONS = ("train_data", "eval_data", "data")
@@ -95,7 +95,8 @@ def _pii(reg: Registry, data: Artifact) -> dict[str, Any] | None:
             "texts_scanned": meta.get("texts_scanned"), "limit": (scan.spec.get("args") or {}).get("limit")}  # fmt: skip
 
 
-def _data(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+def data_facts(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+    """The data sets ``art`` was made from (one step up), with digests and their newest PII scan."""
     out, seen = [], set()
     for edge in reg.upstream(art, depth=1):
         if edge.relation not in DATA_RELATIONS or (edge.source, edge.relation) in seen:
@@ -135,7 +136,8 @@ def _eval_metrics(reg: Registry, ev: Artifact, label: str, names: list[str]) -> 
     return out
 
 
-def _evals(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+def eval_facts(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+    """The evals of ``art`` (one step down), each with its data set and metric means."""
     out = []
     for ev in _direct(reg, art, "eval"):
         meta = thaw(ev.metadata)
@@ -149,7 +151,8 @@ def _evals(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
     return out
 
 
-def _fairness(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+def fairness_facts(reg: Registry, art: Artifact) -> list[dict[str, Any]]:
+    """The fairness reports whose target is ``art``, with each gap and its interval."""
     out = []
     for rep in _direct(reg, art, "fairness"):
         if rep.metadata.get("target") != art.ref:
@@ -187,12 +190,12 @@ def gather(reg: Registry, art: Artifact) -> dict[str, Any]:
             "created": art.created.date().isoformat(),
         },
         "base": base_of(reg, art),
-        "data": _data(reg, art),
+        "data": data_facts(reg, art),
         "hyperparameters": _hyperparameters(art),
         "training_metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if _number(v) is not None},
         "prompt_template": meta.get("prompt_template"),
-        "evals": _evals(reg, art),
-        "fairness": _fairness(reg, art),
+        "evals": eval_facts(reg, art),
+        "fairness": fairness_facts(reg, art),
         "wandb": _wandb(art),
         "libraries": meta.get("libraries") or None,
     }

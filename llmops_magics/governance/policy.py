@@ -192,9 +192,9 @@ def _card(reg: Registry, art: Artifact) -> str | None:
 
 
 def _pii(reg: Registry, art: Artifact, max_findings: int) -> list[str]:
-    from .card_facts import _data
+    from .card_facts import data_facts
 
-    data = [d for d in _data(reg, art) if d["relation"] in ("train_data", "data")]
+    data = [d for d in data_facts(reg, art) if d["relation"] in ("train_data", "data")]
     if not data:
         return ["a passing PII scan of its training data (no training data in its lineage)"]
     out = []
@@ -210,9 +210,9 @@ def _pii(reg: Registry, art: Artifact, max_findings: int) -> list[str]:
 
 
 def _eval(reg: Registry, art: Artifact, metric: str, minimum: float) -> str | None:
-    from .card_facts import _evals
+    from .card_facts import eval_facts
 
-    values = [(m["value"], e["ref"]) for e in _evals(reg, art) for m in e["metrics"] if m["name"] == metric]
+    values = [(m["value"], e["ref"]) for e in eval_facts(reg, art) for m in e["metrics"] if m["name"] == metric]
     if any(v >= minimum for v, _ in values):
         return None
     best = max(values, default=None)
@@ -221,7 +221,7 @@ def _eval(reg: Registry, art: Artifact, metric: str, minimum: float) -> str | No
 
 
 def _fairness(reg: Registry, art: Artifact, max_gap: float) -> str | None:
-    from .card_facts import _fairness as reports
+    from .card_facts import fairness_facts as reports
 
     found = reports(reg, art)
     if not found:

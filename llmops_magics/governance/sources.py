@@ -138,10 +138,12 @@ def _prompt(ws: Workspace, ref: Any, columns: tuple[str, ...], limit: int | None
 
 def _deployment(ws: Workspace, ref: Any, columns: tuple[str, ...], limit: int | None) -> Source:
     from ..serving.records import require_state
-    from ..serving.requestlog import read_requests
+    from ..serving.requestlog import logs_requests, no_log_message, read_requests
 
     reg = ws.registry
     state = require_state(reg, ref.name)
+    if not logs_requests(state):
+        raise ValidationError(no_log_message(ref.name, "there is nothing to scan"))
     art = reg.resolve(ref) if ref.version is not None or ref.alias else None
     if art is None and state.get("ref"):
         art = reg.resolve(state["ref"])

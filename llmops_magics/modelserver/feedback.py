@@ -8,7 +8,8 @@ Body: ``{"request_id": "cmpl-…", "score": 0.8}`` or ``{"request_id": …, "lab
 
 The request's own log row is written in the background; the route flushes the log first,
 so feedback sent the moment a response arrives finds its request. An unknown request id is a
-404, a bad field a 400 naming it, both in OpenAI's error shape.
+404, a bad field a 400 naming it, both in OpenAI's error shape. A deployment started with
+``--no-request-log`` has no log to rate against: every rating is a 409 (``request_log_off``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import NotFoundError, ValidationError
-from ..serving.requestlog import write_feedback
+from ..serving.requestlog import no_log_message, write_feedback
 from .protocol import RequestError, parse_body
 
 __all__ = ["FeedbackRequest", "store_feedback"]
@@ -37,8 +38,11 @@ class FeedbackRequest(BaseModel):
 
 def store_feedback(service: Any, raw: bytes) -> dict[str, Any]:
     """Validate, flush the log, store; runs in a worker thread (it waits on the disk)."""
-    req = parse_body(FeedbackRequest, raw)
     log = service.log
+    if not log.enabled:
+        reason = no_log_message(service.spec.name, "there is no logged request to rate")
+        raise RequestError(reason, status=409, code="request_log_off")
+    req = parse_body(FeedbackRequest, raw)
     log.flush()
     try:
         row = write_feedback(

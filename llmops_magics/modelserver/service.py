@@ -75,7 +75,7 @@ class Service:
         from ..governance.filters import LogRedactor
         from ..models.loading import load_model, resolve_model_source
         from ..prompts import get_prompt
-        from ..serving.requestlog import RequestLog, monitor_path
+        from ..serving.requestlog import NoRequestLog, RequestLog, monitor_path
         from .metrics import ServerMetrics
         from .telemetry import WandbReporter
 
@@ -128,7 +128,11 @@ class Service:
             interval=spec.metrics_interval,
         )
         redact = LogRedactor() if spec.log_text and spec.redact_log else None  # built on the first logged batch
-        log = RequestLog(monitor_path(rt["home"], spec.name), log_text=spec.log_text, salt=spec.name, redact=redact)
+        db = monitor_path(rt["home"], spec.name)
+        if spec.request_log:
+            log = RequestLog(db, log_text=spec.log_text, salt=spec.name, redact=redact)
+        else:  # --no-request-log: no writer thread, no file; the feedback route refuses
+            log = NoRequestLog(db, salt=spec.name)
         service = cls(spec, rt.get("artifact"), arms, metrics, log, reporter)
         service.api_key_sha256 = rt.get("api_key_sha256")
         service.admin_sha256 = rt.get("admin_sha256")

@@ -133,9 +133,12 @@ def run(spec: AbSpec, call: Call) -> AbTest:
     """Run an ``AbSpec`` (see ``llmops_magics.ab``)."""
     from ..recording.publish import publish
     from ..serving.records import require_state
+    from ..serving.requestlog import logs_requests, no_log_message
 
     ws = call.ws
     state = require_state(ws.registry, spec.name)
+    if not logs_requests((ws.registry.resolve(state["ref"]).spec or {}).get("args")):
+        raise ValidationError(no_log_message(spec.name, "there is no traffic to compare the arms on"))
     canary = state.get("canary")
     if not canary:
         raise ValidationError(

@@ -43,6 +43,7 @@ PREVIOUS_ROWS = 5000  # output lengths before the window: the newest this many r
 def run(spec: MonitorSpec, call: Call) -> MonitorReport | Job:
     """Run a ``MonitorSpec`` once, or (``every``) as a background job that repeats it."""
     if spec.every is not None:
+        _logged(call.ws, spec.name)  # refused now, not as a message every round of the job
         return _repeat(spec, call)
     return check_deployment(spec, call)
 
@@ -50,14 +51,11 @@ def run(spec: MonitorSpec, call: Call) -> MonitorReport | Job:
 def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None) -> MonitorReport:
     """One monitor run; everything is checked before the log is read, nothing written until the end."""
     from ..context.home import project_config
-    from ..ops.deploy import DeploySpec
     from ..ops.monitor import _duration, seconds
-    from ..serving.records import load_config, require_state
     from ..serving.requestlog import read_requests
 
     ws = call.ws
-    state = require_state(ws.registry, spec.name)
-    deployed = DeploySpec.from_dict(load_config(state)["spec"])
+    state, deployed = _logged(ws, spec.name)
     config = project_config().get("monitor") or {}
     limits = thresholds(spec.thresholds, config)
     window = spec.window or _duration(config.get("window", "1h"))
@@ -90,6 +88,19 @@ def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None)
     resolved = spec.replace(window=window, thresholds=limits, baseline=report.baseline)
     report.artifact = _save(ws, resolved, call, report)
     return report
+
+
+def _logged(ws: Workspace, name: str) -> tuple[dict[str, Any], DeploySpec]:
+    """The deployment's state and spec; a deployment without a request log is refused (nothing to check)."""
+    from ..ops.deploy import DeploySpec
+    from ..serving.records import load_config, require_state
+    from ..serving.requestlog import no_log_message
+
+    state = require_state(ws.registry, name)
+    deployed = DeploySpec.from_dict(load_config(state)["spec"])
+    if not deployed.request_log:
+        raise ValidationError(no_log_message(name, "there is nothing to monitor"))
+    return state, deployed
 
 
 def _baseline(ws: Workspace, spec: MonitorSpec, state: dict[str, Any]) -> Any:

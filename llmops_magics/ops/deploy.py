@@ -158,6 +158,11 @@ class DeploySpec(Spec):
         check=_within("default_max_tokens", 1, 4096),
         help="Completion length when a request gives none.",
     )
+    request_log: bool = option(
+        True,
+        flag="--no-request-log",
+        help="Write no request log: no rows, so no monitor, A/B analysis, feedback or dataset from traffic.",
+    )
     log_text: bool = option(False, help="Store prompt and completion texts in the request log.")
     redact_log: bool = option(
         True,
@@ -186,6 +191,8 @@ class DeploySpec(Spec):
             raise ValidationError(
                 "adapters by name are served by the builtin engine; the vllm export serves one version"
             )
+        if self.log_text and not self.request_log:
+            raise ValidationError("log_text needs the request log: --log-text and --no-request-log exclude each other")
         if self.engine == "vllm" and self.canary is not None:
             raise ValidationError("the vllm engine serves one version; run the canary on the builtin or ray engine")
 
@@ -222,6 +229,7 @@ def deploy(
     batching: str = "continuous",
     max_wait_ms: float = 10.0,
     default_max_tokens: int = 64,
+    request_log: bool = True,
     log_text: bool = False,
     redact_log: bool = True,
     reference_data: str | None = None,
@@ -241,7 +249,8 @@ def deploy(
     With ``canary="REF:10%"`` and ``target`` naming a running deployment, that deployment
     gets a canary arm instead (see ``set_canary``). With ``engine="vllm", export=DIR``
     nothing starts: a ``VllmExport`` folder is written. With ``log_text=True`` the logged
-    texts have their personal data replaced (``<EMAIL_ADDRESS>``) unless ``redact_log=False``.
+    texts have their personal data replaced (``<EMAIL_ADDRESS>``) unless ``redact_log=False``;
+    ``request_log=False`` logs no request at all (what reads the log then refuses, saying why).
     What is served must meet ``[tool.llmops.policy.deploy]`` (``PolicyError`` names what it
     lacks) unless ``override_policy`` gives a reason, recorded in the audit trail.
     """

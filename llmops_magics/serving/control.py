@@ -163,6 +163,7 @@ def _start(
         "adapters": list(spec.adapters),
         "log_path": str(folder / "server.log"),
         "monitor_db": str(monitor_path(reg.home, spec.name)),
+        "request_log": spec.request_log,  # False: monitor_db is never written (--no-request-log)
         "config_path": str(folder / f"config-v{art.version}.json"),
         "auth": spec.auth,
     }

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..context.workspaces import Workspace, current
 from ..display.html import kv_html, mimebundle
+from ..errors import ValidationError
 from ..monitoring.reference import reference_texts
 from ..ops.deploy import DeploySpec
 from .records import load_config, require_state
@@ -124,6 +125,10 @@ def deployment_drift(
     ws = workspace or current()
     state = require_state(ws.registry, name)
     spec = DeploySpec.from_dict(load_config(state)["spec"])
+    if not spec.request_log:
+        from .requestlog import no_log_message
+
+        raise ValidationError(no_log_message(name, "there are no inputs to compare with the reference data"))
     rows: list[Mapping[str, Any]] = [
         r
         for r in read_requests(state["monitor_db"], since=time.time() - window_s, limit=limit, with_text=True)

@@ -35,12 +35,20 @@ class TrafficSource:
     log: Path
     log_text: bool
     state: dict[str, Any] | None  # the running record; None once the deployment was stopped
+    request_log: bool = True  # False: deployed with --no-request-log, the log was never written
 
     @property
     def ref(self) -> str:
         return self.artifact.ref
 
+    def require_log(self, purpose: str) -> None:
+        from .requestlog import no_log_message
+
+        if not self.request_log:
+            raise ValidationError(no_log_message(self.name, purpose))
+
     def require_text(self, purpose: str) -> None:
+        self.require_log(purpose)
         if not self.log_text:
             raise ValidationError(
                 f"deployment {self.name!r} ({self.ref}) logs no texts, so {purpose}; "
@@ -58,7 +66,7 @@ class TrafficSource:
 
 def traffic_source(ws: Any, name: str) -> TrafficSource:
     from .records import NAMESPACE
-    from .requestlog import monitor_path
+    from .requestlog import logs_requests, monitor_path
 
     reg = ws.registry
     state = reg.get_state(NAMESPACE, name)
@@ -67,8 +75,8 @@ def traffic_source(ws: Any, name: str) -> TrafficSource:
     except NotFoundError:
         raise NotFoundError(f"no deployment is named {name!r}") from None
     log = Path(state["monitor_db"]) if state and state.get("monitor_db") else monitor_path(reg.home, name)
-    log_text = bool((art.spec.get("args") or {}).get("log_text")) if art.spec else False
-    return TrafficSource(name, art, log, log_text, state)
+    args = (art.spec or {}).get("args") or {}
+    return TrafficSource(name, art, log, bool(args.get("log_text")), state, logs_requests(args))
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,7 @@ def feedback(
 
     ws = workspace or current()
     source = traffic_source(ws, deployment)
+    source.require_log("there is no logged request to rate")
     if source.served_here:
         body = {"request_id": request_id, "score": score, "label": label, "correction": correction, "user": user}
         out = _through_server(ws, source, {k: v for k, v in body.items() if v is not None}, timeout)

@@ -4,7 +4,7 @@ The record says where the server is and how to stop it; the JupyterLab sidebar a
 fresh kernel read it::
 
     {"name", "ref", "target", "prompt", "pid", "pid_started", "port", "url", "host", "started_at",
-     "status", "engine", "canary", "log_path", "monitor_db", "config_path", "auth"}
+     "status", "engine", "canary", "log_path", "monitor_db", "request_log", "config_path", "auth"}
 
 The config file next to it is what the server process was started with: ``{"spec": the
 stored DeploySpec, "runtime": {home, artifact, api_key_sha256, wandb settings}}``.

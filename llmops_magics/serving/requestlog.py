@@ -8,6 +8,12 @@ are stored only when the deployment was started with ``log_text=True``, and then
 their personal data replaced by the writer thread (``redact``; off with ``redact_log=False``);
 user ids are stored as a short salted digest, never as given.
 
+A deployment started with ``request_log=False`` (``--no-request-log``) gets a ``NoRequestLog``
+instead: the server writes nothing, not even the file. What reads the log (the monitor,
+``%deploy ab``, feedback, ``%dataset from-log``, the status and the monitor panel) then
+refuses or says so with ``no_log_message`` rather than showing an empty window as if no
+traffic had come.
+
 Feedback on an answer lives in the same file (table ``feedback``, keyed by the request id
 the response carried): a score in [0, 1] (``up`` is 1, ``down`` is 0), an optional
 corrected answer, when, and the rater's digest. A request may be rated several times; the
@@ -30,6 +36,9 @@ from ..errors import NotFoundError, ValidationError
 
 __all__ = [
     "RequestLog",
+    "NoRequestLog",
+    "logs_requests",
+    "no_log_message",
     "read_requests",
     "monitor_path",
     "COLUMNS",
@@ -141,6 +150,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 class RequestLog:
     """Queue records with ``record``; a daemon thread inserts them every ``interval`` seconds."""
 
+    enabled = True
+
     def __init__(
         self,
         path: str | Path,
@@ -224,6 +235,46 @@ class RequestLog:
         """Write what is queued, then stop the writer."""
         self._queue.put(None)
         self._thread.join(timeout)
+
+
+class NoRequestLog:
+    """The log of a deployment that keeps none (``request_log=False``): every call is a no-op.
+
+    Same face as ``RequestLog`` (``path``, ``log_text``, ``user_digest``, ``record``, ``flush``,
+    ``close``) so the server has one code path; ``enabled`` is what the feedback route asks.
+    """
+
+    enabled = False
+    log_text = False
+
+    def __init__(self, path: str | Path, *, salt: str = "") -> None:
+        self.path = Path(path)
+        self._salt = salt
+
+    def user_digest(self, user: str | None) -> str | None:
+        return user_digest(self._salt, user)
+
+    def record(self, row: Mapping[str, Any]) -> None:
+        pass
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        pass
+
+
+def logs_requests(args: Mapping[str, Any] | None) -> bool:
+    """Whether a stored deploy spec's ``args`` (or a state record) keep a request log (the default)."""
+    return (args or {}).get("request_log", True) is not False
+
+
+def no_log_message(name: str, purpose: str) -> str:
+    """The one line every reader of the log gives for a deployment that keeps none."""
+    return (
+        f"deployment {name!r} keeps no request log (deployed with --no-request-log), so {purpose}; "
+        f"redeploy it without --no-request-log to log requests"
+    )
 
 
 def read_requests(

@@ -14,7 +14,7 @@ from ..display.result_charts import request_timeline
 from .launcher import tail
 from .liveness import liveness
 from .records import NAMESPACE, require_state
-from .requestlog import read_requests
+from .requestlog import logs_requests, no_log_message, read_requests
 from .stats import summarize
 from .views import Deployment, DeploymentList, DeploymentStatus, LogTail
 
@@ -50,6 +50,9 @@ def deployment_status(name: str, *, window_s: float = 300.0, workspace: Workspac
     ws = workspace or current()
     state, health = _refresh(ws, require_state(ws.registry, name))
     now = time.time()
+    if not logs_requests(state):
+        note = no_log_message(name, "there are no latency, throughput or error figures")
+        return DeploymentStatus(name, state, state["status"], health, summarize([], window_s), window_s, None, note)
     rows = read_requests(state["monitor_db"], since=now - window_s)
     timeline = request_timeline(rows, window_s, now=now)
     return DeploymentStatus(name, state, state["status"], health, summarize(rows, window_s), window_s, timeline)
@@ -70,13 +73,15 @@ def monitor_snapshot(name: str, *, window_s: float = 60.0, workspace: Workspace 
         return {"name": name, "status": "stopped", "state": None, "summary": summarize([], window_s)}
     live = liveness(state, timeout=1.0)
     status, health = live.state, live.health
-    rows = read_requests(state["monitor_db"], since=time.time() - window_s)
+    logged = logs_requests(state)
+    rows = read_requests(state["monitor_db"], since=time.time() - window_s) if logged else []
     return {
         "name": name,
         "status": status,
         "state": state,
         "health": health,
         "summary": summarize(rows, window_s),
+        "note": None if logged else no_log_message(name, "this panel has no figures to show"),
         "window_s": window_s,
         "at": time.time(),
     }

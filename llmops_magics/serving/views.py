@@ -186,6 +186,7 @@ class DeploymentStatus:
     summary: Mapping[str, Any]
     window_s: float
     timeline: Mapping[str, Any] | None = None  # ``display.result_charts.request_timeline`` of the window
+    note: str | None = None  # why there are no figures (a deployment without a request log), shown instead
 
     COLUMNS = ("arm", "requests", "errors", "req/s", "p50 ms", "p95 ms", "ttft p50 ms", "tokens in", "tokens out")
 
@@ -223,7 +224,7 @@ class DeploymentStatus:
 
     def __str__(self) -> str:
         head = "  ".join(f"{k}: {v}" for k, v in self._head().items())
-        return head + "\n" + text_table(self.COLUMNS, self._rows())
+        return head + "\n" + (self.note or text_table(self.COLUMNS, self._rows()))
 
     def charts(self) -> list:
         """Latency (p50, p95) and throughput over the window, in time slices."""
@@ -234,6 +235,8 @@ class DeploymentStatus:
     def _repr_mimebundle_(self, include=None, exclude=None):
         from ..display.charts import with_charts
 
+        if self.note:
+            return mimebundle(str(self), kv_html(self._head()) + f"<p><i>{esc(self.note)}</i></p>")
         bundle = mimebundle(str(self), kv_html(self._head()) + table_html(self.COLUMNS, self._rows()))
         return with_charts(bundle, self.charts())
 

@@ -82,6 +82,8 @@ class DeploymentMonitor:
         return f"<b>{esc(self.name)}</b> <span style='color:{color}'>● {esc(status)}</span> <code>{esc(url)}</code>"
 
     def _table_html(self, snap: dict[str, Any]) -> str:
+        if snap.get("note"):  # no request log: one line instead of a table of zeros
+            return f"<i>{esc(snap['note'])}</i>"
         summary = snap["summary"]
         versions = {
             a["arm"]: f"{a['arm']}: {a['version']} ({a['weight']:g}%)"

@@ -91,6 +91,40 @@ def test_a_short_answer_leaves_the_batch_while_a_long_one_goes_on(folders):
     assert all(j.batch_size == 2 for j in jobs)
 
 
+def test_a_request_that_takes_a_finished_rows_place_later_answers_as_if_alone(folders):
+    """A finished row stays in the cache as a masked hole (decoding filler tokens) until a request
+    takes its place; the newcomer must see none of what the hole held or decoded meanwhile."""
+    from llmops_magics.models.loading import load_model
+
+    loaded = load_model(folders.base)
+    first = [("", 2), (PROMPTS[0], 100), ("", 100), (PROMPTS[6], 100)]  # row 0 finishes first: a hole, not the tail
+    later = [(PROMPTS[6], 9), (PROMPTS[2], 30), ("", 5)]  # the first takes row 0; the rest are appended
+    alone = [generate(loaded, [p], max_new_tokens=n, min_new_tokens=n, temperature=0)[0] for p, n in first + later]
+    batcher = ContinuousBatcher(loaded, max_batch_size=8)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+
+        def submit(cases):
+            return [batcher.submit(Job(p, GenParams(max_tokens=n, min_tokens=n), loop)) for p, n in cases]
+
+        early = submit(first)
+        await early[0].future
+        passes = batcher.batches
+        while batcher.batches < passes + 20:  # the hole decodes filler (more columns than a prompt) before it is taken
+            await asyncio.sleep(0.001)
+        rest = submit(later)
+        return early + rest, await asyncio.gather(*(j.future for j in early + rest))
+
+    try:
+        jobs, results = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert [r.text for r in results] == [a.text for a in alone]
+    assert all(j.started > jobs[0].finished for j in jobs[len(first) :])
+    assert all(j.finished > jobs[-1].started for j in jobs[1:4]), "the long rows were still decoding"
+
+
 def test_an_abandoned_sequence_frees_its_slot_for_the_next_request(folders):
     from llmops_magics.models.loading import load_model
 

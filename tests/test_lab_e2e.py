@@ -254,7 +254,7 @@ def test_traces_section_shows_a_span_tree_and_an_eval_shows_its_charts(lab, tmp_
     with chromium() as page:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(lab.page_url("lab"))
+        page.goto(lab.page_url("lab") + "&reset")  # a fresh layout, not the one the test before left saved
         open_sidebar(page)
         page.locator('[data-test-id="llmops-list"][data-state="ready"]').wait_for()
 

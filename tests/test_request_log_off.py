@@ -108,7 +108,7 @@ def test_feedback_over_http_is_a_409_naming_the_missing_log(quiet):
 
 @pytest.mark.slow
 def test_kernel_feedback_from_log_and_ab_refuse_with_the_reason(quiet):
-    from llmops_magics import ab, dataset_from_log, feedback, monitor
+    from llmops_magics import ab, dataset_from_log, feedback, monitor, retrain
 
     ws = quiet["ws"]
     with pytest.raises(ValidationError, match=NO_LOG + ", so there is no logged request to rate"):
@@ -121,6 +121,8 @@ def test_kernel_feedback_from_log_and_ab_refuse_with_the_reason(quiet):
         monitor("quiet", workspace=ws)
     with pytest.raises(ValidationError, match=NO_LOG):  # refused at once, not by a job that keeps trying
         monitor("quiet", every="5m", workspace=ws)
+    with pytest.raises(ValidationError, match=NO_LOG + ", so a retrain's canary would have no logged traffic"):
+        retrain("quiet", data="anything", workspace=ws)  # before any training, not at its A/B step
 
 
 @pytest.mark.slow

@@ -64,6 +64,7 @@ def make_plan(ws: Workspace, spec: RetrainSpec) -> Plan:
     from ..serving.feedback import traffic_source
     from ..serving.liveness import liveness
     from ..serving.records import require_state
+    from ..serving.requestlog import no_log_message
 
     reg = ws.registry
     monitor, name = None, spec.name
@@ -80,6 +81,8 @@ def make_plan(ws: Workspace, spec: RetrainSpec) -> Plan:
     if name is None:
         raise ValidationError("retrain needs a deployment name, or --on-failure MONITOR_REF to take it from")
     state = require_state(reg, name)
+    if state.get("request_log") is False:  # refused now, not at its A/B step
+        raise ValidationError(no_log_message(name, "a retrain's canary would have no logged traffic to be judged on"))
     if state.get("canary"):
         arm = state["canary"]
         raise ValidationError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -242,3 +243,46 @@ class OpenAIServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
+
+
+class ScoringJudge:
+    """A judge endpoint on 127.0.0.1 that replies ``score(prompt)`` to every prompt of a completions request.
+
+    For tests of what a judge's verdicts do (the monitor's live quality, the A/B quality
+    metric), not of a model: ``calls`` counts the prompts judged, ``url`` is its base.
+    """
+
+    def __init__(self, score: Callable[[str], str]) -> None:
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send({"object": "list", "data": [{"id": "judge", "object": "model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+                judge.calls += len(prompts)
+                choices = [{"index": i, "text": score(p), "finish_reason": "stop"} for i, p in enumerate(prompts)]
+                usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+                self._send({"choices": choices, "usage": usage})
+
+        self.calls = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -9,12 +9,11 @@ otherwise, and counts its calls. The simulation checks the sample against a know
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from eval_support import ScoringJudge
 
 from llmops_magics import ValidationError, ab
 from llmops_magics.errors import EndpointError
@@ -32,48 +31,14 @@ from llmops_magics.serving.requestlog import RequestLog, monitor_path
 PRIMARY, CANARY = "adapter://qa-lora/1", "adapter://qa-lora/2"
 
 
-class ScriptedJudge:
-    """An OpenAI-compatible completions endpoint: "5" when the judged answer says "good", "1" otherwise."""
-
-    def __init__(self) -> None:
-        judge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send({"object": "list", "data": [{"id": "judge", "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-                judge.calls += len(prompts)
-                score = lambda p: "5" if "Answer: good" in p else "1"
-                choices = [{"index": i, "text": score(p), "finish_reason": "stop"} for i, p in enumerate(prompts)]
-                self._send({"choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
-
-        self.calls = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _score(prompt: str) -> str:
+    """ "5" when the judged answer says "good", "1" otherwise."""
+    return "5" if "Answer: good" in prompt else "1"
 
 
 @pytest.fixture
 def judge():
-    j = ScriptedJudge()
+    j = ScoringJudge(_score)
     yield j
     j.close()
 

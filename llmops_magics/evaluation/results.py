@@ -223,8 +223,16 @@ class EvalResult:
             "status": status,
             "data": f"{self.data} [{self.split or 'all rows'}, {n} examples]",
             **{t["label"]: t["name"] for t in self.targets},
+            **self._usage(),
             "cache": f"{self.cache_hits} of {self.cache_hits + self.generated} answers from the cache",
         }
+
+    def _usage(self) -> dict[str, str]:
+        """``{"A tokens": "120 in + 24 out tokens, $0.0003; judge …"}``: what each target's calls spent."""
+        from .usage import usage_line
+
+        lines = {t["label"]: usage_line(self.summary.get(t["label"], {})) for t in self.targets}
+        return {f"{label} tokens": line for label, line in lines.items() if line is not None}
 
     def __str__(self) -> str:
         head = "\n".join(f"{k}: {v}" for k, v in self._head().items())

@@ -31,6 +31,7 @@ from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
 from .targets import Target, resolve_targets, split_names
+from .usage import answer_totals
 
 __all__ = ["run", "cache_path", "REFERENCE_COLUMNS", "ALPHA"]
 
@@ -286,7 +287,7 @@ def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: 
         per_target[t.label] = {
             "examples": examples,
             "values": values,
-            "notes": mctx.notes,
+            "notes": {**answer_totals(examples, t.model_ref), **mctx.notes},  # tokens and cost, always
             "details": mctx.details,
             "cache_hits": sum(g.cached for g in gens),
             "seconds": time.perf_counter() - t_started,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..ops.compare import CompareSpec
     from ..store import Artifact
 
-__all__ = ["Leaderboard", "run_compare", "prices", "price_of"]
+__all__ = ["Leaderboard", "run_compare", "prices", "price_of", "price_entry"]
 
 KIND = "selection"
 _OPERATIONAL = {"latency_s", "completion_tokens", "prompt_tokens", "ttft_s"}
@@ -47,9 +47,9 @@ def prices() -> dict[str, dict[str, float]]:
     return out
 
 
-def price_of(model: str | None, table: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
-    """The price of ``model`` (a reference, URL or name): by the text itself, then by its registry name
-    (``model://name/3`` or ``name@alias`` → ``name``); zero for a model the table does not price."""
+def price_entry(model: str | None, table: dict[str, dict[str, float]] | None = None) -> dict[str, float] | None:
+    """The price the table gives ``model`` (a reference, URL or name): by the text itself, then by its
+    registry name (``model://name/3`` or ``name@alias`` → ``name``); None when it gives none."""
     table = prices() if table is None else table
     if model:
         if model in table:
@@ -57,7 +57,13 @@ def price_of(model: str | None, table: dict[str, dict[str, float]] | None = None
         name = model.split("://", 1)[-1].split("@", 1)[0].rsplit("/", 1)[0] if "://" in model else model.split("@")[0]
         if name in table:
             return table[name]
-    return {"input": 0.0, "output": 0.0}
+    return None
+
+
+def price_of(model: str | None, table: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    """The price of ``model`` as ``price_entry`` finds it; zero for a model the table does not price."""
+    entry = price_entry(model, table)
+    return entry if entry is not None else {"input": 0.0, "output": 0.0}
 
 
 @dataclass

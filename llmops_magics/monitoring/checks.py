@@ -38,6 +38,7 @@ DEFAULTS: dict[str, float] = {
     "p95_queue_ms": 2000.0,  # waiting for a batch slot before the first forward pass; fail above
     "error_rate": 0.05,  # share of requests answered with status >= 400; fail above
     "min_throughput_rps": 0.0,  # successful requests per second; fail below (0: never)
+    "max_cost_per_1k": 0.0,  # dollars per 1,000 answered requests at [tool.llmops.prices]; fail above (0: no limit)
     "warn_ratio": 0.8,  # a service level warns at this fraction of its limit
     "alpha_warn": 0.05,  # drift: a permutation test significant at this level warns
     "alpha_fail": 0.01,  # ... and at this level, with a large enough effect, fails

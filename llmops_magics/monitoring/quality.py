@@ -80,12 +80,17 @@ def _judge(ws: Workspace, baseline: Artifact) -> tuple[Any, str, str | None] | s
     )
 
 
-def _scores(runner: Any, metric: str, arg: str | None, pairs: Sequence[tuple[str, str]]) -> list[float]:
+def _scores(runner: Any, metric: str, arg: str | None, pairs: Sequence[tuple[str, str]], spent: dict) -> list[float]:
+    """The judge's scores of ``pairs``; its tokens and dollars are added to ``spent``."""
     from ..evaluation.metrics import Example, MetricContext
+    from ..evaluation.usage import JUDGE_KEYS
 
     examples = [Example(i, {}, str(p), str(o), None, 0, 0, 0.0, "stop", False) for i, (p, o) in enumerate(pairs)]
     ctx = MetricContext(target=None, options=runner.options, arg=arg, judges=runner)
-    return [s for s in runner.judge(metric, arg, examples, ctx)[metric] if s is not None]
+    scores = [s for s in runner.judge(metric, arg, examples, ctx)[metric] if s is not None]
+    for key in JUDGE_KEYS:
+        spent[key] = spent.get(key, 0) + ctx.notes.get(key, 0)
+    return scores
 
 
 def quality_check(
@@ -128,9 +133,10 @@ def quality_check(
     past = [
         (r["prompt"], r.get("output") or "") for r in result.records if r.get("target") == first and r.get("prompt")
     ]
+    spent: dict[str, float] = {}  # the judge's tokens and dollars (evaluation/usage.py)
     try:
-        live_scores = _scores(runner, metric, arg, subsample(live, sample, seed))
-        base_scores = _scores(runner, metric, arg, subsample(past, sample, seed))
+        live_scores = _scores(runner, metric, arg, subsample(live, sample, seed), spent)
+        base_scores = _scores(runner, metric, arg, subsample(past, sample, seed), spent)
     except ValidationError as exc:
         return skip(NAME, str(exc), baseline=baseline.ref)
     finally:
@@ -147,5 +153,5 @@ def quality_check(
     status = "fail" if hi < 0 and live_mean - base_mean <= -drop else "warn" if hi < 0 else "pass"
     details = {"baseline": baseline.ref, "baseline_score": base_mean, "delta": live_mean - base_mean, "ci": [lo, hi],
                "n": len(live_scores), "n_baseline": len(base_scores), "judge": f"{metric}:{arg}" if arg else metric,
-               "judge_model": runner.used_model}  # fmt: skip
+               "judge_model": runner.used_model, **spent}  # fmt: skip
     return Check(NAME, status, live_mean, base_mean, base_mean - drop, "below", "judge 0-1", details=details)

@@ -35,7 +35,9 @@ class MonitorReport:
     thresholds: dict[str, float]
     reference: str | None = None  # the data set drift was measured against
     baseline: str | None = None  # the eval live quality was compared with
+    usage: dict[str, Any] | None = None  # tokens and dollars of the window's answered requests (``usage.py``)
     artifact: Artifact | None = field(default=None, repr=False)
+    _run: Any = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -52,6 +54,24 @@ class MonitorReport:
     @property
     def ref(self) -> str | None:
         return self.artifact.ref if self.artifact is not None else None
+
+    @property
+    def wandb(self) -> dict[str, Any]:
+        """Where this run's W&B run is (``run_id``, ``mode``, ``run_dir``); waits, bounded, for it to start."""
+        if self._run is not None:
+            return dict(self._run.info)
+        return dict(self.artifact.wandb) if self.artifact is not None else {}
+
+    def flat(self) -> dict[str, Any]:
+        """For a W&B run summary: the status, each check's value and status, the window's tokens and dollars."""
+        from .usage import usage_summary
+
+        out: dict[str, Any] = {"status": self.status}
+        for c in self.checks:
+            out[f"{c.name}/status"] = c.status
+            if c.value is not None:
+                out[c.name] = c.value
+        return {**out, **usage_summary(self.usage)}
 
     def __getitem__(self, name: str) -> Check:
         for check in self.checks:
@@ -72,13 +92,15 @@ class MonitorReport:
             "thresholds": dict(self.thresholds),
             "reference": self.reference,
             "baseline": self.baseline,
+            "usage": self.usage,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], artifact: Artifact | None = None) -> MonitorReport:
         checks = [Check(**c) for c in data.get("checks", [])]
         return cls(data["name"], data.get("deployment"), dict(data.get("window") or {}), checks,
-                   dict(data.get("thresholds") or {}), data.get("reference"), data.get("baseline"), artifact)  # fmt: skip
+                   dict(data.get("thresholds") or {}), data.get("reference"), data.get("baseline"),
+                   usage=data.get("usage"), artifact=artifact)  # fmt: skip
 
     # ------------------------------------------------------------------ display
 
@@ -94,12 +116,21 @@ class MonitorReport:
 
     _COLUMNS = ("check", "status", "value", "warn", "fail", "bad when", "unit", "note")
 
+    def _usage(self) -> str | None:
+        from .usage import usage_line
+
+        line = usage_line(self.usage)
+        return None if line is None else f"usage: {line}"
+
     def __str__(self) -> str:
-        return self._title() + "\n" + text_table(self._COLUMNS, self._rows())
+        usage = self._usage()
+        return self._title() + "\n" + text_table(self._COLUMNS, self._rows()) + (f"\n{usage}" if usage else "")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         html = table_html(self._COLUMNS, self._rows(), title=self._title())
         html = html.replace("<table", f'<table data-status="{esc(self.status)}"', 1)
+        if self._usage():
+            html += f"<div data-test-id='monitor-usage'>{esc(self._usage())}</div>"
         for status, color in _COLOR.items():  # colour only the status cells, by their exact text
             html = html.replace(f">{_MARK[status]}</td>", f"><b style='color:{color}'>{_MARK[status]}</b></td>")
         drift = next((c for c in self.checks if c.name == "input_drift_classifier" and c.status != "skip"), None)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import JobCancelledError, LLMOpsError, ValidationError
 from .checks import Check, classifier_check, embedding_check, length_check, skip, slo_checks, thresholds
 from .report import MonitorReport
+from .usage import cost_check, window_usage
 
 if TYPE_CHECKING:
     from ..context.workspaces import Workspace
@@ -66,9 +67,11 @@ def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None)
     db = state["monitor_db"]
     rows = read_requests(db, since=start, until=end, with_text=bool(groups & {"drift", "quality"}))
     checks: list[Check] = []
+    usage = window_usage(rows, deployed.target)  # tokens and dollars, whichever checks were asked for
     if "slo" in groups:
         up_since = min([float(state.get("started_at") or start), *(r["ts"] for r in rows[:1])])
         checks += slo_checks(rows, span_s=end - max(start, up_since), limits=limits)
+        checks.append(cost_check(usage, limits))
     if "drift" in groups:
         previous = read_requests(db, until=start, limit=PREVIOUS_ROWS)
         checks += drift_checks(ws, deployed, rows, previous, limits, seed=spec.seed)
@@ -84,6 +87,7 @@ def check_deployment(spec: MonitorSpec, call: Call, *, now: float | None = None)
         limits,
         deployed.reference_data,
         baseline.ref if baseline is not None else None,
+        usage=usage,
     )
     resolved = spec.replace(window=window, thresholds=limits, baseline=report.baseline)
     report.artifact = _save(ws, resolved, call, report)
@@ -199,10 +203,18 @@ def _save(ws: Workspace, spec: MonitorSpec, call: Call, report: MonitorReport):
         "failed": report.failures,
         "window": report.window,
         "values": values,
+        "usage": report.usage,
         "filename": "monitor.json",
     }
     data = json.dumps(report.to_dict(), sort_keys=True, default=list).encode()
-    return publish(ws, KIND, report.name, spec=spec, call=call, data=data, metadata=meta, parents=parents).artifact
+    run = ws.recorder.start_run(job_type="monitor", name=f"monitor-{report.name}", config=call.record(spec))
+    saved = publish(ws, KIND, report.name, spec=spec, call=call, data=data, metadata=meta, parents=parents, run=run,
+                    mirror_to_wandb=True)  # fmt: skip
+    if run is not None:
+        run.summary({**report.flat(), "llmops_ref": saved.artifact.ref})
+        run.finish(exit_code=1 if report.failed else 0)
+        report._run = run
+    return saved.artifact
 
 
 def _repeat(spec: MonitorSpec, call: Call) -> Job:

@@ -92,7 +92,7 @@ class MonitorSpec(Spec):
         repeat=True,
         parse=",".join,
         check=_checks,
-        help="Check groups, comma-separated: slo (latency, ttft, errors, throughput), drift, quality.",
+        help="Check groups, comma-separated: slo (latency, ttft, errors, throughput, cost), drift, quality.",
     )
     thresholds: Mapping[str, Any] | None = option(
         None,

@@ -24,9 +24,8 @@ will fill them; trailing holes and leading all-padding columns are dropped as vi
 ``torch.cat`` at every step was measured too and dropped: attention over the strided views
 of such a buffer was slower than the copy it saved.)
 
-Each row picks its token with its own settings: greedy rows take the argmax, sampled rows
-draw from their own seeded ``torch.Generator`` (temperature, then top-p), so a seeded
-answer does not depend on what else was in the batch. Greedy answers equal unbatched
+Each row picks its token with its own settings (``sampling.choose``), so a seeded answer
+does not depend on what else was in the batch. Greedy answers equal unbatched
 ``generate()`` answers (the padded positions are masked out; the tests hold the server to
 it on a mixed-length load).
 
@@ -49,7 +48,8 @@ from typing import Any
 
 from ..models.generation import Generation, start_token
 from .batcher import Job, Worker, adapters_of
-from .streaming import RowText, token_logprob
+from .sampling import choose
+from .streaming import RowText
 
 __all__ = ["ContinuousBatcher", "supports_continuous"]
 
@@ -269,7 +269,7 @@ class ContinuousBatcher(Worker):
 
     def _advance(self, seqs: list[_Sequence], logits: Any) -> None:
         """Pick each row's next token, stream it, and retire the sequences that are done."""
-        chosen, scored = self._choose(seqs, logits)
+        chosen, scored = choose(self.loaded.tokenizer, seqs, logits)
         now = time.perf_counter()
         eos = self.loaded.tokenizer.eos_token_id
         size = self._live
@@ -301,27 +301,6 @@ class ContinuousBatcher(Worker):
         if self._on_batch:
             self._on_batch(size, self.depth)
         self._retire()
-
-    def _choose(self, seqs: list[_Sequence], logits: Any) -> tuple[list[int], dict]:
-        """Each row's next token, and its log-probabilities where asked (from the raw logits)."""
-        import torch
-
-        logits = logits.float()
-        raw = logits.clone() if any(s.params.logprobs is not None for s in seqs) else None
-        eos = self.loaded.tokenizer.eos_token_id
-        held = [i for i, seq in enumerate(seqs) if len(seq.text.ids) < seq.params.min_tokens]
-        if eos is not None and held:  # min_tokens / ignore_eos: EOS cannot end it yet (one write for all rows)
-            logits[torch.tensor(held, device=logits.device), eos] = float("-inf")
-        chosen = logits.argmax(dim=-1).tolist()
-        for i, seq in enumerate(seqs):
-            if seq.generator is not None:
-                chosen[i] = _sample(logits[i], seq.params.temperature, seq.params.top_p, seq.generator)
-        tok = self.loaded.tokenizer
-        scored = {
-            seq: None if seq.params.logprobs is None else token_logprob(tok, raw[i], chosen[i], seq.params.logprobs)
-            for i, seq in enumerate(seqs)
-        }
-        return chosen, scored
 
     def _retire(self) -> None:
         import torch
@@ -394,16 +373,3 @@ class ContinuousBatcher(Worker):
             self._mask = torch.cat([self._mask, pad(mask[n:], (have - new, 0))], dim=0)
             self._running.extend(seqs[n:])
         self._live += len(seqs)
-
-
-def _sample(logits: Any, temperature: float, top_p: float, generator: Any) -> int:
-    """One draw: temperature, then the smallest set of tokens whose probability reaches ``top_p``."""
-    import torch
-
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        ordered, order = probs.sort(descending=True)
-        outside = ordered.cumsum(-1) - ordered > top_p  # tokens after the nucleus is complete
-        ordered[outside] = 0.0
-        probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
-    return int(torch.multinomial(probs, 1, generator=generator))

@@ -73,6 +73,8 @@ INSERT OR IGNORE INTO aliases (kind, name, alias, version, updated_at)
     SELECT kind, name, 'latest', MAX(version), MAX(created_at) FROM artifacts GROUP BY kind, name;
 """
 SCHEMA = _TABLES + AUDIT_SCHEMA
+# The order a save's INSERT gives the values in; reads select the same list.
+ARTIFACT_COLUMNS = "id, kind, name, version, digest, payload, is_tree, size, created_at, metadata, source, spec, wandb"
 
 
 def statements(script: str = SCHEMA) -> Iterator[str]:

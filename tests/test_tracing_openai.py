@@ -235,3 +235,36 @@ def test_a_bad_subcommand_is_one_usage_error(ip):
 
     with pytest.raises(UsageError, match=r"expects a subcommand on\|off\|show\|list, found 'start'"):
         ip.run_line_magic("trace", "start")
+
+
+def test_the_traceparent_written_is_the_w3c_propagators_with_its_tracestate(spans):
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from llmops_magics.tracing.spans import model_call
+
+    w3c = TraceContextTextMapPropagator()
+    incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "vendor=x,o=1"}
+    with model_call("chat", "m", provider="openai", kind="client", context=w3c.extract(incoming)) as call:
+        written = call.headers()
+        expected: dict = {}
+        w3c.inject(expected, otel_trace.set_span_in_context(call._span))
+    assert written == expected and written["tracestate"] == "vendor=x,o=1"
+    read = otel_trace.get_current_span(w3c.extract(written)).get_span_context()
+    assert (f"{read.trace_id:032x}", f"{read.span_id:016x}") == (call.trace_id, call.span_id)
+
+
+def test_a_paused_call_goes_straight_to_the_client(traced_openai, scripted):
+    from openai import Stream
+
+    from llmops_magics.tracing.provider import paused
+
+    client = _client(scripted.url)
+    with paused():
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+    assert type(stream) is Stream  # the client's own stream, not a traced one holding no span
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello"
+    assert _calls(traced_openai) == [] and all("traceparent" not in h for h in scripted.headers)
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert len(_calls(traced_openai)) == 1 and "traceparent" in scripted.headers[-1]

@@ -19,6 +19,7 @@ request log keeps them under its own settings.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ..tracing import conventions as C
@@ -28,6 +29,7 @@ __all__ = ["traced_app", "ROUTES"]
 ROUTES = {"/v1/completions": C.OP_TEXT_COMPLETION, "/v1/chat/completions": C.OP_CHAT}
 REQUEST_KEYS = ("temperature", "max_tokens", "seed", "top_p", "stop", "n")
 MAX_READ = 1 << 20  # bytes of a request or a response read for attributes; the rest passes untouched
+_CONTEXT_HEADERS = (b"traceparent", b"tracestate")  # ASGI header names are lower case
 
 
 def traced_app(app: Any, deployment: str | None) -> Any:
@@ -132,28 +134,16 @@ class _TracedApp:
         if operation is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
         from ..tracing.provider import tracing_for
 
         tracing = tracing_for()
         if tracing is None:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        attributes: dict[str, Any] = {
-            C.GEN_AI_OPERATION_NAME: operation,
-            C.GEN_AI_PROVIDER_NAME: C.PROVIDER_TRANSFORMERS,
-        }
-        if self.deployment:
-            attributes[C.LLMOPS_ARTIFACT_REF] = self.deployment
-        span = tracing.tracer.start_span(
-            operation,
-            context=TraceContextTextMapPropagator().extract(headers),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        )
+        # Only the start time is taken now: the span itself is made once the answer is sent
+        # (``_span``), with that start time, so none of its work (the SDK's span, the
+        # ``traceparent`` parsed, the bodies read) stands between a request and its answer.
+        started = time.time_ns()
         request, response = bytearray(), bytearray()
         state: dict[str, Any] = {"status": None, "streamed": False}
 
@@ -172,22 +162,58 @@ class _TracedApp:
                 response.extend(message.get("body", b""))
             await send(message)
 
+        failure: BaseException | None = None
         try:
             await self.app(scope, receive_traced, send_traced)
         except BaseException as exc:
-            span.set_attribute(C.ERROR_TYPE, type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            failure = exc
             raise
         finally:
-            found = _request_attributes(bytes(request))
-            if C.GEN_AI_REQUEST_MODEL in found:
-                span.update_name(f"{operation} {found[C.GEN_AI_REQUEST_MODEL]}")
-            status = state["status"]
-            if status is not None and status >= 400:
-                found[C.ERROR_TYPE] = str(status)
-                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-            elif status is not None:
-                found.update(_response_attributes(bytes(response), state["streamed"]))
-            found["http.response.status_code"] = status or 0
-            span.set_attributes(found)
-            span.end()
+            self._span(tracing, operation, scope, started, bytes(request), bytes(response), state, failure)
+
+    def _span(
+        self,
+        tracing: Any,
+        operation: str,
+        scope: dict,
+        started: int,
+        request: bytes,
+        response: bytes,
+        state: dict[str, Any],
+        failure: BaseException | None,
+    ) -> None:
+        """The request's span, from ``started`` to now: a child of the request's ``traceparent``."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        carrier = {}
+        for key, value in scope.get("headers", ()):
+            if key in _CONTEXT_HEADERS:  # the only headers the W3C propagator reads
+                carrier[key.decode("latin-1")] = value.decode("latin-1")
+        attributes: dict[str, Any] = {
+            C.GEN_AI_OPERATION_NAME: operation,
+            C.GEN_AI_PROVIDER_NAME: C.PROVIDER_TRANSFORMERS,
+        }
+        if self.deployment:
+            attributes[C.LLMOPS_ARTIFACT_REF] = self.deployment
+        found = _request_attributes(request)
+        model = found.get(C.GEN_AI_REQUEST_MODEL)
+        span = tracing.tracer.start_span(
+            operation if model is None else f"{operation} {model}",
+            context=TraceContextTextMapPropagator().extract(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            start_time=started,
+        )
+        if failure is not None:
+            span.set_attribute(C.ERROR_TYPE, type(failure).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+        status = state["status"]
+        if status is not None and status >= 400:
+            found[C.ERROR_TYPE] = str(status)
+            span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+        elif status is not None:
+            found.update(_response_attributes(response, state["streamed"]))
+        found["http.response.status_code"] = status or 0
+        span.set_attributes(found)
+        span.end()

@@ -65,7 +65,7 @@ class _Writer:
                 self._warn("queue", f"more than {MAX_QUEUE} spans waited to be stored; spans are being dropped")
             return
         self._queue.append((store, span))
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:  # the first span, or the first in a forked child (``_forked``)
             self._start()
         elif len(self._queue) >= BATCH:
             with self._cond:
@@ -134,8 +134,16 @@ class _Writer:
             self._warned.add(key)
             warnings.warn(message, TracingWarning, stacklevel=2)
 
+    def _forked(self) -> None:
+        """In a forked child: the parent's thread is not there, and its lock may have been held."""
+        self._cond = threading.Condition()
+        self._waiters = []
+        self._thread = None
+
 
 _writer = _Writer()
+if hasattr(os, "register_at_fork"):  # put() then need not ask for the pid (a system call) on every span
+    os.register_at_fork(after_in_child=_writer._forked)
 
 
 def flush_local(timeout: float | None = 10.0) -> bool:

@@ -6,7 +6,9 @@
 were before (``Completions.__dict__["create"] is`` the original again). A wrapper that
 some object captured while tracing was on (``with_raw_response`` binds ``create`` once)
 checks the switch on every call and passes straight through once it is off: nothing
-traced is left behind. Nothing is patched at import or at ``%load_ext``.
+traced is left behind. It passes straight through as well while tracing is paused or
+disabled (``paused()``, ``OTEL_SDK_DISABLED``): no span to fill, so none of its work is
+done. Nothing is patched at import or at ``%load_ext``.
 
 Each call is a client span in the GenAI conventions (``chat gpt-4o-mini``: request
 parameters, finish reasons, token usage, the server's address), a child of whatever span
@@ -27,6 +29,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
+from .provider import tracing_for as _tracing_for
 
 __all__ = ["instrument_openai", "uninstrument_openai", "is_instrumented", "TARGETS"]
 
@@ -123,27 +126,45 @@ def _given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
 
 
-def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
-    from .spans import model_call, prompt_ref_of
+_spans: Any = None  # the ``spans`` module, imported on the first traced call
+_server: tuple[Any, tuple[str, int | None] | None] = (None, None)  # (the last base URL seen, its host and port)
 
+
+def _server_of(resource: Any) -> tuple[str, int | None] | None:
+    """``server.address`` / ``server.port`` of the client's base URL, read again only when the URL changes."""
+    global _server
+    try:
+        url = resource._client.base_url
+    except AttributeError:
+        return None
+    seen, server = _server
+    if url is not seen:
+        try:
+            server = (str(url.host), url.port)
+        except AttributeError:
+            server = None
+        _server = (url, server)
+    return server
+
+
+def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
+    global _spans
+    if _spans is None:
+        from . import spans as _spans_module
+
+        _spans = _spans_module
     request = {k: kwargs[k] for k in _REQUEST_KEYS if k in kwargs and _given(kwargs[k])}
     if "max_tokens" not in request and _given(kwargs.get("max_completion_tokens")):
         request["max_tokens"] = kwargs["max_completion_tokens"]
-    server = None
-    try:
-        url = resource._client.base_url
-        server = (str(url.host), url.port)
-    except AttributeError:
-        pass
+    ref = None
     if operation == OP_CHAT:
         messages = kwargs.get("messages")
         inputs = list(messages or ())
-        ref = prompt_ref_of(messages)
+        ref = _spans.prompt_ref_of(messages)  # ``PromptVersion.render`` marks the list itself
     else:
         prompt = kwargs.get("prompt")
         inputs = list(prompt) if isinstance(prompt, list) else [prompt]
-        ref = prompt_ref_of(inputs)
-    return model_call(
+    return _spans.model_call(  # which looks for a prompt version among the inputs when ``ref`` is None
         operation,
         str(kwargs.get("model") or "unknown"),
         provider=PROVIDER_OPENAI,
@@ -151,7 +172,7 @@ def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
         inputs=inputs,
         prompt_ref=ref,
         kind="client",
-        server=server,
+        server=_server_of(resource),
     )
 
 
@@ -170,11 +191,15 @@ def _record(span: Any, result: Any, operation: str) -> None:
     if choices is None:
         return
     usage = getattr(result, "usage", None)
-    texts = [
-        (getattr(getattr(c, "message", None), "content", None) if operation == OP_CHAT else getattr(c, "text", None))
-        or ""
-        for c in choices
-    ]
+    texts = (
+        [
+            (getattr(getattr(c, "message", None), "content", None) if operation == OP_CHAT else getattr(c, "text", None))
+            or ""
+            for c in choices
+        ]
+        if span.captures_content
+        else None
+    )  # fmt: skip
     span.response(
         finish_reasons=[str(getattr(c, "finish_reason", "") or "") for c in choices],
         input_tokens=getattr(usage, "prompt_tokens", None),
@@ -211,7 +236,7 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
 
         @functools.wraps(original)
         async def traced_create_async(self, *args: Any, **kwargs: Any) -> Any:
-            if not _on:
+            if not _on or _tracing_for() is None:  # off, or paused: the call as if never wrapped
                 return await original(self, *args, **kwargs)
             scope = _start(self, operation, kwargs)
             span = scope.__enter__()
@@ -226,7 +251,7 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
 
     @functools.wraps(original)
     def traced_create(self, *args: Any, **kwargs: Any) -> Any:
-        if not _on:
+        if not _on or _tracing_for() is None:  # off, or paused: the call as if never wrapped
             return original(self, *args, **kwargs)
         scope = _start(self, operation, kwargs)
         span = scope.__enter__()

@@ -92,24 +92,40 @@ def _for_home(home: Path) -> Tracing | None:
         return tracing
 
 
+_current: Any = None  # ``context.workspaces.current``, imported on the first call
+_last: tuple[Any, Tracing | None] = (lambda: None, None)  # (weak reference to a workspace, its tracing)
+
+
 def tracing_for(workspace: Workspace | None = None) -> Tracing | None:
     """The tracing spans go to now (``None`` when tracing is off: ``[tool.llmops.tracing] enabled``,
-    or inside ``paused()``)."""
+    or inside ``paused()``).
+
+    On every traced call's path, so the usual case (the same workspace as last time) is two
+    context-variable reads and a weak reference's call: no import statement, no
+    ``WeakKeyDictionary`` look-up (both run Python code that a call made after a network wait
+    pays for in cold caches).
+    """
+    global _current, _last
     if _paused.get():
         return None
     if workspace is None:
         chosen = active.get()
         if chosen is not None:
             return chosen
-        from ..context.workspaces import current
+        if _current is None:
+            from ..context.workspaces import current
 
-        workspace = current()
+            _current = current
+        workspace = _current()
+    last_ref, last = _last
+    if last_ref() is workspace:
+        return last
     try:
-        return _by_workspace[workspace]
+        tracing = _by_workspace[workspace]
     except KeyError:
-        pass
-    tracing = _for_home(workspace.home)
-    _by_workspace[workspace] = tracing
+        tracing = _for_home(workspace.home)
+        _by_workspace[workspace] = tracing
+    _last = (weakref.ref(workspace), tracing)
     return tracing
 
 
@@ -125,9 +141,11 @@ def paused() -> Iterator[None]:
 
 def reset() -> None:
     """Flush and forget every workspace's tracing (tests; a changed ``[tool.llmops.tracing]``)."""
+    global _last
     with _lock:
         all_ = list(_by_home.values())
         _by_home.clear()
         _by_workspace.clear()
+        _last = (lambda: None, None)
     for tracing in all_:
         tracing.shutdown()

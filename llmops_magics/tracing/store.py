@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .conventions import (
@@ -156,7 +157,8 @@ def _plain(value: Any) -> Any:
 
 def span_row(span: Any) -> tuple:
     """The ``spans`` row of an SDK ``ReadableSpan``."""
-    attrs = dict(span.attributes or ())
+    attrs = span.attributes  # the SDK's read-only view: its copy() copies in C, dict(view) key by key in Python
+    attrs = dict(attrs.copy() if isinstance(attrs, MappingProxyType) else attrs or ())
     for key, value in attrs.items():
         if isinstance(value, tuple):
             attrs[key] = list(value)

@@ -32,6 +32,7 @@ class ScriptedServer:
 
     def __init__(self) -> None:
         self.headers: list[dict] = []
+        self.bodies: list[dict] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +42,7 @@ class ScriptedServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                server.bodies.append(body)
                 base = {"id": "cmpl-1", "created": 0, "model": body["model"]}
                 if not body.get("stream"):
                     data = json.dumps(
@@ -268,3 +270,11 @@ def test_a_paused_call_goes_straight_to_the_client(traced_openai, scripted):
     assert _calls(traced_openai) == [] and all("traceparent" not in h for h in scripted.headers)
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert len(_calls(traced_openai)) == 1 and "traceparent" in scripted.headers[-1]
+
+
+def test_messages_given_as_a_generator_still_reach_the_server(traced_openai, scripted):
+    """The wrapper reads the messages for the span; an iterator read there must not leave the request empty."""
+    sent = [{"role": "user", "content": "hi from a generator"}]
+    _client(scripted.url).chat.completions.create(model="m", messages=(m for m in sent))
+    assert scripted.bodies[0]["messages"] == sent
+    assert len(_calls(traced_openai)) == 1

@@ -159,6 +159,8 @@ def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
     ref = None
     if operation == OP_CHAT:
         messages = kwargs.get("messages")
+        if messages is not None and not isinstance(messages, (list, tuple)):
+            messages = kwargs["messages"] = list(messages)  # an iterator is read once: the request gets the list
         inputs = list(messages or ())
         ref = _spans.prompt_ref_of(messages)  # ``PromptVersion.render`` marks the list itself
     else:

@@ -246,13 +246,15 @@ class OpenAIServer:
 
 
 class ScoringJudge:
-    """A judge endpoint on 127.0.0.1 that replies ``score(prompt)`` to every prompt of a completions request.
+    """A completions endpoint on 127.0.0.1 that replies ``score(prompt)`` to every prompt of a request.
 
     For tests of what a judge's verdicts do (the monitor's live quality, the A/B quality
-    metric), not of a model: ``calls`` counts the prompts judged, ``url`` is its base.
+    metric) and of what calls cost (``usage(prompt)`` gives a prompt's input and output
+    tokens; without it a request reports 1 and 1), not of a model: ``calls`` counts the
+    prompts answered, ``prompts`` keeps them in arrival order, ``url`` is its base.
     """
 
-    def __init__(self, score: Callable[[str], str]) -> None:
+    def __init__(self, score: Callable[[str], str], usage: Callable[[str], tuple[int, int]] | None = None) -> None:
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -274,14 +276,24 @@ class ScoringJudge:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
                 judge.calls += len(prompts)
+                judge.prompts += prompts
                 choices = [{"index": i, "text": score(p), "finish_reason": "stop"} for i, p in enumerate(prompts)]
-                usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-                self._send({"choices": choices, "usage": usage})
+                used = [usage(p) for p in prompts] if usage is not None else [(1, 1)]
+                tokens = (sum(u[0] for u in used), sum(u[1] for u in used))
+                usage_body = {"prompt_tokens": tokens[0], "completion_tokens": tokens[1], "total_tokens": sum(tokens)}
+                self._send({"choices": choices, "usage": usage_body})
 
         self.calls = 0
+        self.prompts: list[str] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> ScoringJudge:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -1,6 +1,6 @@
 """Every eval totals the tokens and dollars of its model calls: the targets' answers and the judge's verdicts.
 
-``UsageServer`` is a real OpenAI-compatible endpoint on 127.0.0.1 whose usage is known in
+``usage_server`` is a real OpenAI-compatible endpoint on 127.0.0.1 whose usage is known in
 advance: a prompt costs as many tokens as it has characters (so rows differ) and every
 answer a fixed number. Prices come from ``[tool.llmops.prices]``, so every total below is
 computed from the prompts the server received and the prices written, never read back
@@ -10,13 +10,11 @@ tokenizer's counts.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import read_wandb_run
+from eval_support import ScoringJudge
 
 from llmops_magics import evaluate, save_dataset
 from llmops_magics.evaluation.usage import TARGET_KEYS
@@ -24,48 +22,13 @@ from llmops_magics.evaluation.usage import TARGET_KEYS
 ROWS = 5
 
 
-class UsageServer:
-    """``/v1/models`` and ``/v1/completions`` replying ``reply`` with ``completion_tokens`` and, unless
-    ``prompt_tokens`` is given, one prompt token per character of the prompt. ``prompts`` keeps every
-    prompt answered, in arrival order."""
-
-    def __init__(self, reply: str, completion_tokens: int, prompt_tokens: int | None = None) -> None:
-        server = self
-        self.prompts: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                prompt = body["prompt"]
-                server.prompts.append(prompt)
-                used = len(prompt) if prompt_tokens is None else prompt_tokens
-                usage = {"prompt_tokens": used, "completion_tokens": completion_tokens}
-                self._send({"choices": [{"index": 0, "text": reply, "finish_reason": "stop"}], "usage": usage})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> UsageServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def usage_server(reply: str, completion_tokens: int, prompt_tokens: int | None = None) -> ScoringJudge:
+    """An endpoint replying ``reply`` with ``completion_tokens`` and, unless ``prompt_tokens`` is given,
+    one prompt token per character of the prompt (``prompts`` keeps every prompt answered)."""
+    return ScoringJudge(
+        lambda prompt: reply,
+        usage=lambda prompt: (len(prompt) if prompt_tokens is None else prompt_tokens, completion_tokens),
+    )
 
 
 def write_prices(folder: Path, table: dict[str, tuple[float, float]]) -> None:
@@ -84,7 +47,7 @@ def qa(workspace):
 @pytest.fixture
 def judged(qa, tmp_path):
     """An endpoint judged by another endpoint, each priced differently: (result, target server, judge server)."""
-    with UsageServer(" Paris", completion_tokens=3) as target, UsageServer(" 4", 2, prompt_tokens=100) as judge:
+    with usage_server(" Paris", completion_tokens=3) as target, usage_server(" 4", 2, prompt_tokens=100) as judge:
         write_prices(tmp_path, {target.url: (2.0, 5.0), judge.url: (1.0, 10.0)})
         result = evaluate(target.url, data="qa-task", limit=ROWS, max_new_tokens=4, metrics=["exact_match", "judge"],
                           judge_model=judge.url, judge_k=2).wait()  # fmt: skip
@@ -138,7 +101,7 @@ def test_a_rerun_with_the_same_answers_reports_the_same_totals_and_is_the_same_v
 
 
 def test_an_unpriced_model_costs_nothing_but_its_tokens_are_still_counted(qa):
-    with UsageServer(" Paris", completion_tokens=7) as target:
+    with usage_server(" Paris", completion_tokens=7) as target:
         summary = evaluate(target.url, data="qa-task", limit=3, max_new_tokens=4, metrics="exact_match").wait().summary
     assert summary["A"]["completion_tokens_total"] == 21
     assert summary["A"]["cost_usd_total"] == 0.0 and "judge_prompt_tokens" not in summary["A"]
@@ -169,7 +132,7 @@ def test_each_targets_totals_are_in_the_offline_wandb_run(wandb_workspace, tmp_p
     from llmops_magics.models.world import task_examples
 
     save_dataset("qa-task", task_examples(), validation_fraction=0.25, seed=0, workspace=wandb_workspace)
-    with UsageServer(" Paris", completion_tokens=3) as a, UsageServer(" Rome", completion_tokens=5) as b:
+    with usage_server(" Paris", completion_tokens=3) as a, usage_server(" Rome", completion_tokens=5) as b:
         write_prices(tmp_path, {a.url: (2.0, 5.0), b.url: (4.0, 1.0)})
         result = evaluate(a.url, compare=[b.url], data="qa-task", limit=ROWS, max_new_tokens=4,
                           metrics="exact_match").wait()  # fmt: skip

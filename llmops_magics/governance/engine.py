@@ -86,8 +86,27 @@ class Engine:
         self._anonymizer = AnonymizerEngine()
         self.has_ner = "ner" in nlp.pipe_names
 
-    def find(self, texts: Sequence[str], entities: Sequence[str], threshold: float) -> list[list[Finding]]:
-        """The findings in each text, overlaps resolved (the higher score, then the longer span, wins)."""
+    def find(
+        self, texts: Sequence[str], entities: Sequence[str], threshold: float, *, workers: int | None = None
+    ) -> list[list[Finding]]:
+        """The findings in each text, overlaps resolved (the higher score, then the longer span, wins).
+
+        A scan of ``parallel.PARALLEL_MIN`` texts or more runs in forked processes, one per usable
+        core (``workers`` sets how many; 1: this process only), with the same findings.
+        """
+        from .parallel import MAX_WORKERS, PARALLEL_MIN, find_forked, usable_cores
+
+        if workers is None:
+            workers = min(usable_cores(), MAX_WORKERS) if len(texts) >= PARALLEL_MIN else 1
+        workers = min(workers, len(texts))
+        if workers > 1:
+            found = find_forked(self, texts, entities, threshold, workers)
+            if found is not None:
+                return found
+        return self.find_here(texts, entities, threshold)
+
+    def find_here(self, texts: Sequence[str], entities: Sequence[str], threshold: float) -> list[list[Finding]]:
+        """``find`` in this process, on this thread."""
         if not texts:
             return []
         results = self._batch.analyze_iterator(

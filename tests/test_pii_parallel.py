@@ -40,3 +40,13 @@ def test_small_scans_stay_in_this_process(monkeypatch):
     monkeypatch.setattr(parallel, "find_forked", lambda *a: called.append(a) or None)
     engine(None).find(TEXTS[:10], default_entities(None), DEFAULT_THRESHOLD)
     assert called == [] and parallel.PARALLEL_MIN > 10
+
+
+def test_a_servers_log_redactor_never_forks_however_large_its_batch(monkeypatch):
+    from llmops_magics.governance.filters import LogRedactor
+
+    called = []
+    monkeypatch.setattr(parallel, "find_forked", lambda *a: called.append(a) or None)
+    texts = (TEXTS * (parallel.PARALLEL_MIN // len(TEXTS) + 1))[: parallel.PARALLEL_MIN]
+    redacted = LogRedactor()(texts)
+    assert called == [] and "<EMAIL_ADDRESS>" in redacted[0]

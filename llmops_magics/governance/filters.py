@@ -43,12 +43,16 @@ class LogRedactor:
             self._model = self._model or config["pii_model"]
             self._regions = config["phone_regions"]
             self._ready = True
-        return _redact(engine(self._model, self._regions), texts, default_entities(self._model), self._threshold)
+        eng = engine(self._model, self._regions)
+        # workers=1: a model server's writer thread never forks the server (its engine, threads, sockets)
+        return _redact(eng, texts, default_entities(self._model), self._threshold, workers=1)
 
 
-def _redact(eng: Any, texts: Sequence[str | None], entities: Sequence[str], threshold: float) -> list[str | None]:
+def _redact(
+    eng: Any, texts: Sequence[str | None], entities: Sequence[str], threshold: float, *, workers: int | None = None
+) -> list[str | None]:
     wanted = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-    found = eng.find([texts[i] for i in wanted], entities, threshold)
+    found = eng.find([texts[i] for i in wanted], entities, threshold, workers=workers)
     out = list(texts)
     for i, fs in zip(wanted, found, strict=True):
         if fs:

@@ -10,7 +10,7 @@ from llmops_magics.errors import ValidationError
 from llmops_magics.modelserver.routing import CanaryRouter
 from llmops_magics.ops.argv import redact_command
 from llmops_magics.ops.deploy import Canary, DeploySpec, parse_canary
-from llmops_magics.serving.stats import percentile, summarize
+from llmops_magics.serving.stats import flatten, percentile, summarize
 
 # ---------------------------------------------------------------------- canary syntax
 
@@ -119,3 +119,32 @@ def test_a_summary_separates_arms_and_counts_errors_apart_from_latency():
     s = summarize(rows, window_s=10)
     assert (s["all"]["requests"], s["all"]["errors"], s["arms"]["canary"]["p50_ms"]) == (3, 1, 30.0)
     assert (s["all"]["throughput_rps"], s["all"]["tokens_in"], s["arms"]["canary"]["error_rate"]) == (0.2, 7, 0.5)
+
+
+def test_a_summary_prices_each_answered_request_by_the_version_that_answered_it(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.llmops.prices]\nqa-lora = { input = 2.0, output = 10.0 }\n"model://base/1" = { input = 1.0, output = 1.0 }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"ts": 0, "arm": "primary", "status": 200, "version": "adapter://qa-lora/3", "prompt_tokens": 1000, "completion_tokens": 100},
+        {"ts": 1, "arm": "canary", "status": 200, "version": "model://base/1", "prompt_tokens": 500, "completion_tokens": 500},
+        {"ts": 2, "arm": "canary", "status": 500, "version": "model://base/1", "prompt_tokens": 9999, "completion_tokens": 9999},
+        {"ts": 3, "arm": "shadow", "status": 200, "version": "adapter://unpriced/1", "prompt_tokens": 7, "completion_tokens": 7},
+    ]  # fmt: skip
+    s = summarize(rows, window_s=10)
+    assert s["arms"]["primary"]["cost_usd"] == pytest.approx((1000 * 2.0 + 100 * 10.0) / 1e6)
+    assert s["arms"]["canary"]["cost_usd"] == pytest.approx(1000 * 1.0 / 1e6)  # the failed request is not counted
+    assert s["arms"]["shadow"]["cost_usd"] is None  # nothing it served is priced
+    assert s["all"]["cost_usd"] == pytest.approx(0.003 + 0.001)
+    assert flatten(s)["canary/cost_usd"] == pytest.approx(0.001)
+    from llmops_magics.serving.views import DeploymentStatus
+
+    table = str(DeploymentStatus("svc", {"url": "http://x"}, "running", None, s, 10))
+    assert "cost" in table and "$0.003" in table and "$0.004" in table
+
+
+def test_without_prices_a_summary_has_no_cost(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = summarize([{"ts": 0, "arm": "primary", "status": 200, "version": "adapter://x/1", "prompt_tokens": 5}])
+    assert s["all"]["cost_usd"] is None and "cost_usd" not in flatten(s)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["VersionHistory", "cell_label", "esc", "format_time", "kv_html", "mimebundle", "table_html"]
+__all__ = ["VersionHistory", "cell_label", "esc", "format_time", "kv_html", "mimebundle", "money", "table_html"]
 
 STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
 CELL = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
@@ -53,6 +53,14 @@ def mimebundle(plain: str, html_text: str, metadata: Mapping[str, Any] | None = 
     if metadata:
         return data, {"llmops": dict(metadata)}
     return data
+
+
+def money(value: Any) -> str:
+    """Dollars to the millionth of a cent at most, trailing zeros dropped: ``$0.000312``, ``$0``; ``-`` for None."""
+    if value is None:
+        return "-"
+    text = f"{float(value):,.8f}".rstrip("0").rstrip(".")
+    return f"${text}"
 
 
 def format_time(ts: float) -> str:

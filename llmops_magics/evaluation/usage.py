@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..display.html import money  # re-exported: the monitor's usage line formats with it too
+
 __all__ = ["TARGET_KEYS", "JUDGE_KEYS", "cost_usd", "answer_totals", "count_judge", "usage_line", "money"]
 
 TARGET_KEYS = ("prompt_tokens_total", "completion_tokens_total", "cost_usd_total")
@@ -77,11 +79,3 @@ def usage_line(summary: Mapping[str, Any]) -> str | None:
 
 def _count(value: Any) -> str:
     return f"{int(value or 0):,}"
-
-
-def money(value: Any) -> str:
-    """Dollars to the millionth of a cent at most, trailing zeros dropped: ``$0.000312``, ``$0``."""
-    if value is None:
-        return "-"
-    text = f"{float(value):,.8f}".rstrip("0").rstrip(".")
-    return f"${text}"

@@ -104,7 +104,7 @@ def usage_summary(usage: Mapping[str, Any] | None) -> dict[str, float]:
 
 def usage_line(usage: Mapping[str, Any] | None) -> str | None:
     """``"30 requests: 420 in + 120 out tokens, $0.0021 ($0.07 per 1k requests)"``; None when not counted."""
-    from ..evaluation.usage import money
+    from ..display.html import money
 
     if not usage:
         return None

@@ -3,13 +3,17 @@
 One function for all three, so a p95 in the notebook panel, in the status table
 and in the W&B run is computed the same way from the same kind of record (a
 mapping with ``ts``, ``arm``, ``status``, ``latency_ms``, ``ttft_ms``,
-``prompt_tokens``, ``completion_tokens``, ``batch_size``).
+``prompt_tokens``, ``completion_tokens``, ``batch_size``, ``version``).
+
+Cost: each answered request priced by the version that answered it at
+``[tool.llmops.prices]`` (``models.leaderboard.price_entry``, as the monitor's
+``cost_per_1k_requests`` check prices it); ``cost_usd`` is None while nothing served is priced.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["percentile", "summarize", "flatten"]
@@ -24,7 +28,37 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(ordered[min(rank, len(ordered)) - 1])
 
 
-def _one(rows: list[Mapping[str, Any]], window_s: float | None) -> dict[str, Any]:
+def _pricer() -> Callable[[Any], Mapping[str, float] | None]:
+    """``price(version)``: its ``{"input", "output"}`` dollars per million tokens, or None; never raises."""
+    try:
+        from ..models.leaderboard import price_entry, prices
+
+        table = prices()
+    except Exception:  # a malformed [tool.llmops.prices] costs the cost column, never the summary
+        return lambda version: None
+    if not table:
+        return lambda version: None
+    found: dict[Any, Mapping[str, float] | None] = {}
+
+    def price(version: Any) -> Mapping[str, float] | None:
+        if version not in found:
+            found[version] = price_entry(str(version), table) if version else None
+        return found[version]
+
+    return price
+
+
+def _cost(rows: list[Mapping[str, Any]], price: Callable[[Any], Mapping[str, float] | None]) -> float | None:
+    total = None
+    for r in rows:
+        p = price(r.get("version"))
+        if p is not None:
+            spent = int(r.get("prompt_tokens") or 0) * p["input"] + int(r.get("completion_tokens") or 0) * p["output"]
+            total = (total or 0.0) + spent / 1e6
+    return total
+
+
+def _one(rows: list[Mapping[str, Any]], window_s: float | None, price: Callable[[Any], Any]) -> dict[str, Any]:
     ok = [r for r in rows if (r.get("status") or 0) < 400]
     latencies = [float(r["latency_ms"]) for r in ok if r.get("latency_ms") is not None]
     ttfts = [float(r["ttft_ms"]) for r in ok if r.get("ttft_ms") is not None]
@@ -46,6 +80,7 @@ def _one(rows: list[Mapping[str, Any]], window_s: float | None) -> dict[str, Any
         "throughput_rps": len(ok) / span if span > 0 else None,
         "tokens_in": sum(int(r.get("prompt_tokens") or 0) for r in ok),
         "tokens_out": sum(int(r.get("completion_tokens") or 0) for r in ok),
+        "cost_usd": _cost(ok, price),
         "mean_batch": sum(batches) / len(batches) if batches else None,
     }
 
@@ -61,7 +96,11 @@ def summarize(rows: Iterable[Mapping[str, Any]], window_s: float | None = None) 
     for r in rows:
         if r.get("arm"):
             arms.setdefault(str(r["arm"]), []).append(r)
-    return {"all": _one(rows, window_s), "arms": {k: _one(v, window_s) for k, v in sorted(arms.items())}}
+    price = _pricer()
+    return {
+        "all": _one(rows, window_s, price),
+        "arms": {k: _one(v, window_s, price) for k, v in sorted(arms.items())},
+    }
 
 
 def flatten(summary: Mapping[str, Any]) -> dict[str, float]:

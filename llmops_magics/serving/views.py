@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..display.html import esc, format_time, kv_html, mimebundle, table_html, text_table
+from ..display.html import esc, format_time, kv_html, mimebundle, money, table_html, text_table
 from ..store import Artifact
 
 __all__ = ["Deployment", "DeploymentList", "DeploymentStatus", "LogTail", "StopResult"]
@@ -188,7 +188,18 @@ class DeploymentStatus:
     timeline: Mapping[str, Any] | None = None  # ``display.result_charts.request_timeline`` of the window
     note: str | None = None  # why there are no figures (a deployment without a request log), shown instead
 
-    COLUMNS = ("arm", "requests", "errors", "req/s", "p50 ms", "p95 ms", "ttft p50 ms", "tokens in", "tokens out")
+    COLUMNS = (
+        "arm",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "ttft p50 ms",
+        "tokens in",
+        "tokens out",
+        "cost",
+    )
 
     @property
     def alive(self) -> bool:
@@ -207,6 +218,7 @@ class DeploymentStatus:
                 _fmt(v["ttft_p50_ms"]),
                 v["tokens_in"],
                 v["tokens_out"],
+                money(v.get("cost_usd")),
             )
 
     def _head(self) -> dict[str, Any]:

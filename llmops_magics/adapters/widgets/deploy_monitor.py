@@ -13,12 +13,23 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ...display.html import esc, table_html
+from ...display.html import esc, money, table_html
 
 __all__ = ["DeploymentMonitor"]
 
 WINDOWS = [("last minute", 60.0), ("last 5 minutes", 300.0), ("last hour", 3600.0)]
-COLUMNS = ("version", "requests", "req/s", "p50 ms", "p95 ms", "ttft p50 ms", "errors", "tokens in", "tokens out")
+COLUMNS = (
+    "version",
+    "requests",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "ttft p50 ms",
+    "errors",
+    "tokens in",
+    "tokens out",
+    "cost",
+)
 _COLORS = {"running": "#2e7d32", "unhealthy": "#ef6c00", "dead": "#c62828", "stopped": "#757575"}
 
 
@@ -102,6 +113,7 @@ class DeploymentMonitor:
                     f"{v['error_rate']:.1%}",
                     v["tokens_in"],
                     v["tokens_out"],
+                    money(v.get("cost_usd")),
                 )
             )
         return table_html(COLUMNS, rows)

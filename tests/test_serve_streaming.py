@@ -131,7 +131,10 @@ def test_streamed_chat_choices_each_open_with_the_role_and_finish(clients):
 @pytest.mark.parametrize("mode", ["continuous", "static"])
 def test_streamed_completion_logprobs_add_up_to_the_plain_ones(clients, mode):
     client, model = clients[mode]
-    ask = dict(model=model, prompt="The capital of", max_tokens=10, temperature=0, logprobs=3)
+    # 24 tokens, EOS held off: enough decoding steps that the stream is in several pieces even when
+    # the event loop falls behind (10 could arrive as one under load)
+    ask = dict(model=model, prompt="The capital of", max_tokens=24, temperature=0, logprobs=3)
+    ask["extra_body"] = {"min_tokens": 24}
     plain = client.completions.create(**ask)
     got = _gather(client.completions.create(**ask, stream=True, n=2))
     lp = plain.choices[0].logprobs

@@ -278,3 +278,23 @@ def test_messages_given_as_a_generator_still_reach_the_server(traced_openai, scr
     _client(scripted.url).chat.completions.create(model="m", messages=(m for m in sent))
     assert scripted.bodies[0]["messages"] == sent
     assert len(_calls(traced_openai)) == 1
+
+
+def test_a_tracing_that_cannot_be_set_up_costs_the_span_never_the_call(scripted, monkeypatch):
+    from llmops_magics.tracing import provider
+
+    def broken():
+        raise ValueError("[tool.llmops.tracing] keep_days must be a number")
+
+    instrument_openai()
+    provider.reset()  # the settings are read again on the next call ...
+    monkeypatch.setattr(provider, "tracing_settings", broken)  # ... and have become unreadable
+    try:
+        with pytest.warns(Warning, match="tracing is off for this call"):
+            answer = _client(scripted.url).chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}]
+            )
+    finally:
+        uninstrument_openai()
+        provider.reset()
+    assert answer.choices[0].message.content == "Hello"

@@ -233,12 +233,24 @@ def _answered(scope: Any, span: Any, result: Any, operation: str, kwargs: dict, 
     return result
 
 
+def _straight_through() -> bool:
+    """Off, or paused: the call as if never wrapped. A tracing that cannot be set up (a bad
+    ``[tool.llmops.tracing]``) is not a reason to fail the call: the span's own setup warns once
+    and records nothing."""
+    if not _on:
+        return True
+    try:
+        return _tracing_for() is None
+    except Exception:
+        return False
+
+
 def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
     if is_async:
 
         @functools.wraps(original)
         async def traced_create_async(self, *args: Any, **kwargs: Any) -> Any:
-            if not _on or _tracing_for() is None:  # off, or paused: the call as if never wrapped
+            if _straight_through():
                 return await original(self, *args, **kwargs)
             scope = _start(self, operation, kwargs)
             span = scope.__enter__()
@@ -253,7 +265,7 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
 
     @functools.wraps(original)
     def traced_create(self, *args: Any, **kwargs: Any) -> Any:
-        if not _on or _tracing_for() is None:  # off, or paused: the call as if never wrapped
+        if _straight_through():
             return original(self, *args, **kwargs)
         scope = _start(self, operation, kwargs)
         span = scope.__enter__()

@@ -28,9 +28,13 @@ def test_a_forked_scan_finds_what_one_process_finds_in_the_same_order():
     assert eng.find(TEXTS, entities, DEFAULT_THRESHOLD, workers=2) == here
 
 
+def _exit_now(chunk):
+    os._exit(3)
+
+
 def test_a_scan_whose_worker_dies_is_done_in_this_process(monkeypatch):
     eng, entities = engine(None), default_entities(None)
-    monkeypatch.setattr(parallel, "_scan", lambda chunk: os._exit(3))  # inherited by the forked workers
+    monkeypatch.setattr(parallel, "_scan", _exit_now)  # inherited by the forked workers
     assert parallel.find_forked(eng, TEXTS, entities, DEFAULT_THRESHOLD, 2) is None
     assert eng.find(TEXTS, entities, DEFAULT_THRESHOLD, workers=2) == eng.find_here(TEXTS, entities, DEFAULT_THRESHOLD)
 
@@ -50,3 +54,37 @@ def test_a_servers_log_redactor_never_forks_however_large_its_batch(monkeypatch)
     texts = (TEXTS * (parallel.PARALLEL_MIN // len(TEXTS) + 1))[: parallel.PARALLEL_MIN]
     redacted = LogRedactor()(texts)
     assert called == [] and "<EMAIL_ADDRESS>" in redacted[0]
+
+
+def _sleep_forever(chunk):
+    import time
+
+    time.sleep(3600)
+
+
+def _fail(chunk):
+    raise ValueError("an error Presidio raised")
+
+
+def test_a_stuck_worker_is_killed_at_its_deadline_and_the_scan_done_here(monkeypatch):
+    import time
+
+    eng, entities = engine(None), default_entities(None)
+    monkeypatch.setattr(parallel, "_scan", _sleep_forever)
+    monkeypatch.setattr(parallel, "MIN_DEADLINE_S", 1.0)
+    monkeypatch.setattr(parallel, "SECONDS_PER_TEXT", 0.0)
+    started = time.monotonic()
+    assert parallel.find_forked(eng, TEXTS, entities, DEFAULT_THRESHOLD, 2) is None
+    assert time.monotonic() - started < 30
+    assert eng.find(TEXTS, entities, DEFAULT_THRESHOLD, workers=2) == eng.find_here(TEXTS, entities, DEFAULT_THRESHOLD)
+
+
+def test_an_error_in_a_worker_is_raised_as_in_one_process(monkeypatch):
+    monkeypatch.setattr(parallel, "_scan", _fail)
+    with pytest.raises(ValueError, match="an error Presidio raised"):
+        parallel.find_forked(engine(None), TEXTS, default_entities(None), DEFAULT_THRESHOLD, 2)
+
+
+def test_a_second_forked_scan_at_once_scans_in_its_own_process():
+    with parallel._forking:  # another thread's forked scan holds the engine slot
+        assert parallel.find_forked(engine(None), TEXTS, default_entities(None), DEFAULT_THRESHOLD, 2) is None

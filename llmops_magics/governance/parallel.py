@@ -8,15 +8,19 @@ fresh process. The texts are cut into one contiguous chunk per worker and the fi
 back in order, so the result is the one-process scan's.
 
 Used for scans of at least ``PARALLEL_MIN`` texts where ``fork`` exists and more than one core
-is usable. Anything that goes wrong in the pool (fork refused, a worker killed) returns None and
-the caller scans in one process: a scan never fails for being parallel. A forked worker ends
-with ``os._exit`` (multiprocessing's way), so nothing of the parent's (W&B runs, the span
-writer, open registries) is closed or flushed twice.
+is usable, one forked scan at a time per process (a second, from another thread, scans in its own
+process rather than wait). When the pool fails (fork refused, a worker killed) or a worker is
+stuck past a deadline generous for its chunk (a lock copied mid-use from a parent's thread), the
+workers are killed and None is returned: the caller scans in one process, so a scan never fails
+or hangs for being parallel. An error Presidio raises in a worker is raised here, as it would be
+in one process. A forked worker ends with ``os._exit`` (multiprocessing's way), so nothing of
+the parent's (W&B runs, the span writer, open registries) is closed or flushed twice.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +28,11 @@ __all__ = ["PARALLEL_MIN", "usable_cores", "find_forked"]
 
 PARALLEL_MIN = 2000  # texts; below it a fork and the pickling cost more than they save
 MAX_WORKERS = 8
+SECONDS_PER_TEXT = 0.05  # a worker's deadline: 20 texts/s, a tenth of the slowest (NER) rate measured
+MIN_DEADLINE_S = 60.0
 
 _engine: Any = None  # what the forked workers scan with: set just before the pool forks them
+_forking = threading.Lock()  # one forked scan at a time: ``_engine`` is the workers' only copy
 
 
 def usable_cores() -> int:
@@ -43,21 +50,38 @@ def _scan(chunk: tuple[list[str], list[str], float]) -> list[Any]:
 def find_forked(engine: Any, texts: Sequence[str], entities: Sequence[str], threshold: float, workers: int):
     """``engine.find_here`` over ``texts`` in ``workers`` forked processes; None when that cannot be done."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     global _engine
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform
         return None
+    if not _forking.acquire(blocking=False):
+        return None  # another thread's forked scan is running
     size = -(-len(texts) // workers)
     chunks = [(list(texts[i : i + size]), list(entities), threshold) for i in range(0, len(texts), size)]
-    _engine = engine
+    pool = None
     try:
-        with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
-            parts = list(pool.map(_scan, chunks))
-    except Exception:  # BrokenProcessPool, OSError from fork: the caller scans here instead
+        _engine = engine
+        pool = ProcessPoolExecutor(max_workers=len(chunks), mp_context=context)
+        futures = [pool.submit(_scan, chunk) for chunk in chunks]
+        _, stuck = wait(futures, timeout=max(MIN_DEADLINE_S, size * SECONDS_PER_TEXT))
+        if stuck:
+            _kill(pool)
+            return None
+        return [found for future in futures for found in future.result()]
+    except (BrokenProcessPool, OSError):  # a worker died, or fork was refused: scan here instead
         return None
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         _engine = None
-    return [found for part in parts for found in part]
+        _forking.release()
+
+
+def _kill(pool: Any) -> None:
+    """Stop a pool's stuck workers (the executor can only wait for them)."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # CPython's executor keeps them here
+        process.kill()

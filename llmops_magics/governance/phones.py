@@ -17,7 +17,8 @@ So a region whose lower bound exceeds the text's digit count (Unicode digits, co
 generously with ``str.isdigit``) is skipped; the regions left are run by Presidio's own
 recognizer, and its findings keep this recognizer's name and id (Presidio's context
 enhancement looks recognizers up by id). The tests hold it to Presidio's findings on
-every text they try. With leniency 0 (possible, not valid numbers) local-only lengths count.
+every text they try. With leniency 0 (possible, not valid, numbers: local-only lengths, and
+international ones as short as a country code and 2 digits) no region is skipped.
 """
 
 from __future__ import annotations
@@ -36,16 +37,15 @@ def fewest_digits(region: str, leniency: int) -> int:
     import phonenumbers
     from phonenumbers import PhoneMetadata
 
+    if leniency < 1:
+        return 1  # possible numbers have no useful lower bound: never skip
     code = phonenumbers.country_code_for_region(region)
     lengths = []
     for sibling in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, (region,)):
         metadata = PhoneMetadata.metadata_for_region(sibling)
         if metadata is None or metadata.general_desc is None:
             return 1  # nothing known about it: never skip the region
-        desc = metadata.general_desc
-        lengths += [n for n in desc.possible_length if n > 0]
-        if leniency < 1:
-            lengths += [n for n in desc.possible_length_local_only if n > 0]
+        lengths += [n for n in metadata.general_desc.possible_length if n > 0]
     return min([INTERNATIONAL, *lengths])
 
 

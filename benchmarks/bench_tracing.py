@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def span_cost(n: int) -> tuple[float, float]:
     """(µs per span on the caller, µs to convert and store one span in ``traces.db``, in batches)."""
     from llmops_magics.tracing import export
+    from llmops_magics.tracing.rows import span_row
     from llmops_magics.tracing.spans import model_call
-    from llmops_magics.tracing.store import span_row
 
     request = {"temperature": 0.0, "max_tokens": 8, "seed": 0}
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..display.html import money  # re-exported: the monitor's usage line formats with it too
+from ..display.html import money
 
-__all__ = ["TARGET_KEYS", "JUDGE_KEYS", "cost_usd", "answer_totals", "count_judge", "usage_line", "money"]
+__all__ = ["TARGET_KEYS", "JUDGE_KEYS", "cost_usd", "answer_totals", "count_judge", "usage_line"]
 
 TARGET_KEYS = ("prompt_tokens_total", "completion_tokens_total", "cost_usd_total")
 JUDGE_KEYS = ("judge_prompt_tokens", "judge_completion_tokens", "judge_cost_usd")

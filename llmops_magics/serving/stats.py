@@ -49,12 +49,13 @@ def _pricer() -> Callable[[Any], Mapping[str, float] | None]:
 
 
 def _cost(rows: list[Mapping[str, Any]], price: Callable[[Any], Mapping[str, float] | None]) -> float | None:
+    from ..evaluation.usage import cost_usd
+
     total = None
     for r in rows:
         p = price(r.get("version"))
         if p is not None:
-            spent = int(r.get("prompt_tokens") or 0) * p["input"] + int(r.get("completion_tokens") or 0) * p["output"]
-            total = (total or 0.0) + spent / 1e6
+            total = (total or 0.0) + cost_usd(int(r.get("prompt_tokens") or 0), int(r.get("completion_tokens") or 0), p)
     return total
 
 

@@ -31,8 +31,9 @@ from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor
 
+from .rows import span_row
 from .settings import TracingWarning
-from .store import SpanStore, span_row
+from .store import SpanStore
 
 __all__ = ["LocalSpanProcessor", "TracingWarning", "flush_local", "otlp_processor", "otlp_endpoint"]
 

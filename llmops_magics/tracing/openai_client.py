@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import ValidationError
 from .conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
 from .provider import tracing_for as _tracing_for
+from .spans import model_call, prompt_ref_of
 
 __all__ = ["instrument_openai", "uninstrument_openai", "is_instrumented", "TARGETS"]
 
@@ -126,7 +127,6 @@ def _given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
 
 
-_spans: Any = None  # the ``spans`` module, imported on the first traced call
 _server: tuple[Any, tuple[str, int | None] | None] = (None, None)  # (the last base URL seen, its host and port)
 
 
@@ -148,11 +148,6 @@ def _server_of(resource: Any) -> tuple[str, int | None] | None:
 
 
 def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
-    global _spans
-    if _spans is None:
-        from . import spans as _spans_module
-
-        _spans = _spans_module
     request = {k: kwargs[k] for k in _REQUEST_KEYS if k in kwargs and _given(kwargs[k])}
     if "max_tokens" not in request and _given(kwargs.get("max_completion_tokens")):
         request["max_tokens"] = kwargs["max_completion_tokens"]
@@ -162,11 +157,11 @@ def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
         if messages is not None and not isinstance(messages, (list, tuple)):
             messages = kwargs["messages"] = list(messages)  # an iterator is read once: the request gets the list
         inputs = list(messages or ())
-        ref = _spans.prompt_ref_of(messages)  # ``PromptVersion.render`` marks the list itself
+        ref = prompt_ref_of(messages)  # ``PromptVersion.render`` marks the list itself
     else:
         prompt = kwargs.get("prompt")
         inputs = list(prompt) if isinstance(prompt, list) else [prompt]
-    return _spans.model_call(  # which looks for a prompt version among the inputs when ``ref`` is None
+    return model_call(  # which looks for a prompt version among the inputs when ``ref`` is None
         operation,
         str(kwargs.get("model") or "unknown"),
         provider=PROVIDER_OPENAI,

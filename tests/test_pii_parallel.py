@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from llmops_magics import forking
 from llmops_magics.governance import parallel
 from llmops_magics.governance.engine import engine
 from llmops_magics.governance.entities import DEFAULT_THRESHOLD, default_entities
@@ -86,5 +87,5 @@ def test_an_error_in_a_worker_is_raised_as_in_one_process(monkeypatch):
 
 
 def test_a_second_forked_scan_at_once_scans_in_its_own_process():
-    with parallel._forking:  # another thread's forked scan holds the engine slot
+    with forking._forking:  # another thread's forked scan holds the engine slot
         assert parallel.find_forked(engine(None), TEXTS, default_entities(None), DEFAULT_THRESHOLD, 2) is None

@@ -150,3 +150,17 @@ def test_the_eval_magics_panel_flag_shows_a_real_grid_with_one_column_per_cell(i
         assert p.table.value.count(" tok") == 4 * 4
     finally:
         p.close()
+
+
+def test_a_malformed_price_table_leaves_the_dollars_out_and_says_so_once(tmp_path, monkeypatch):
+    from llmops_magics.evaluation import usage
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(usage, "_WARNED", set())
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.prices]\nsmall = "cheap"\n')
+    with pytest.warns(usage.PriceWarning, match="small"):
+        p = GridPanel(result())
+    try:
+        assert p.cost("A", 0) is None and p.cell_summary("B")["cost"] is None
+    finally:
+        p.close()

@@ -146,3 +146,50 @@ def test_each_targets_totals_are_in_the_offline_wandb_run(wandb_workspace, tmp_p
     assert (summary["B/prompt_tokens_total"], summary["B/completion_tokens_total"]) == (sent_b, 5 * ROWS)
     assert summary["A/cost_usd_total"] == pytest.approx((2.0 * sent_a + 5.0 * 3 * ROWS) / 1e6)
     assert summary["B/cost_usd_total"] == pytest.approx((4.0 * sent_b + 1.0 * 5 * ROWS) / 1e6)
+
+
+SAMPLES = 3
+
+
+def test_the_answers_sampled_for_consistency_are_in_the_totals_and_shown_apart(qa, tmp_path):
+    """selfcheck_* asks the target SAMPLES more times per row: those calls are paid for like its answers."""
+    with usage_server(" Paris", completion_tokens=3) as target:
+        write_prices(tmp_path, {target.url: (2.0, 5.0)})
+        result = evaluate(target.url, data="qa-task", limit=ROWS, max_new_tokens=4, samples=SAMPLES,
+                          metrics=["exact_match", "selfcheck_ngram"]).wait()  # fmt: skip
+    assert len(target.prompts) == ROWS * (1 + SAMPLES)  # each row answered once, then sampled SAMPLES times
+    answered = sum(len(r["prompt"]) for r in result.records)
+    sent = sum(len(p) for p in target.prompts)
+    assert sent == (1 + SAMPLES) * answered
+    summary = result.summary["A"]
+    assert (summary["prompt_tokens_total"], summary["completion_tokens_total"]) == (sent, 3 * ROWS * (1 + SAMPLES))
+    assert summary["cost_usd_total"] == pytest.approx((2.0 * sent + 5.0 * 3 * ROWS * (1 + SAMPLES)) / 1e6)
+    sampled = (SAMPLES * answered, 3 * ROWS * SAMPLES)
+    assert (summary["consistency_prompt_tokens"], summary["consistency_completion_tokens"]) == sampled
+    assert summary["consistency_cost_usd"] == pytest.approx((2.0 * sampled[0] + 5.0 * sampled[1]) / 1e6)
+    assert summary["consistency_samples"] == ROWS * SAMPLES
+    assert f"{sent:,} in + " in str(result) and f"of which consistency samples {sampled[0]:,} in" in str(result)
+    assert qa.recorder.flush(60)  # the run summary is written by the recorder's worker
+    (run,) = [r for r in qa.memory.runs if r.job_type == "eval"]
+    assert run.summary_values["cost_usd_total"] == pytest.approx(summary["cost_usd_total"])
+
+
+def test_a_malformed_price_table_costs_the_dollars_only_and_is_named_once(qa, tmp_path, monkeypatch):
+    from llmops_magics.evaluation import usage
+
+    monkeypatch.setattr(usage, "_WARNED", set())
+    with usage_server(" Paris", completion_tokens=3) as target, usage_server(" 4", 2, prompt_tokens=100) as judge:
+        (tmp_path / "pyproject.toml").write_text(f'[tool.llmops.prices]\n"{target.url}" = "cheap"\n')
+        with pytest.warns(usage.PriceWarning) as caught:
+            result = evaluate(target.url, data="qa-task", limit=ROWS, max_new_tokens=4, samples=2, judge_k=1,
+                              metrics=["exact_match", "cost", "judge", "selfcheck_ngram"],
+                              judge_model=judge.url).wait()  # fmt: skip
+    named = [w for w in caught if issubclass(w.category, usage.PriceWarning)]
+    assert len(named) == 1 and f"[tool.llmops.prices] {target.url} must be" in str(named[0].message)
+    summary = result.summary["A"]
+    sent = sum(len(p) for p in target.prompts)
+    assert (summary["prompt_tokens_total"], summary["completion_tokens_total"]) == (sent, 3 * ROWS * 3)
+    assert summary["judge_prompt_tokens"] == 100 * ROWS and summary["consistency_completion_tokens"] == 3 * ROWS * 2
+    costs = ("cost_usd_total", "judge_cost_usd", "consistency_cost_usd", "cost_usd")
+    assert {k: summary.get(k) for k in costs} == dict.fromkeys(costs)
+    assert all(r["cost_usd"] is None for r in result.records) and "exact_match" in summary

@@ -141,7 +141,12 @@ def test_the_new_metrics_are_compared_with_confidence_intervals_like_the_others(
 
 @slow
 def test_samples_are_drawn_once_for_both_consistency_checks(labelled):
-    assert labelled.summary["A"]["consistency_samples"] == 2 * PER_SIDE * 5  # 36 rows, the default 5 samples
+    summary = labelled.summary["A"]
+    assert summary["consistency_samples"] == 2 * PER_SIDE * 5  # 36 rows, the default 5 samples
+    # the samples are the target's calls too: 5 more of each prompt, counted in its totals (local: its tokenizer)
+    answered = summary["prompt_tokens_total"] - summary["consistency_prompt_tokens"]
+    assert answered > 0 and summary["consistency_prompt_tokens"] == 5 * answered
+    assert summary["completion_tokens_total"] > summary["consistency_completion_tokens"] > 0
 
 
 @slow

@@ -221,3 +221,18 @@ def test_the_eval_magic_takes_a_grid(ip, eval_ws):
     )
     (name,) = [n.name for n in eval_ws.registry.names("eval")]
     assert len(eval_ws.registry.resolve(f"eval://{name}").metadata["targets"]) == 4
+
+
+def test_compare_with_a_malformed_price_table_ranks_without_dollars(eval_ws, tmp_path, monkeypatch):
+    from llmops_magics.evaluation import usage
+
+    monkeypatch.setattr(usage, "_WARNED", set())
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.prices]\ntiny = "cheap"\n')
+    lm.save_prompt("qa", "Question: {{ question }}\nAnswer:")
+    with pytest.warns(usage.PriceWarning, match="tiny"):
+        board = lm.compare_models(
+            [eval_ws.adapter.ref, eval_ws.base.ref], data="qa-task", prompt="qa", limit=4, max_new_tokens=4
+        )
+    assert len(board.rows) == 2 and all(r["$ / 1k requests"] is None for r in board.rows)
+    assert all(r["exact_match"] >= 0 for r in board.rows)
+    assert "-" in board._table()[1][0] and str(board)  # the table shows the missing dollars rather than failing

@@ -152,6 +152,7 @@ def test_a_monitor_run_stores_shows_and_logs_what_the_window_spent(workspace, tm
     )
     assert f"usage: 24 answered requests: {sum(v['in'] for v in want.values()):,} in + " in str(report)
     assert "monitor-usage" in report._repr_mimebundle_()[0]["text/html"]
+    assert workspace.recorder.flush(60)  # the run summary is written by the recorder's worker (a race otherwise)
     (run,) = [r for r in workspace.memory.runs if r.job_type == "monitor"]
     assert run.summary_values["usage/cost_usd"] == pytest.approx(total)
     assert run.summary_values["usage/adapter:qa-lora-v2/1/prompt_tokens"] == want[CANARY]["in"]
@@ -179,3 +180,75 @@ def test_the_monitors_offline_wandb_run_holds_the_windows_tokens_and_dollars(wan
     assert summary["usage/completion_tokens"] == sum(v["out"] for v in want.values())
     assert summary["usage/cost_usd"] == pytest.approx(sum(v["cost"] for v in want.values()))
     assert summary["cost_per_1k_requests/status"] == "skip"  # priced, but no limit set
+
+
+def test_an_unpriced_version_is_left_out_of_the_cost_per_1k_and_counted_in_the_checks_detail(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.llmops.prices]\nqa-lora = { input = 2.0, output = 8.0 }\n")
+    rows = traffic(1000.0)
+    usage = window_usage(rows, PRIMARY)
+    primary = expected(rows)[PRIMARY]  # the canary (8 answered requests) has no price
+    assert usage["priced"] == [PRIMARY] and (usage["priced_requests"], usage["unpriced_requests"]) == (16, 8)
+    assert usage["cost_usd"] == pytest.approx(primary["cost"]) and usage["versions"][CANARY]["cost_usd"] is None
+    per_1k = 1000 * primary["cost"] / primary["requests"]
+    assert usage["cost_per_1k_requests"] == pytest.approx(per_1k)  # not diluted by the canary's 8 requests
+    check = cost_check(usage, {**DEFAULTS, "max_cost_per_1k": per_1k * 0.99, "min_requests": 16.0})
+    assert check.status == "fail" and check.value == pytest.approx(per_1k)
+    assert check.details["unpriced_requests"] == 8 and "8 of 24 answered request(s) unpriced" in check.reason
+    assert CANARY in check.reason
+    few = cost_check(usage, {**DEFAULTS, "max_cost_per_1k": 1.0, "min_requests": 20.0})  # 16 priced: too few
+    assert few.status == "skip" and "16 answered request(s) priced" in few.reason
+
+
+def test_a_malformed_price_table_costs_the_monitor_its_dollars_only_unless_a_limit_needs_them(
+    workspace, tmp_path, monkeypatch
+):
+    from llmops_magics.errors import ValidationError
+    from llmops_magics.evaluation import usage as eval_usage
+
+    monkeypatch.setattr(eval_usage, "_WARNED", set())
+    rows = traffic(time.time())
+    fake_deployment(workspace, rows)
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.prices]\nqa-lora = { input = "two", output = 8 }\n')
+    with pytest.warns(eval_usage.PriceWarning) as caught:
+        report = monitor("svc", window="1h", checks="slo", workspace=workspace)
+        monitor("svc", window="1h", checks="slo", workspace=workspace)
+    (named,) = [w for w in caught if issubclass(w.category, eval_usage.PriceWarning)]
+    assert "[tool.llmops.prices] qa-lora must be" in str(named.message)
+    check = report["cost_per_1k_requests"]
+    assert check.status == "skip" and "[tool.llmops.prices] qa-lora must be" in check.reason
+    assert report.usage["prompt_tokens"] == sum(v["in"] for v in expected(rows).values())
+    assert report.usage["cost_usd"] is None and report.usage["cost_per_1k_requests"] is None
+    assert report["error_rate"].status in {"pass", "warn", "fail"}  # the other checks were made
+    with pytest.raises(ValidationError, match=r"qa-lora must be .*max_cost_per_1k=0.5 cannot be checked") as info:
+        monitor("svc", window="1h", checks="slo", thresholds={"max_cost_per_1k": 0.5}, workspace=workspace)
+    assert "\n" not in str(info.value)
+
+
+def test_deploy_status_prices_rows_without_a_version_by_the_target_as_the_monitor_does(workspace, tmp_path):
+    from llmops_magics.serving.status import deployment_status
+
+    now = time.time()
+    rows = traffic(now)
+    fake_deployment(workspace, rows)
+    write_prices(tmp_path)
+    want = expected(rows)  # the versionless row is the target's (PRIMARY)
+    status = deployment_status("svc", window_s=3600, workspace=workspace)
+    assert status.summary["all"]["cost_usd"] == pytest.approx(sum(v["cost"] for v in want.values()), rel=1e-12)
+    assert status.summary["arms"]["primary"]["cost_usd"] == pytest.approx(want[PRIMARY]["cost"], rel=1e-12)
+    assert status.summary["all"]["cost_usd"] == pytest.approx(window_usage(rows, PRIMARY)["cost_usd"], rel=1e-12)
+
+
+def test_deploy_status_leaves_out_the_cost_of_a_malformed_price_table_and_names_it_once(tmp_path, monkeypatch):
+    from llmops_magics.evaluation import usage as eval_usage
+    from llmops_magics.serving.stats import summarize
+
+    monkeypatch.setattr(eval_usage, "_WARNED", set())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops]\nprices = "cheap"\n')
+    with pytest.warns(eval_usage.PriceWarning) as caught:
+        first, second = summarize(traffic(1000.0), 60, PRIMARY), summarize(traffic(1000.0), 60, PRIMARY)
+    assert len([w for w in caught if issubclass(w.category, eval_usage.PriceWarning)]) == 1
+    assert first["all"]["cost_usd"] is None and second["all"]["tokens_in"] == sum(
+        v["in"] for v in expected(traffic(1000.0)).values()
+    )

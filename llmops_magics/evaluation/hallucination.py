@@ -22,6 +22,8 @@ separate answers a model knows from answers it makes up:
   (or ``support:REF``), rendered with ``claim`` plus the judge variables.
 
 Samples are seeded (``seed+1 … seed+samples``), so they are cached and a re-run is the same.
+Their tokens and cost are the target's like its answers' (``usage.count_samples``): in its
+``*_total`` keys, and apart as ``consistency_*``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .generations import GenParams, generate_cached
 from .judge import DEFAULT_JUDGE_PROMPTS, JUDGE_MAX_NEW_TOKENS, judge_variables
 from .metrics import Example, MetricContext, metric
 from .model_metrics import split_sentences
+from .usage import count_samples
 
 __all__ = [
     "VERDICTS",
@@ -139,6 +142,7 @@ def sample_answers(examples: Sequence[Example], ctx: MetricContext) -> list[list
             runs.append(generate_cached(backend, payloads, params, _cache(ctx.target), o.batch_size))
         ctx.shared[key] = [[run[i].text for run in runs] for i in range(len(examples))]
         ctx.count("consistency_samples", len(examples) * o.samples)
+        count_samples(ctx, examples, runs, getattr(ctx.target, "model_ref", None))  # paid for like the answers
     return ctx.shared[key]
 
 

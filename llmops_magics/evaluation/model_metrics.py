@@ -97,8 +97,12 @@ def cost(examples: Sequence[Example], ctx: MetricContext):
     target's own (its tokenizer, or the endpoint's usage), so a cached re-run costs the same.
     """
     from ..models.leaderboard import price_of
+    from .usage import price_table
 
-    price = price_of(getattr(ctx.target, "model_ref", None))
+    table = price_table()
+    if table is None:  # a malformed [tool.llmops.prices] (named once, as a PriceWarning): no dollars
+        return {"cost_usd": [None] * len(examples)}
+    price = price_of(getattr(ctx.target, "model_ref", None), table)
     return {
         "cost_usd": [
             (ex.prompt_tokens * price["input"] + ex.completion_tokens * price["output"]) / 1e6 for ex in examples

@@ -223,7 +223,9 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
     best = max(
         labels, key=lambda lb: sign * (mean(lb, primary.name) if not math.isnan(mean(lb, primary.name)) else -1e300)
     )
-    price_table = prices()
+    from ..evaluation.usage import price_table as readable_prices
+
+    price_table = readable_prices()  # None when [tool.llmops.prices] is malformed (a PriceWarning, once): no dollars
     rows = []
     for label, text in labels.items():
         art = _artifact(text, ws)
@@ -249,12 +251,14 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         row["parameters"] = card.get("parameters")
         row["context"] = card.get("context_length")
         row["license"] = card.get("license")
-        price = price_table.get(text) or (price_table.get(art.name) if art else None) or {"input": 0.0, "output": 0.0}
-        row["$ / 1k requests"] = (
-            1000
-            * (mean(label, "prompt_tokens") * price["input"] + mean(label, "completion_tokens") * price["output"])
-            / 1e6
-        )
+        row["$ / 1k requests"] = None
+        if price_table is not None:
+            price = price_table.get(text) or (price_table.get(art.name) if art else None) or {"input": 0.0, "output": 0.0}
+            row["$ / 1k requests"] = (
+                1000
+                * (mean(label, "prompt_tokens") * price["input"] + mean(label, "completion_tokens") * price["output"])
+                / 1e6
+            )
         rows.append(row)
     rows.sort(key=lambda r: -sign * (r[primary.name] if not math.isnan(r[primary.name]) else -sign * 1e300))
     board = Leaderboard(

@@ -5,9 +5,12 @@ and in the W&B run is computed the same way from the same kind of record (a
 mapping with ``ts``, ``arm``, ``status``, ``latency_ms``, ``ttft_ms``,
 ``prompt_tokens``, ``completion_tokens``, ``batch_size``, ``version``).
 
-Cost: each answered request priced by the version that answered it at
-``[tool.llmops.prices]`` (``models.leaderboard.price_entry``, as the monitor's
-``cost_per_1k_requests`` check prices it); ``cost_usd`` is None while nothing served is priced.
+Cost: each answered request priced by the version that answered it (``served_version``:
+a row of a log written before versions were logged by the deployment's target, the
+``fallback``) at ``[tool.llmops.prices]`` (``models.leaderboard.price_entry``), exactly as
+the monitor's ``cost_per_1k_requests`` check prices it; ``cost_usd`` is None while nothing
+served is priced, and when the table is malformed (``evaluation.usage.price_table`` names
+the problem once).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["percentile", "summarize", "flatten"]
+__all__ = ["percentile", "summarize", "flatten", "served_version"]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -28,13 +31,23 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(ordered[min(rank, len(ordered)) - 1])
 
 
+def served_version(row: Mapping[str, Any], fallback: str | None = None) -> str | None:
+    """The version a logged request is counted and priced under: its own ``version``, else ``fallback``.
+
+    Logs written before versions were logged have no ``version``; every reader (this
+    summary, the monitor's ``window_usage``) gives such rows to the deployment's target.
+    """
+    return row.get("version") or fallback or None
+
+
 def _pricer() -> Callable[[Any], Mapping[str, float] | None]:
     """``price(version)``: its ``{"input", "output"}`` dollars per million tokens, or None; never raises."""
     try:
-        from ..models.leaderboard import price_entry, prices
+        from ..evaluation.usage import price_table
+        from ..models.leaderboard import price_entry
 
-        table = prices()
-    except Exception:  # a malformed [tool.llmops.prices] costs the cost column, never the summary
+        table = price_table()  # None when malformed, the problem warned about once
+    except Exception:  # an unreadable project table costs the cost column, never the summary
         return lambda version: None
     if not table:
         return lambda version: None
@@ -48,18 +61,22 @@ def _pricer() -> Callable[[Any], Mapping[str, float] | None]:
     return price
 
 
-def _cost(rows: list[Mapping[str, Any]], price: Callable[[Any], Mapping[str, float] | None]) -> float | None:
+def _cost(
+    rows: list[Mapping[str, Any]], price: Callable[[Any], Mapping[str, float] | None], fallback: str | None
+) -> float | None:
     from ..evaluation.usage import cost_usd
 
     total = None
     for r in rows:
-        p = price(r.get("version"))
+        p = price(served_version(r, fallback))
         if p is not None:
             total = (total or 0.0) + cost_usd(int(r.get("prompt_tokens") or 0), int(r.get("completion_tokens") or 0), p)
     return total
 
 
-def _one(rows: list[Mapping[str, Any]], window_s: float | None, price: Callable[[Any], Any]) -> dict[str, Any]:
+def _one(
+    rows: list[Mapping[str, Any]], window_s: float | None, price: Callable[[Any], Any], fallback: str | None = None
+) -> dict[str, Any]:
     ok = [r for r in rows if (r.get("status") or 0) < 400]
     latencies = [float(r["latency_ms"]) for r in ok if r.get("latency_ms") is not None]
     ttfts = [float(r["ttft_ms"]) for r in ok if r.get("ttft_ms") is not None]
@@ -81,16 +98,19 @@ def _one(rows: list[Mapping[str, Any]], window_s: float | None, price: Callable[
         "throughput_rps": len(ok) / span if span > 0 else None,
         "tokens_in": sum(int(r.get("prompt_tokens") or 0) for r in ok),
         "tokens_out": sum(int(r.get("completion_tokens") or 0) for r in ok),
-        "cost_usd": _cost(ok, price),
+        "cost_usd": _cost(ok, price, fallback),
         "mean_batch": sum(batches) / len(batches) if batches else None,
     }
 
 
-def summarize(rows: Iterable[Mapping[str, Any]], window_s: float | None = None) -> dict[str, Any]:
+def summarize(
+    rows: Iterable[Mapping[str, Any]], window_s: float | None = None, fallback: str | None = None
+) -> dict[str, Any]:
     """``{"all": {...}, "arms": {"primary": {...}, "canary": {...}}}`` over ``rows``.
 
     ``window_s`` is the period the rows cover (for throughput); without it the span
-    between the first and last record is used.
+    between the first and last record is used. ``fallback`` (the deployment's target)
+    prices the rows logged without a version (``served_version``).
     """
     rows = list(rows)
     arms: dict[str, list[Mapping[str, Any]]] = {}
@@ -99,8 +119,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], window_s: float | None = None) 
             arms.setdefault(str(r["arm"]), []).append(r)
     price = _pricer()
     return {
-        "all": _one(rows, window_s, price),
-        "arms": {k: _one(v, window_s, price) for k, v in sorted(arms.items())},
+        "all": _one(rows, window_s, price, fallback),
+        "arms": {k: _one(v, window_s, price, fallback) for k, v in sorted(arms.items())},
     }
 
 

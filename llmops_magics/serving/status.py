@@ -55,7 +55,8 @@ def deployment_status(name: str, *, window_s: float = 300.0, workspace: Workspac
         return DeploymentStatus(name, state, state["status"], health, summarize([], window_s), window_s, None, note)
     rows = read_requests(state["monitor_db"], since=now - window_s)
     timeline = request_timeline(rows, window_s, now=now)
-    return DeploymentStatus(name, state, state["status"], health, summarize(rows, window_s), window_s, timeline)
+    summary = summarize(rows, window_s, fallback=state.get("target"))  # old rows: the target, as the monitor does
+    return DeploymentStatus(name, state, state["status"], health, summary, window_s, timeline)
 
 
 def deployment_logs(name: str, *, lines: int = 50, workspace: Workspace | None = None) -> LogTail:
@@ -80,7 +81,7 @@ def monitor_snapshot(name: str, *, window_s: float = 60.0, workspace: Workspace 
         "status": status,
         "state": state,
         "health": health,
-        "summary": summarize(rows, window_s),
+        "summary": summarize(rows, window_s, fallback=state.get("target")),
         "note": None if logged else no_log_message(name, "this panel has no figures to show"),
         "window_s": window_s,
         "at": time.time(),

@@ -45,16 +45,16 @@ class GridPanel(Panel):
     """``GridPanel(result)``; ``visible`` lists the example ids that pass the filters, in data order."""
 
     def __init__(self, result: Any, rows: int = 20, prices: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        from ...evaluation.usage import price_table
         from ...models.leaderboard import price_of
-        from ...models.leaderboard import prices as configured
 
-        prices = configured() if prices is None else dict(prices)
+        prices = price_table() if prices is None else dict(prices)  # None: malformed, so no dollars
         self.result = result
         self.cells = list(result.targets)
         self._by = {
             c["label"]: {r["example"]: r for r in result.records if r["target"] == c["label"]} for c in self.cells
         }
-        self._price = {c["label"]: price_of(c.get("model"), prices) for c in self.cells}
+        self._price = {c["label"]: price_of(c.get("model"), prices) if prices is not None else None for c in self.cells}
         self._examples = sorted(set().union(*(set(v) for v in self._by.values()))) if self._by else []
         quality = [c for c in result.columns if c.higher_is_better is not None and c.name != "latency_s"]
         self._direction = {c.name: c.higher_is_better for c in result.columns}
@@ -102,7 +102,7 @@ class GridPanel(Panel):
 
     def cost(self, label: str, i: int) -> float | None:
         rec = self._by[label].get(i)
-        return cell_cost(rec, self._price[label]) if rec else None
+        return cell_cost(rec, self._price[label]) if rec and self._price[label] is not None else None
 
     def _keep(self, i: int) -> bool:
         labels = [c["label"] for c in self.cells]

@@ -59,7 +59,7 @@ def test_cancelling_kills_the_workers_and_raises():
 
 
 def test_an_error_raised_by_the_work_is_raised_here():
-    with pytest.raises(ValueError, match="item . is bad"):
+    with pytest.raises(ValueError, match=r"item . is bad"):
         forking.map_forked(_fail, [0, 1], workers=2, stall_s=60)
 
 

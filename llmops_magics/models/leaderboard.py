@@ -253,7 +253,9 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         row["license"] = card.get("license")
         row["$ / 1k requests"] = None
         if price_table is not None:
-            price = price_table.get(text) or (price_table.get(art.name) if art else None) or {"input": 0.0, "output": 0.0}
+            price = (
+                price_table.get(text) or (price_table.get(art.name) if art else None) or {"input": 0.0, "output": 0.0}
+            )
             row["$ / 1k requests"] = (
                 1000
                 * (mean(label, "prompt_tokens") * price["input"] + mean(label, "completion_tokens") * price["output"])

@@ -12,6 +12,11 @@ They are built once into ``.cache/bench-compare`` and not timed. Every timed cas
 cold: the generation cache is emptied and loaded models are forgotten, so both sides
 generate all 1,200 answers and load each model. W&B is off.
 
+Both sides generate in the same batches. By default each call hands its batches to forked
+workers, one per core (``evaluation.cells``): six calls do so a call at a time, the grid for
+every cell at once. The ``--workers 1`` rows are both sides in one process, as before the
+workers existed, so the table shows what the workers bring to each side.
+
 Accounting is measured two ways. Directly: the ``latency`` and ``tokens`` metrics plus
 the dollar cost of every answer at ``[tool.llmops.prices]``-style prices (what the
 leaderboard does), timed over the grid's 1,200 records and divided by the grid's time.
@@ -96,6 +101,65 @@ def _llama(tokenizer_from: Path, dest: Path) -> Path:
     return dest
 
 
+class HostedLike:
+    """An OpenAI-compatible endpoint on 127.0.0.1 that answers every completion after a fixed delay.
+
+    It stands for a hosted model, whose compute is not on this machine: what an eval waits
+    for is the round trip. It runs in a process of its own (this script with
+    ``--serve-hosted``), so its threads do not share the eval's interpreter lock. The answer
+    is a deterministic function of the prompt, so both sides get the same outputs.
+    """
+
+    def __init__(self, name: str, delay_s: float) -> None:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-hosted", name, str(delay_s)], stdout=subprocess.PIPE, text=True
+        )
+        port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/v1"
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def serve_hosted(name: str, delay_s: float) -> None:
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a hosted API
+        wbufsize = 1 << 16  # headers and body leave in one write (no Nagle/delayed-ACK stall)
+
+        def log_message(self, *args):
+            pass
+
+        def _send(self, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._send({"object": "list", "data": [{"id": name, "object": "model"}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            time.sleep(delay_s)
+            text = f" {name} {len(body['prompt']) % 7}"
+            usage = {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": 2, "total_tokens": 0}
+            self._send({"choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage})
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.request_queue_size = 128
+    print(httpd.server_address[1], flush=True)
+    httpd.serve_forever()
+
+
 def accounting(records: list[dict], prices: dict[str, float]) -> float:
     """The leaderboard's per-answer cost over ``records`` (dollars); what the direct measurement times."""
     total = 0.0
@@ -111,6 +175,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2, help="Report the fastest of this many runs per case.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default).")
+    parser.add_argument(
+        "--endpoint-delay-ms", type=float, default=20.0, help="Round trip of the hosted-style endpoints (0: skip)."
+    )
     parser.add_argument("--home", default=str(ROOT / ".cache" / "bench-compare" / ".llmops"))
     args = parser.parse_args()
 
@@ -163,9 +230,9 @@ def main() -> int:
             [], model=",".join(model_refs), prompt=",".join(PROMPTS), metrics=metrics, **{**common, **kw}
         ).wait()
 
-    def six(metrics):
+    def six(metrics, **kw):
         return [
-            lm.evaluate(m, prompt=p, metrics=metrics, **common).wait() for m in model_refs for p in PROMPTS
+            lm.evaluate(m, prompt=p, metrics=metrics, **{**common, **kw}).wait() for m in model_refs for p in PROMPTS
         ]  # model by model, as a user comparing them one at a time would
 
     def timed(fn, setup=cold):
@@ -181,13 +248,15 @@ def main() -> int:
         "grid": lambda: grid(full),
         "bare": lambda: grid(QUALITY),
         "wide": lambda: grid(full, batch_size=len(PROMPTS) * args.batch_size),
+        "six1": lambda: six(full, workers=1),
+        "grid1": lambda: grid(full, workers=1),
     }
     lm.evaluate(model_refs[0], prompt="bench-terse", metrics=QUALITY, limit=8, **common).wait()  # warm-up
     runs: dict[str, list] = {k: [] for k in cases}
     for _ in range(args.repeat):  # interleaved, so a busy spell on a shared machine hits every case alike
         for key, fn in cases.items():
             runs[key].append(timed(fn))
-    (six_s, six_results), (grid_s, grid_result), (bare_s, _), (wide_s, _) = (
+    (six_s, six_results), (grid_s, grid_result), (bare_s, _), (wide_s, _), (six1_s, _), (grid1_s, _) = (
         min(runs[k], key=lambda r: r[0]) for k in cases
     )
     rerun_s, rerun = min((timed(lambda: grid(full), setup=None) for _ in range(args.repeat)), key=lambda r: r[0])
@@ -223,6 +292,9 @@ def main() -> int:
     account_s = (time.perf_counter() - started) / loops
 
     cells = len(model_refs) * len(PROMPTS)
+    from llmops_magics.evaluation.cells import plan_workers
+
+    grid_workers = plan_workers([], answers=10**6, units=10**6, workers=None)  # what "one per core" came to
     answers = cells * args.examples
     speedup = six_s / grid_s
     direct = account_s / grid_s
@@ -246,6 +318,20 @@ def main() -> int:
                 f"{answers / grid_s:.0f}",
                 f"{speedup:.2f}x",
                 ">= 2x " + ("met" if speedup >= 2 else "MISSED"),
+            ],
+            [
+                "six calls, each in one process (--workers 1, as before forked workers)",
+                f"{six1_s:.2f}",
+                f"{answers / six1_s:.0f}",
+                f"{six_s / six1_s:.2f}x",
+                "",
+            ],
+            [
+                "one grid call in one process (--workers 1)",
+                f"{grid1_s:.2f}",
+                f"{answers / grid1_s:.0f}",
+                f"{six_s / grid1_s:.2f}x",
+                "",
             ],
             [
                 f"one grid call, batch {len(PROMPTS) * args.batch_size} (a model's {len(PROMPTS)} prompts batched together)",
@@ -281,10 +367,50 @@ def main() -> int:
             ],
         ],
     )
+    if args.endpoint_delay_ms > 0:
+        hosted = [HostedLike(f"hosted-{n}", args.endpoint_delay_ms / 1000) for n in range(len(model_refs))]
+        urls = [h.url for h in hosted]
+
+        def grid_hosted():
+            return lm.evaluate([], model=",".join(urls), prompt=",".join(PROMPTS), metrics=QUALITY, **common).wait()
+
+        def six_hosted():
+            return [lm.evaluate(u, prompt=p, metrics=QUALITY, **common).wait() for u in urls for p in PROMPTS]
+
+        try:
+            hosted_runs: dict[str, list] = {"six": [], "grid": []}
+            for _ in range(args.repeat):
+                hosted_runs["six"].append(timed(six_hosted, setup=None))
+                hosted_runs["grid"].append(timed(grid_hosted, setup=None))
+            (hsix_s, hsix), (hgrid_s, hgrid) = (min(hosted_runs[k], key=lambda r: r[0]) for k in ("six", "grid"))
+        finally:
+            for h in hosted:
+                h.close()
+        hsame = [r["output"] for res in hsix for r in res.records] == [
+            r["output"] for r in sorted(hgrid.records, key=lambda r: (r["target"], r["example"]))
+        ]
+        print_table(
+            f"the same grid over {len(urls)} hosted-style endpoints ({args.endpoint_delay_ms:g} ms a request, "
+            f"{args.batch_size} in flight per endpoint; endpoints are never cached)",
+            ["case", "seconds", "answers/s", "speed-up", "goal"],
+            [
+                ["six separate %eval calls (one per cell)", f"{hsix_s:.2f}", f"{answers / hsix_s:.0f}", "1.00x", ""],
+                [
+                    "one %eval grid call (endpoints on different servers asked at once)",
+                    f"{hgrid_s:.2f}",
+                    f"{answers / hgrid_s:.0f}",
+                    f"{hsix_s / hgrid_s:.2f}x",
+                    ">= 2x " + ("met" if hsix_s / hgrid_s >= 2 else "MISSED"),
+                ],
+            ],
+        )
+        print(f"hosted grid outputs identical to the six calls' outputs: {hsame}")
     print(f"grid outputs identical to the six calls' outputs: {same}")
     print(
-        f"generation work is the same on both sides ({answers} answers in batches of {args.batch_size}, cell by "
-        f"cell); the grid also makes {len(grid_result.comparisons)} paired comparisons against its first cell"
+        f"generation work is the same on both sides ({answers} answers in the same batches of {args.batch_size}); "
+        f"by default both hand the batches to {grid_workers} forked workers, a call at a time for the six calls, "
+        f"every cell at once for the grid; the grid also makes {len(grid_result.comparisons)} paired comparisons "
+        "against its first cell"
     )
     print(f"cost of the grid's answers at ${PRICES['input']}/${PRICES['output']} per M tokens: "
           f"${accounting(records, PRICES):.6f}")  # fmt: skip
@@ -293,4 +419,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-hosted"]:
+        serve_hosted(sys.argv[2], float(sys.argv[3]))
     raise SystemExit(main())

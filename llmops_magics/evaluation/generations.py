@@ -129,6 +129,7 @@ class LocalBackend:
         self.workspace = workspace
         base = source.base_artifact.digest if source.base_artifact is not None else folder_digest(source.base_path)
         self.identity: dict[str, Any] = {"base": base}
+        self.held: Any = None  # a loaded model pinned past the per-process cache (``evaluation.cells``)
         if source.adapter_path is not None:
             adapter = source.artifact.digest if source.artifact is not None else folder_digest(source.adapter_path)
             self.identity["adapter"] = adapter
@@ -137,6 +138,8 @@ class LocalBackend:
     def loaded(self):
         from ..models.loading import load_model
 
+        if self.held is not None:
+            return self.held
         key = cache_key("model", self.identity, None, {"device": self.device})
         target = self.source.artifact or self._path()
         return _load(key, lambda: load_model(target, device=self.device, workspace=self.workspace))
@@ -279,14 +282,7 @@ def generate_cached(
     (``JobCancelledError``; nothing is written to the cache then) and ``progress(done,
     total)`` hears how far it is.
     """
-    use_cache = backend.identity is not None and cacheable(params.temperature, params.seed)
-    out: list[GenRecord | None] = [None] * len(payloads)
-    keys: list[str] = []
-    if use_cache:
-        pkey = params.key()
-        keys = [cache_key("generate", backend.identity, p, pkey) for p in payloads]
-        hits = cache.get_many(keys)
-        out = [GenRecord.from_cache(hits[k]) if k in hits else None for k in keys]
+    out, keys = cached_answers(backend, payloads, params, cache)
     todo = [i for i, r in enumerate(out) if r is None]
     total, done = len(payloads), len(payloads) - len(todo)
     if progress is not None:
@@ -305,6 +301,26 @@ def generate_cached(
         done += len(chunk)
         if progress is not None:
             progress(done, total)
-    if use_cache and todo:
-        cache.put_many({keys[i]: out[i].to_cache() for i in todo})  # type: ignore[union-attr]
+    store_answers(cache, keys, out, todo)
     return out  # type: ignore[return-value]
+
+
+def cached_answers(
+    backend: Any, payloads: Sequence[Any], params: GenParams, cache: GenerationCache
+) -> tuple[list[GenRecord | None], list[str]]:
+    """The answers the cache holds (None where it holds none) and every payload's key (none when
+    the answers cannot be cached: sampled without a seed, or a backend with no identity)."""
+    if backend.identity is None or not cacheable(params.temperature, params.seed):
+        return [None] * len(payloads), []
+    pkey = params.key()
+    keys = [cache_key("generate", backend.identity, p, pkey) for p in payloads]
+    hits = cache.get_many(keys)
+    return [GenRecord.from_cache(hits[k]) if k in hits else None for k in keys], keys
+
+
+def store_answers(
+    cache: GenerationCache, keys: Sequence[str], out: Sequence[GenRecord | None], fresh: Sequence[int]
+) -> None:
+    """Keep the ``fresh`` answers of ``out`` for next time (nothing when there are no keys)."""
+    if keys and fresh:
+        cache.put_many({keys[i]: out[i].to_cache() for i in fresh})  # type: ignore[union-attr]

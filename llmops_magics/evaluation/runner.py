@@ -9,6 +9,8 @@ and registers nothing.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextvars
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,9 +22,16 @@ from ..errors import JobCancelledError, RegressionError, ValidationError
 from ..ops.catalog import Call
 from ..ops.evaluate import EvalSpec, api_key_of
 from ..ops.jobs import JobContext
-from ..tracing.conventions import LLMOPS_ARTIFACT_REF, LLMOPS_CACHED, LLMOPS_MODEL_REF, LLMOPS_PROMPT_REF
+from ..tracing.conventions import (
+    LLMOPS_ARTIFACT_REF,
+    LLMOPS_CACHED,
+    LLMOPS_MODEL_REF,
+    LLMOPS_PROMPT_REF,
+    LLMOPS_WORKERS,
+)
 from ..tracing.spans import operation_span
 from .cache import GenerationCache
+from .cells import generate_endpoints, generate_local
 from .consistency import check_adapter
 from .generations import GenParams, generate_cached
 from .jobs import EvalJob
@@ -250,6 +259,58 @@ def _stored(opts: EvalSpec, plan: dict[str, Any], judges: JudgeRunner) -> EvalSp
     return opts.replace(**changes)
 
 
+def _generate_ahead(targets, plan, params, opts: EvalSpec, gen_cache, ctx: JobContext) -> dict[str, list]:
+    """Answers made before scoring, every cell at once (``evaluation.cells``): local ones by
+    forked workers while endpoints on different servers are asked side by side; {} for the
+    targets left to be answered one by one."""
+    local = {t.label: t.backend for t in targets if t.backend.kind == "local"}
+    remote = {t.label: t.backend for t in targets if t.backend.kind == "endpoint"}
+    if not local and len(remote) < 2:
+        return {}
+    payloads = plan["payloads"]
+    done: dict[str, int] = {}
+    total = sum(len(payloads[label]) for label in [*local, *remote])
+
+    def progress_of(key: str):
+        def progress(n: int, _total: int) -> None:
+            done[key] = n
+            ctx.emit({"type": "progress", "step": sum(done.values()), "max_steps": total, "phase": "generating"})
+
+        return progress
+
+    def cancelled() -> bool:
+        return ctx.cancelled
+
+    with operation_span("eval_generate", f"generate {', '.join([*local, *remote])}") as span:
+        with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-eval-endpoints") as side:
+            asked = side.submit(
+                contextvars.copy_context().run,
+                generate_endpoints,
+                remote,
+                payloads,
+                params,
+                gen_cache,
+                opts.batch_size,
+                cancelled=cancelled,
+                progress_of=progress_of,
+            )
+            made = None
+            if local:
+                made = generate_local(
+                    local,
+                    payloads,
+                    params,
+                    gen_cache,
+                    opts.batch_size,
+                    workers=opts.workers,
+                    cancelled=cancelled,
+                    progress=progress_of("local"),
+                )
+            answered = asked.result()
+        span.set({LLMOPS_WORKERS: made[1] if made else 1})
+    return {**(made[0] if made else {}), **(answered or {})}
+
+
 def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: float, ctx: JobContext) -> EvalResult:
     targets: list[Target] = plan["targets"]
     rows = plan["rows"]
@@ -261,6 +322,7 @@ def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: 
     params = GenParams(opts.max_new_tokens, opts.temperature, opts.seed, opts.stop)
     columns: dict[str, MetricColumn] = {}
     per_target: dict[str, dict[str, Any]] = {}
+    ready = _generate_ahead(targets, plan, params, opts, gen_cache, ctx)
     for n, t in enumerate(targets):
         t.cache = gen_cache
         t_started = time.perf_counter()
@@ -269,7 +331,7 @@ def _run(plan, opts: EvalSpec, call: Call, gen_cache: GenerationCache, started: 
             ctx.emit({"type": "progress", "step": n * total + done, "max_steps": total * len(targets), "phase": label})
 
         with operation_span("eval_target", f"target {t.label}: {t.name}", links=_links(t)) as span:
-            gens = generate_cached(
+            gens = ready.get(t.label) or generate_cached(
                 t.backend,
                 plan["payloads"][t.label],
                 params,

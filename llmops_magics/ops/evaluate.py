@@ -121,6 +121,11 @@ class EvalSpec(Spec):
     batch_size: int = option(
         16, check=_positive("batch_size"), help="Generation batch size (concurrent requests for endpoints)."
     )
+    workers: int | None = option(
+        None,
+        check=_positive("workers"),
+        help="Processes generating local models' answers at once (default: one per core when it pays; 1: this one).",
+    )
     stop: tuple[str, ...] = option((), check=_unescape, help="Stop string, escapes allowed: --stop '\\n' (repeatable).")
     target_column: str | None = option(None, help="Column holding the reference answer (default: answer, …).")
     judge_model: str | None = option(
@@ -168,6 +173,7 @@ def evaluate(
     temperature: float = 0.0,
     seed: int | None = None,
     batch_size: int = 16,
+    workers: int | None = None,
     stop: str | Sequence[str] = (),
     target_column: str | None = None,
     judge_model: str | None = None,

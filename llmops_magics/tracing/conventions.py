@@ -53,5 +53,6 @@ LLMOPS_INPUT = "llmops.input"  # a traced function's arguments (content: opt-in)
 LLMOPS_OUTPUT = "llmops.output"  # a traced function's result (content: opt-in)
 LLMOPS_BATCH_SIZE = "llmops.batch.size"  # prompts answered by one generate() call
 LLMOPS_CACHED = "llmops.cache.hits"  # answers an eval took from its generation cache instead of a call
+LLMOPS_WORKERS = "llmops.workers"  # forked processes an eval's local answers were generated in (1: this one)
 
 __all__ = [name for name in dir() if name.isupper()]

@@ -136,10 +136,23 @@ class _Writer:
             warnings.warn(message, TracingWarning, stacklevel=2)
 
     def _forked(self) -> None:
-        """In a forked child: the parent's thread is not there, and its lock may have been held."""
+        """In a forked child: the parent's thread is not there, and its lock may have been held.
+
+        The spans queued in the parent are the parent's to write. Its open SQLite connections
+        must not be used here (SQLite forbids carrying one across a fork) nor closed (closing
+        the last one checkpoints and may delete the WAL the parent is using): they are kept,
+        unused, until the child ends, and the child's stores open their own.
+        """
         self._cond = threading.Condition()
         self._waiters = []
         self._thread = None
+        self._queue = deque()
+        for store in self._open:
+            _inherited.append(store.forget_connection())
+        self._open = {}
+
+
+_inherited: list[Any] = []  # a forked child's copies of its parent's connections, never touched
 
 
 _writer = _Writer()

@@ -210,6 +210,11 @@ class SpanStore:
             self._writer = self._connect()
         return prune(self._writer, self.retention, now_ns)
 
+    def forget_connection(self) -> sqlite3.Connection | None:
+        """Hand over the writing connection without closing it (a forked child's copy of its parent's)."""
+        conn, self._writer = self._writer, None
+        return conn
+
     def close(self) -> None:
         """Close the writing connection (the next write opens another)."""
         conn, self._writer = self._writer, None

@@ -100,6 +100,29 @@ def scripted():
         yield s
 
 
+@pytest.fixture(params=["made-here", "made-later"])
+def spans(request, workspace):
+    """Both ways a client call's span is made, with the same expectations: around the call (a
+    ``SimpleSpanProcessor`` promises an exported span the moment one ends) and, where every processor
+    batches anyway, from the call's ids after it returned, off the calling thread (``tracing.deferred``)."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from tracing_support import Spans
+
+    from llmops_magics.tracing import provider
+
+    provider.reset()
+    exporter = InMemorySpanExporter()
+    sdk = provider.tracing_for(workspace).provider
+    if request.param == "made-later":
+        sdk.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))  # only flushes deliver
+        yield Spans(exporter, sdk)
+    else:
+        sdk.add_span_processor(SimpleSpanProcessor(exporter))
+        yield Spans(exporter)
+    provider.reset()
+
+
 @pytest.fixture
 def traced_openai(spans):
     instrument_openai()
@@ -162,6 +185,50 @@ def test_the_request_carries_the_spans_traceparent(traced_openai, scripted):
     version, trace_id, span_id, flags = scripted.headers[0]["traceparent"].split("-")
     assert version == "00" and int(flags, 16) & 1  # sampled
     assert (trace_id, span_id) == (outer.trace_id, f"{span.context.span_id:016x}")
+    traced_openai.clear()
+    _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    (root,) = _calls(traced_openai)  # no parent: the trace id is the span's own, chosen before the request left
+    _, trace_id, span_id, _ = scripted.headers[1]["traceparent"].split("-")
+    assert (trace_id, span_id) == (f"{root.context.trace_id:032x}", f"{root.context.span_id:016x}")
+    assert root.parent is None and trace_id != outer.trace_id
+
+
+def _count_late_spans(monkeypatch) -> list:
+    from llmops_magics.tracing import deferred
+
+    made, real = [], deferred._make
+    monkeypatch.setattr(deferred, "_make", lambda call: (made.append(call), real(call))[1])
+    return made
+
+
+def test_a_span_is_made_after_the_call_only_where_no_processor_needs_it_at_once(traced_openai, scripted, monkeypatch):
+    made = _count_late_spans(monkeypatch)
+    _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    (span,) = _calls(traced_openai)
+    assert len(made) == (1 if traced_openai.made_later else 0)
+    assert span.end_time - span.start_time > 0  # the call's own times, not the moment the span was made
+    assert span.attributes[C.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+
+
+def test_trace_off_and_trace_list_see_every_call_made_so_far(ip, spans, scripted, monkeypatch):
+    from llmops_magics.tracing import deferred
+
+    monkeypatch.setattr(deferred, "INTERVAL_S", 3600)  # the background thread would come too late
+    monkeypatch.setattr(deferred, "_thread", threading.Thread(target=lambda: None))  # ... and is not started
+    ip.run_line_magic("trace", "on")
+    for _ in range(3):
+        _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    ip.run_line_magic("trace", "off")
+    assert not deferred._pending
+    assert len(ip.run_line_magic("trace", "list --since 1h")) == 3
+
+
+def test_past_the_queue_bound_a_call_makes_its_span_itself(traced_openai, scripted, monkeypatch):
+    from llmops_magics.tracing import deferred
+
+    monkeypatch.setattr(deferred, "MAX_PENDING", 0)
+    _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert not deferred._pending and len(_calls(traced_openai)) == 1
 
 
 def test_after_trace_off_calls_are_not_traced_even_through_a_wrapper_bound_while_on(spans, scripted):

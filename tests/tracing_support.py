@@ -8,10 +8,17 @@ import pytest
 class Spans:
     """The spans an ``InMemorySpanExporter`` received, with the look-ups the tests need."""
 
-    def __init__(self, exporter) -> None:
+    def __init__(self, exporter, provider=None) -> None:
         self.exporter = exporter
+        self.provider = provider  # given: the exporter sits behind a batching processor, flushed before each read
+
+    @property
+    def made_later(self) -> bool:
+        return self.provider is not None
 
     def get_finished_spans(self):
+        if self.provider is not None:
+            self.provider.force_flush()
         return self.exporter.get_finished_spans()
 
     def by_name(self) -> dict:

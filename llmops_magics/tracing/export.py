@@ -31,11 +31,12 @@ from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor
 
+from . import deferred
 from .rows import span_row
 from .settings import TracingWarning
 from .store import SpanStore
 
-__all__ = ["LocalSpanProcessor", "TracingWarning", "flush_local", "otlp_processor", "otlp_endpoint"]
+__all__ = ["DeferredSpans", "LocalSpanProcessor", "TracingWarning", "flush_local", "otlp_processor", "otlp_endpoint"]
 
 log = logging.getLogger("llmops_magics.tracing")
 
@@ -161,11 +162,32 @@ if hasattr(os, "register_at_fork"):  # put() then need not ask for the pid (a sy
 
 
 def flush_local(timeout: float | None = 10.0) -> bool:
-    """Write every span finished so far to its store."""
-    return _writer.flush(timeout)
+    """Write every span finished so far to its store (client calls whose spans are still queued
+    in ``deferred`` are made first)."""
+    started = time.monotonic()
+    made = deferred.drain(timeout)
+    left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+    return _writer.flush(left) and made
 
 
-atexit.register(lambda: _writer.flush(2.0))
+atexit.register(lambda: flush_local(2.0))
+
+
+class DeferredSpans(SpanProcessor):
+    """First among a workspace provider's processors: its ``force_flush`` and ``shutdown`` make the
+    spans still queued in ``deferred`` first, so the processors after it see them."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        deferred.drain(5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return deferred.drain(timeout_millis / 1000)
 
 
 class LocalSpanProcessor(SpanProcessor):

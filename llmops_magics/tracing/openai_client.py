@@ -17,6 +17,10 @@ is current (a ``trace()`` block, a ``@traced`` function); its request carries
 came from ``PromptVersion.render`` name their prompt version. A streamed answer's span
 ends when the stream is used up or closed; usage is recorded when the server sends it
 (``stream_options={"include_usage": True}``).
+
+The span is made off the calling thread when that changes nothing visible (``deferred``:
+the ids and ``traceparent`` are chosen here, the SDK span is made from them later, and
+every reader drains the queue first); otherwise here, around the call (``model_call``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
+from .deferred import begin as _defer
 from .provider import tracing_for as _tracing_for
 from .spans import model_call, prompt_ref_of
 
@@ -108,6 +113,8 @@ def instrument_openai(*, capture_content: bool | None = None) -> TraceStatus:
 def uninstrument_openai() -> TraceStatus:
     """Put the ``openai`` client back exactly as it was; already traced calls stay in the store."""
     global _on
+    from .deferred import drain
+
     with _lock:
         restored = len(_originals)
         for cls, original in _originals.items():
@@ -117,6 +124,7 @@ def uninstrument_openai() -> TraceStatus:
             tracing, before = _content_before.pop()
             tracing.capture_content = before
         _on = False
+    drain()  # the calls traced so far reach the processors as spans now, not after the worker's next pass
     return TraceStatus(
         "openai client calls are no longer traced" if restored else "openai client calls were not traced"
     )
@@ -147,7 +155,8 @@ def _server_of(resource: Any) -> tuple[str, int | None] | None:
     return server
 
 
-def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
+def _describe(resource: Any, operation: str, kwargs: dict[str, Any], content: bool) -> dict[str, Any]:
+    """``model_call``'s arguments for this call, read now (the caller may change its messages once it returns)."""
     request = {k: kwargs[k] for k in _REQUEST_KEYS if k in kwargs and _given(kwargs[k])}
     if "max_tokens" not in request and _given(kwargs.get("max_completion_tokens")):
         request["max_tokens"] = kwargs["max_completion_tokens"]
@@ -158,23 +167,25 @@ def _start(resource: Any, operation: str, kwargs: dict[str, Any]):
             messages = kwargs["messages"] = list(messages)  # an iterator is read once: the request gets the list
         inputs = list(messages or ())
         ref = prompt_ref_of(messages)  # ``PromptVersion.render`` marks the list itself
+        if content:  # a chat loop appends to the history, and may edit a message, after the call
+            inputs = [dict(m) if isinstance(m, Mapping) else m for m in inputs]
     else:
         prompt = kwargs.get("prompt")
         inputs = list(prompt) if isinstance(prompt, list) else [prompt]
-    return model_call(  # which looks for a prompt version among the inputs when ``ref`` is None
-        operation,
-        str(kwargs.get("model") or "unknown"),
-        provider=PROVIDER_OPENAI,
-        request=request,
-        inputs=inputs,
-        prompt_ref=ref,
-        kind="client",
-        server=_server_of(resource),
-    )
+    return {  # ``model_call`` looks for a prompt version among the inputs when ``prompt_ref`` is None
+        "operation": operation,
+        "model": str(kwargs.get("model") or "unknown"),
+        "provider": PROVIDER_OPENAI,
+        "request": request,
+        "inputs": inputs,
+        "prompt_ref": ref,
+        "kind": "client",
+        "server": _server_of(resource),
+    }
 
 
-def _with_traceparent(kwargs: dict[str, Any], span: Any) -> dict[str, Any]:
-    headers = span.headers()
+def _with_headers(kwargs: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """The call's keywords with ``traceparent`` (and ``tracestate``) added to its ``extra_headers``."""
     if not headers:
         return kwargs
     extra = kwargs.get("extra_headers")
@@ -217,9 +228,45 @@ def _record_then_exit(scope: Any, span: Any, result: Any, operation: str) -> Non
         scope.__exit__(None, None, None)
 
 
-def _answered(scope: Any, span: Any, result: Any, operation: str, kwargs: dict, *, is_async: bool) -> Any:
+_UNREADABLE = object()  # a tracing that could not be set up: the synchronous path warns once and records nothing
+
+
+def _tracing_now() -> Any:
+    """The tracing this call goes to; ``None``: off or paused, the call as if never wrapped."""
+    if not _on:
+        return None
+    try:
+        return _tracing_for()
+    except Exception:  # not a reason to fail the call
+        return _UNREADABLE
+
+
+def _deferred(tracing: Any, resource: Any, operation: str, kwargs: dict[str, Any]) -> Any:
+    """A ``deferred.Pending`` when this call's span can be made off the calling thread, else ``None``."""
+    if tracing is _UNREADABLE:
+        return None
+    return _defer(tracing, _describe(resource, operation, kwargs, tracing.capture_content))
+
+
+def _answered(call: Any, result: Any, operation: str, stream: bool, is_async: bool) -> Any:
     """A stream keeps the span open until it is read to the end; any other answer ends it now."""
-    if kwargs.get("stream") is True:
+    if stream:
+        from .streams import TracedAsyncStream, TracedStream
+
+        return (TracedAsyncStream if is_async else TracedStream)(result, call, operation)
+    call.answered(_record, result, operation)
+    return result
+
+
+def _synchronous(tracing: Any, resource: Any, operation: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The span made here and now (``model_call``): ``(scope, span)``."""
+    content = tracing is not _UNREADABLE and tracing.capture_content
+    scope = model_call(**_describe(resource, operation, kwargs, content))
+    return scope, scope.__enter__()
+
+
+def _ended(scope: Any, span: Any, result: Any, operation: str, stream: bool, is_async: bool) -> Any:
+    if stream:
         from .streams import TracedAsyncStream, TracedStream
 
         scope.leave()
@@ -228,47 +275,52 @@ def _answered(scope: Any, span: Any, result: Any, operation: str, kwargs: dict, 
     return result
 
 
-def _straight_through() -> bool:
-    """Off, or paused: the call as if never wrapped. A tracing that cannot be set up (a bad
-    ``[tool.llmops.tracing]``) is not a reason to fail the call: the span's own setup warns once
-    and records nothing."""
-    if not _on:
-        return True
-    try:
-        return _tracing_for() is None
-    except Exception:
-        return False
-
-
 def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
+    """Either path: ``deferred`` (ids and ``traceparent`` here, the span made later) or ``model_call`` (all here)."""
     if is_async:
 
         @functools.wraps(original)
         async def traced_create_async(self, *args: Any, **kwargs: Any) -> Any:
-            if _straight_through():
+            tracing = _tracing_now()
+            if tracing is None:
                 return await original(self, *args, **kwargs)
-            scope = _start(self, operation, kwargs)
-            span = scope.__enter__()
+            call = _deferred(tracing, self, operation, kwargs)
+            if call is not None:
+                try:
+                    result = await original(self, *args, **_with_headers(kwargs, call.headers))
+                except BaseException as exc:
+                    call.finish(exc)
+                    raise
+                return _answered(call, result, operation, kwargs.get("stream") is True, True)
+            scope, span = _synchronous(tracing, self, operation, kwargs)
             try:
-                result = await original(self, *args, **_with_traceparent(kwargs, span))
+                result = await original(self, *args, **_with_headers(kwargs, span.headers()))
             except BaseException as exc:
                 scope.__exit__(type(exc), exc, exc.__traceback__)
                 raise
-            return _answered(scope, span, result, operation, kwargs, is_async=True)
+            return _ended(scope, span, result, operation, kwargs.get("stream") is True, True)
 
         return traced_create_async
 
     @functools.wraps(original)
     def traced_create(self, *args: Any, **kwargs: Any) -> Any:
-        if _straight_through():
+        tracing = _tracing_now()
+        if tracing is None:
             return original(self, *args, **kwargs)
-        scope = _start(self, operation, kwargs)
-        span = scope.__enter__()
+        call = _deferred(tracing, self, operation, kwargs)
+        if call is not None:
+            try:
+                result = original(self, *args, **_with_headers(kwargs, call.headers))
+            except BaseException as exc:
+                call.finish(exc)
+                raise
+            return _answered(call, result, operation, kwargs.get("stream") is True, False)
+        scope, span = _synchronous(tracing, self, operation, kwargs)
         try:
-            result = original(self, *args, **_with_traceparent(kwargs, span))
+            result = original(self, *args, **_with_headers(kwargs, span.headers()))
         except BaseException as exc:
             scope.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        return _answered(scope, span, result, operation, kwargs, is_async=False)
+        return _ended(scope, span, result, operation, kwargs.get("stream") is True, False)
 
     return traced_create

@@ -45,7 +45,7 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
 
         from .. import __version__
-        from .export import LocalSpanProcessor, otlp_processor
+        from .export import DeferredSpans, LocalSpanProcessor, otlp_processor
         from .store import SpanStore
 
         self.home = Path(home)
@@ -57,11 +57,13 @@ class Tracing:
         if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
             resource = resource.merge(Resource({"service.name": "llmops-magics"}))
         self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.provider.add_span_processor(DeferredSpans())  # first: a flush makes the queued client spans first
         self.provider.add_span_processor(LocalSpanProcessor(self.store))
         self.otlp = otlp_processor()
         if self.otlp is not None:
             self.provider.add_span_processor(self.otlp)
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
+        self.deferred_plan: tuple | None = None  # ``deferred``'s plan for this provider, by its processors
 
     @property
     def max_chars(self) -> int:

@@ -219,6 +219,20 @@ class CallSpan(Span):
             ]
             span.set_attribute(C.GEN_AI_OUTPUT_MESSAGES, json.dumps(messages))
 
+    def finish(self, exc: BaseException | None = None) -> None:
+        """End the span (a streamed answer, once read); ``exc`` records ``error.type``."""
+        if self._span is not None:
+            _Scope.finish(self, exc)
+
+
+def call_attributes(attributes: dict[str, Any], inherited: Mapping[str, str]) -> dict[str, Any]:
+    """A model call's attributes with the links it inherits and its prompt's name (``deferred`` shares it)."""
+    for key, value in inherited.items():
+        attributes.setdefault(key, value)
+    if C.LLMOPS_PROMPT_REF in attributes:
+        attributes[C.GEN_AI_PROMPT_NAME] = attributes[C.LLMOPS_PROMPT_REF].split("://")[-1].rsplit("/", 1)[0]
+    return attributes
+
 
 _otel: Any = None
 _warned: set[str] = set()
@@ -285,10 +299,11 @@ class _Scope:
         if self.links is not None:  # this span's links hold for it and everything inside it; None unsets one
             inherited = {k: v for k, v in {**inherited, **self.links}.items() if v}
             linked = _inherited.set(inherited)
-        for key, value in inherited.items():
-            attributes.setdefault(key, value)
-        if self.cls is CallSpan and C.LLMOPS_PROMPT_REF in attributes:
-            attributes[C.GEN_AI_PROMPT_NAME] = attributes[C.LLMOPS_PROMPT_REF].split("://")[-1].rsplit("/", 1)[0]
+        if self.cls is CallSpan:
+            call_attributes(attributes, inherited)
+        else:
+            for key, value in inherited.items():
+                attributes.setdefault(key, value)
         span = tracing.tracer.start_span(self.name, context=self.context, kind=kinds[self.kind], attributes=attributes)
         handle = self.cls(span, tracing)
         token = chosen = None

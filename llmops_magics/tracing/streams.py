@@ -47,8 +47,6 @@ class _Observed:
         if self._done:
             return
         self._done = True
-        from .spans import _Scope
-
         order = sorted(set(self._reasons) | set(self._texts))
         self._span.response(
             finish_reasons=[self._reasons.get(i, "") for i in order],
@@ -58,7 +56,7 @@ class _Observed:
             model=self._model,
             response_id=self._id,
         )
-        _Scope.finish(self._span, exc)
+        self._span.finish(exc)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -251,6 +251,19 @@ def test_a_trace_shows_its_tree_with_timings_tokens_and_cost_at_the_projects_pri
     assert "$0.002000" in html and "1000→500" in html and "width:" in html
 
 
+def test_a_malformed_price_table_costs_the_dollars_never_the_trace(spans, tmp_path):
+    from llmops_magics.evaluation.usage import PriceWarning
+
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops]\n[tool.llmops.prices]\nm = "cheap"\n')
+    with trace("outer"):
+        with model_call("chat", "m", provider="openai") as call:
+            call.response(input_tokens=1000, output_tokens=500)
+    with pytest.warns(PriceWarning, match=r"\[tool.llmops.prices\]"):
+        view = get_trace()
+    assert view.cost is None and (view.input_tokens, view.output_tokens) == (1000, 500)
+    assert "1000→500" in view._repr_mimebundle_()[0]["text/html"]
+
+
 def test_a_shown_trace_is_cut_to_its_size_limits(spans, tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.llmops]\n[tool.llmops.tracing]\ncapture_content = true\n")
     from llmops_magics.tracing import provider

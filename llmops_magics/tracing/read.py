@@ -130,10 +130,13 @@ def get_trace(
 
 
 def _prices() -> dict[str, dict[str, float]]:
-    """``[tool.llmops.prices]`` (dollars per million input/output tokens), as ``compare_models`` reads it."""
-    from ..models.leaderboard import prices
+    """``[tool.llmops.prices]`` (dollars per million input/output tokens), as ``compare_models`` reads it.
 
-    return prices()
+    A malformed table costs the dollars only (one ``PriceWarning``), never the trace.
+    """
+    from ..evaluation.usage import price_table
+
+    return price_table() or {}
 
 
 # ---------------------------------------------------------------- for browsers (the sidebar's routes)

@@ -142,6 +142,14 @@ def test_a_body_that_is_not_json_is_named(scripted):
     assert server.posts == 1
 
 
+def test_a_malformed_usage_is_named(scripted):
+    body = json.dumps({"choices": [{"text": " fine"}], "usage": "lots"}).encode()
+    server = scripted((200, {}, body, 0.0))
+    with pytest.raises(EndpointError, match=r"malformed usage \(lots\).*OpenAI-compatible"):
+        _call(server)
+    assert server.posts == 1
+
+
 def test_an_eval_against_a_failing_endpoint_records_nothing(eval_ws, scripted):
     import llmops_magics as lm
 

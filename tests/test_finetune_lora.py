@@ -48,6 +48,7 @@ def test_the_adapter_loads_with_plain_peft_and_changes_the_output(run):
         after = tuned(ids).logits[0, -1]
     assert (adapter_dir / "adapter_config.json").is_file() and (adapter_dir / "tokenizer.json").is_file()
     assert not torch.allclose(before, after, atol=1e-3)
+    assert {"c_attn", "c_proj"} <= set(result.artifact.metadata["lora_modules"])  # GPT-2's, found by PEFT
 
 
 def test_the_adapter_is_linked_to_its_base_model_data_and_prompt(run):

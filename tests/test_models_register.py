@@ -72,6 +72,43 @@ def test_configured_names_resolve_everywhere_and_are_registered_on_first_use(wor
     assert resolve_model_source("my-llama", workspace).base_artifact.ref == "model://my-llama/1"
 
 
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda f: (f / "config.json").write_text("{not json"), r"config.json is not valid JSON"),
+        (lambda f: (f / "config.json").write_text("[]"), r"config.json must hold a JSON object"),
+        (lambda f: (f / "model.safetensors").write_bytes(b"abc"), r"is not a safetensors file \(3 bytes\)"),
+        (
+            lambda f: (f / "model.safetensors").write_text(
+                "version https://git-lfs.github.com/spec/v1\noid sha256:0\n"
+            ),
+            r"is a Git LFS pointer, not the weights: run `git lfs pull`",
+        ),
+        (lambda f: (f / "tokenizer_config.json").write_text("{"), r"tokenizer_config.json is not valid JSON"),
+    ],
+)
+def test_a_broken_folder_is_refused_in_one_line_and_nothing_is_registered(workspace, folders, breakage, message):
+    breakage(folders["gpt2"])
+    with pytest.raises(ValidationError, match=message):
+        lm.register_model(str(folders["gpt2"]))
+    assert not list(workspace.registry.names())
+
+
+def test_the_tiny_model_has_the_card_of_any_folder(workspace):
+    meta = lm.register_model("tiny").metadata
+    assert (meta["context_length"], meta["vocab_size"], meta["dtype"]) == (128, 768, "float32")
+    assert meta["license"] == "BSD-3-Clause" and len(meta["tokenizer_digest"]) == 64 and meta["parameters"] > 0
+
+
+def test_a_configured_name_is_a_fine_tune_base_and_lora_finds_the_llama_modules(workspace, folders, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.models]\nmy-llama = "small-llama"\n')
+    lm.save_dataset("qa", [{"prompt": f"Q{i}?", "completion": f" A{i}."} for i in range(8)])
+    adapter = lm.finetune("qa", base="my-llama", max_steps=2, batch_size=4, logging_steps=1).wait(600).artifact
+    assert adapter.metadata["base_model"] == "model://my-llama/1"  # registered under its configured name
+    assert {"q_proj", "k_proj", "v_proj", "o_proj"} <= set(adapter.metadata["lora_modules"])
+    assert not {"c_attn", "c_proj"} & set(adapter.metadata["lora_modules"])
+
+
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
     from llmops_magics.models.tiny import TinyModelSpec, build_tiny_model
@@ -109,6 +146,12 @@ def test_what_needs_weights_refuses_an_endpoint_in_one_line(workspace, endpoint)
     lm.register_model(endpoint.url, served_model="tiny", name="remote")
     with pytest.raises(ValidationError, match=r"model://remote/1 is an endpoint .* served already"):
         lm.deploy("remote")
+    lm.save_dataset("qa", [{"prompt": "Q?", "completion": " A."}] * 4)
+    with pytest.raises(ValidationError, match=r"base 'remote' is an endpoint .* needs the model's weights"):
+        lm.finetune("qa", base="remote")
+    with pytest.raises(ValidationError, match=r"base 'model://remote/1' is an endpoint"):
+        lm.finetune("qa", base="model://remote/1")
+    assert workspace.registry.list_state("finetune") == {}
     with pytest.raises(ValidationError, match="needs --served-model"):
         lm.register_model(endpoint.url)
     with pytest.raises(ValidationError, match="describe an endpoint"):
@@ -182,6 +225,33 @@ def test_compare_ranks_candidates_with_intervals_card_and_cost_and_selects_the_w
     assert sel.kind == "selection" and sel.metadata["winner"] == winner.ref
     sources = {e.source for e in reg.upstream(sel, depth=1)}
     assert {eval_ws.adapter.ref, eval_ws.base.ref, board.eval_ref} <= sources
+    stored = sel.spec["args"]  # pinned: a replay compares these versions on these rows
+    assert list(stored["candidates"]) == [eval_ws.adapter.ref, eval_ws.base.ref]
+    assert stored["data"] == reg.resolve("qa-task").ref and stored["prompt"] == "prompt://qa/1"
+
+
+def test_a_selection_that_cannot_be_recorded_moves_no_alias(eval_ws, monkeypatch):
+    from llmops_magics.models import leaderboard
+
+    reg = eval_ws.registry
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(leaderboard, "publish", broken)
+    with pytest.raises(OSError, match="disk full"):
+        lm.compare_models([eval_ws.base.ref, eval_ws.adapter.ref], data="qa-task", metrics=["exact_match", "latency"], limit=4,
+                          max_new_tokens=2, select="selected")  # fmt: skip
+    assert not any("selected" in reg.aliases(a.kind, a.name) for a in (eval_ws.base, eval_ws.adapter))
+    assert not any(n.kind == "selection" for n in reg.names())
+
+
+def test_a_compare_with_a_missing_data_set_registers_no_candidate(workspace, folders):
+    from llmops_magics.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="nope"):
+        lm.compare_models(["tiny", str(folders["llama"])], data="nope")
+    assert not list(workspace.registry.names())
 
 
 def base_row_mean(board, candidate, column):

@@ -3,7 +3,8 @@
 Text prompts go to ``POST /v1/completions``, chat prompts to ``POST /v1/chat/completions``;
 requests run concurrently, at most ``concurrency`` at a time, on threads (a notebook
 already runs an event loop, so no ``asyncio.run``). Connection failures, 429 and 5xx
-answers are retried twice with a short back-off; anything else fails fast with an
+answers are retried up to ``RETRIES`` times with a jittered back-off (a 429's ``Retry-After``
+honoured, within a bound); anything else fails fast with an
 ``EndpointError`` naming the URL and the server's message. The API key is sent as a
 bearer token and never stored.
 
@@ -269,10 +270,17 @@ class EndpointBackend:
             except (KeyError, IndexError, TypeError):
                 raise EndpointError(f"{self.url} answered without choices[0] text: {str(data)[:200]}") from None
             usage = data.get("usage") or {}
+            try:
+                tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            except (AttributeError, TypeError, ValueError):
+                raise EndpointError(
+                    f"{self.url} answered with a malformed usage ({str(usage)[:100]}); "
+                    "is it an OpenAI-compatible server?"
+                ) from None
             record = GenRecord(
                 text=str(text or ""),
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                prompt_tokens=tokens[0],
+                completion_tokens=tokens[1],
                 finish_reason=str(choice.get("finish_reason") or "stop"),
                 latency_s=seconds,
                 cached=False,

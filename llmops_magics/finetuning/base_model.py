@@ -35,6 +35,7 @@ class BaseModel:
     artifact: Artifact | None  # the registered artifact, when there is one already
     defaults: Mapping[str, Any] = field(default_factory=dict)
     tiny: bool = False  # the embedded model (registered by ``tiny_base_model``)
+    name: str | None = None  # the registry name a folder gets (a ``[tool.llmops.models]`` name), else the folder's
 
 
 def find_base(target: str | None, ws: Workspace) -> BaseModel:
@@ -50,6 +51,9 @@ def find_base(target: str | None, ws: Workspace) -> BaseModel:
     if folder.is_dir():
         _check_model_folder(folder, target)
         return BaseModel(folder.resolve(), None)
+    configured = _configured_base(target, ws)
+    if configured is not None:
+        return configured
     if folder.exists():
         raise ValidationError(f"base {target!r} is a file; give the model's folder (the one with config.json)")
     reg = ws.registry
@@ -64,7 +68,34 @@ def find_base(target: str | None, ws: Workspace) -> BaseModel:
         if isinstance(exc, InvalidReferenceError):
             raise
         raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
+    if (art.metadata or {}).get("endpoint"):
+        raise _endpoint_base(target, art.metadata["endpoint"])
     return BaseModel(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
+
+
+def _configured_base(target: str, ws: Workspace) -> BaseModel | None:
+    """A ``[tool.llmops.models]`` name not registered yet (a registered name wins over the table), without writing."""
+    from ..models.named import configured_models
+
+    entry = configured_models().get(target)
+    if entry is None or ws.registry.exists(f"model://{target}"):
+        return None
+    if "endpoint" in entry:
+        raise _endpoint_base(target, entry["endpoint"])
+    folder = Path(entry["path"]).expanduser()
+    if not folder.is_dir():
+        raise NotFoundError(
+            f"base {target!r}: [tool.llmops.models] names the folder {str(folder)!r}, which does not exist"
+        )
+    _check_model_folder(folder, target)
+    return BaseModel(folder.resolve(), None, name=target)
+
+
+def _endpoint_base(target: str, url: str) -> ValidationError:
+    return ValidationError(
+        f"base {target!r} is an endpoint ({url}): fine-tuning needs the model's weights; "
+        "give a local model folder or a registered folder model as --base"
+    )
 
 
 def _looks_like_path(target: str, unparsable: bool) -> bool:
@@ -112,4 +143,4 @@ def register_base(base: BaseModel, ws: Workspace, digest: str) -> Artifact:
     from ..ops.models import MODEL, TINY, ModelSpec
 
     source = TINY if base.tiny else str(base.path)
-    return MODEL.run(ModelSpec(source=source), Call(workspace=ws))
+    return MODEL.run(ModelSpec(source=source, name=base.name), Call(workspace=ws))

@@ -111,6 +111,7 @@ def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], w
         "train_data": resolved.train.ref,
         "eval_data": resolved.eval.ref if resolved.eval is not None else None,
         "method": spec["method"],
+        "lora_modules": _lora_modules(folder),
         "defaults_from": spec.get("defaults_from"),
         "seed": spec["seed"],
         "metrics": dict(outcome.get("metrics", {})),
@@ -120,6 +121,19 @@ def _metadata(resolved: ResolvedRun, folder: Path, outcome: Mapping[str, Any], w
         "run_name": resolved.title,
         "libraries": library_versions(),
     }
+
+
+def _lora_modules(folder: Path) -> list[str] | None:
+    """The modules LoRA was put on, as PEFT resolved them for this architecture (``all-linear`` by default)."""
+    import json
+
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        return None
+    modules = json.loads(config.read_text()).get("target_modules")
+    if isinstance(modules, str):
+        return [modules]  # a regular expression, kept as written
+    return sorted({m.rsplit(".", 1)[-1] for m in modules}) if isinstance(modules, list) else None  # leaf names
 
 
 def stored_spec(resolved: ResolvedRun) -> FinetuneSpec:

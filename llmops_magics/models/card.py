@@ -17,6 +17,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from ..errors import ValidationError
+
 __all__ = ["describe_folder", "parameter_count", "folder_license", "chat_template"]
 
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
@@ -28,15 +30,37 @@ def parameter_count(folder: Path) -> int | None:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         return None
-    total = 0
-    for path in files:
-        with path.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            if length > _MAX_HEADER:
-                return None
+    return sum(_tensor_sizes(path) for path in files)
+
+
+def _tensor_sizes(path: Path) -> int:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if head.startswith(b"version"):  # "version https://git-lfs.github.com/spec/v1"
+            raise ValidationError(f"{path} is a Git LFS pointer, not the weights: run `git lfs pull` in its folder")
+        if len(head) < 8:
+            raise ValidationError(f"{path} is not a safetensors file ({len(head)} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if length > _MAX_HEADER:
+            raise ValidationError(f"{path} is not a safetensors file (its header would be {length} bytes)")
+        try:
             header = json.loads(fh.read(length))
-        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
-    return total
+            return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ValidationError(f"{path} is not a safetensors file (its header is not a tensor table)") from None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A folder's JSON file as an object; one readable line when it is not one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{path} must hold a JSON object, found {type(value).__name__}")
+    return value
 
 
 def folder_license(folder: Path) -> str | None:
@@ -65,7 +89,7 @@ def chat_template(folder: Path) -> str | None:
         return jinja.read_text()
     cfg = folder / "tokenizer_config.json"
     if cfg.is_file():
-        template = json.loads(cfg.read_text()).get("chat_template")
+        template = _json(cfg).get("chat_template")
         return template if isinstance(template, str) else None
     return None
 
@@ -74,7 +98,7 @@ def describe_folder(folder: Path) -> dict[str, Any]:
     """The model card fields of a Hugging Face folder (see the module docstring)."""
     from .loading import tokenizer_digest
 
-    config = json.loads((folder / "config.json").read_text())
+    config = _json(folder / "config.json")
     text = config.get("text_config") or config  # multimodal configs nest the language model's
     template = chat_template(folder)
     return {

@@ -152,7 +152,7 @@ def _card(art: Artifact | None, ws: Any) -> dict[str, Any]:
             **_card(ws.registry.resolve(meta["base_model"]), ws),
             **{k: v for k, v in meta.items() if v is not None},
         }
-    if art.kind == "model" and "parameters" not in meta and not meta.get("endpoint"):
+    if art.kind == "model" and "context_length" not in meta and not meta.get("endpoint"):
         from .card import describe_folder  # a version registered before cards were recorded
 
         meta.update({k: v for k, v in describe_folder(ws.registry.checkout(art)).items() if v is not None})
@@ -166,12 +166,22 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _any_endpoint(candidates: tuple[str, ...], ws: Any) -> bool:
-    """Whether a candidate is an endpoint (a URL or a registered endpoint model): then answers stream, for TTFT."""
+    """Whether a candidate is an endpoint (a URL, a registered endpoint model or a configured one): then answers
+    stream, for TTFT. Registers nothing: the eval registers its targets once its inputs are checked."""
+    from ..errors import InvalidReferenceError
     from ..evaluation.endpoint import is_endpoint
+    from .named import configured_models
 
     for text in candidates:
-        art = None if is_endpoint(text) else _artifact(text, ws)
-        if is_endpoint(text) or (art is not None and (art.metadata or {}).get("endpoint")):
+        if is_endpoint(text):
+            return True
+        try:
+            art = ws.registry.resolve(text, "model")
+        except (InvalidReferenceError, NotFoundError, ValidationError):
+            art = None
+        if art is not None and (art.metadata or {}).get("endpoint"):
+            return True
+        if art is None and "endpoint" in configured_models().get(text, {}):
             return True
     return False
 
@@ -187,6 +197,11 @@ def run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
     return board
 
 
+def _operational_metrics(candidates: tuple[str, ...], ws: Any) -> list[str]:
+    """What every leaderboard shows besides quality (a user may have asked for some already)."""
+    return ["latency", "tokens", *(["ttft"] if _any_endpoint(candidates, ws) else [])]
+
+
 def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
     from ..ops.evaluate import evaluate
 
@@ -197,7 +212,7 @@ def _run_compare(spec: CompareSpec, call: Call) -> Leaderboard:
         compare=spec.candidates[1:],
         data=spec.data,
         prompt=spec.prompt,
-        metrics=[*quality, "latency", "tokens", *(["ttft"] if _any_endpoint(spec.candidates, ws) else [])],
+        metrics=[*quality, *(m for m in _operational_metrics(spec.candidates, ws) if m not in quality)],
         limit=spec.limit,
         max_new_tokens=spec.max_new_tokens,
         n_resamples=spec.n_resamples,
@@ -281,7 +296,25 @@ def _select(spec: CompareSpec, call: Call, board: Leaderboard, result: Any) -> A
     winner = _artifact(board.winner, ws)
     if winner is None:
         raise ValidationError(f"the winner {board.winner} is not a registered model; register it to select it")
-    ws.registry.set_alias(winner, spec.select)
+    previous = _alias_target(ws, winner, spec.select)
+    ws.registry.set_alias(winner, spec.select)  # first: a release policy that refuses it leaves nothing recorded
+    try:
+        return _publish_selection(spec, call, board, result, winner)
+    except BaseException:  # no alias moved without the selection that moved it
+        if previous is None:
+            ws.registry.remove_alias(winner.kind, winner.name, spec.select)
+        elif previous.ref != winner.ref:
+            ws.registry.set_alias(previous, spec.select, policy=False)
+        raise
+
+
+def _alias_target(ws: Any, art: Artifact, alias: str) -> Artifact | None:
+    version = ws.registry.aliases(art.kind, art.name).get(alias)
+    return None if version is None else ws.registry.get(art.kind, art.name, version)
+
+
+def _publish_selection(spec: CompareSpec, call: Call, board: Leaderboard, result: Any, winner: Artifact) -> Artifact:
+    ws = call.ws
     parents: list[tuple[Any, str]] = []
     for text in spec.candidates:
         art = _artifact(text, ws)
@@ -291,11 +324,16 @@ def _select(spec: CompareSpec, call: Call, board: Leaderboard, result: Any) -> A
         parents.append((result.artifact, "eval"))
     data_name = result.data.split("://", 1)[-1].rsplit("/", 1)[0]
     body = {"primary": board.primary, "winner": winner.ref, "alias": spec.select, "rows": board.rows}
+    pinned = {  # the versions the eval used, so a replay compares the same candidates on the same rows
+        "candidates": tuple(str(t.get("model") or c) for t, c in zip(result.targets, spec.candidates, strict=True)),
+        "data": result.data,
+        **({"prompt": result.targets[0]["prompt"]} if spec.prompt else {}),
+    }
     return publish(
         ws,
         KIND,
         f"selection-{data_name}",
-        spec=spec,
+        spec=spec.replace(**pinned),
         call=call,
         data=json.dumps(body, sort_keys=True, default=list).encode(),
         metadata={"winner": winner.ref, "alias": spec.select, "primary": board.primary, "eval": result.ref,

@@ -46,6 +46,8 @@ CACHE_ENV = "LLMOPS_CACHE"
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 INFO_FILE = "llmops_tiny.json"
+# Built here from generated text, so it is the project's own work, under the project's license.
+TINY_LICENSE = "BSD-3-Clause"
 
 # Hyperparameters measured to work on this model (``%finetune`` uses them unless told otherwise):
 # on the QA task, LoRA with these lifts held-out exact match from 0 to about 0.7.
@@ -230,6 +232,7 @@ def tiny_base_model(
     from ..ops.catalog import Call
     from ..ops.models import TINY, ModelSpec
     from ..recording.publish import publish
+    from .card import describe_folder
 
     ws = workspace or (call.ws if call is not None else current())
     reg = ws.registry
@@ -254,6 +257,8 @@ def tiny_base_model(
         path=folder,
         aliases=aliases,
         metadata={
+            **describe_folder(folder),  # the card a chooser reads, as for any folder
+            "license": TINY_LICENSE,
             "spec_key": spec.key,
             "architecture": "gpt2",
             "built_by": "llmops_magics.models.tiny",

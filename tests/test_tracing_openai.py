@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openai
 import pytest
 from eval_support import OpenAIServer
 from openai.resources import completions as text_completions
 from openai.resources.chat import completions as chat_completions
+from openai_scripted import ScriptedServer
 
 import llmops_magics
 from llmops_magics.tracing import conventions as C
@@ -25,73 +25,6 @@ CLASSES = (
     text_completions.Completions,
     text_completions.AsyncCompletions,
 )
-
-
-class ScriptedServer:
-    """``/v1/chat/completions`` with a fixed answer, streamed as server-sent events when asked; keeps each request's headers."""
-
-    def __init__(self) -> None:
-        self.headers: list[dict] = []
-        self.bodies: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                server.headers.append({k.lower(): v for k, v in self.headers.items()})
-                server.bodies.append(body)
-                base = {"id": "cmpl-1", "created": 0, "model": body["model"]}
-                if not body.get("stream"):
-                    data = json.dumps(
-                        {
-                            **base,
-                            "object": "chat.completion",
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {"role": "assistant", "content": "Hello"},
-                                    "finish_reason": "stop",
-                                }
-                            ],
-                            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-                        }
-                    ).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                chunk = {**base, "object": "chat.completion.chunk"}
-                events = [
-                    {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]},
-                    {**chunk, "choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "length"}]},
-                    {**chunk, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
-                ]
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                for e in events:
-                    self.wfile.write(f"data: {json.dumps(e)}\n\n".encode())
-                self.wfile.write(b"data: [DONE]\n\n")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -197,16 +130,21 @@ def _count_late_spans(monkeypatch) -> list:
     from llmops_magics.tracing import deferred
 
     made, real = [], deferred._make
-    monkeypatch.setattr(deferred, "_make", lambda call: (made.append(call), real(call))[1])
+    monkeypatch.setattr(deferred, "_make", lambda call: (made.append(threading.current_thread()), real(call))[1])
     return made
 
 
 def test_a_span_is_made_after_the_call_only_where_no_processor_needs_it_at_once(traced_openai, scripted, monkeypatch):
+    import time
+
     made = _count_late_spans(monkeypatch)
+    before = time.time_ns()
     _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    after = time.time_ns()
+    time.sleep(0.3)  # a span made now, with the time it was made, would end after ``after``
     (span,) = _calls(traced_openai)
     assert len(made) == (1 if traced_openai.made_later else 0)
-    assert span.end_time - span.start_time > 0  # the call's own times, not the moment the span was made
+    assert before <= span.start_time < span.end_time <= after  # the call's own times
     assert span.attributes[C.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
 
 
@@ -227,8 +165,66 @@ def test_past_the_queue_bound_a_call_makes_its_span_itself(traced_openai, script
     from llmops_magics.tracing import deferred
 
     monkeypatch.setattr(deferred, "MAX_PENDING", 0)
+    made = _count_late_spans(monkeypatch)
     _client(scripted.url).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert made == ([threading.current_thread()] if traced_openai.made_later else [])  # made by the caller
     assert not deferred._pending and len(_calls(traced_openai)) == 1
+
+
+def test_a_stream_still_open_at_trace_off_records_no_answer_text(ip, spans, scripted):
+    ip.run_line_magic("trace", "on --content")
+    stream = _client(scripted.url).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    ip.run_line_magic("trace", "off")
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello"
+    (span,) = _calls(spans)
+    assert json.loads(span.attributes[C.GEN_AI_INPUT_MESSAGES])[0]["parts"][0]["content"] == "hi"
+    assert C.GEN_AI_OUTPUT_MESSAGES not in span.attributes
+    assert list(span.attributes[C.GEN_AI_RESPONSE_FINISH_REASONS]) == ["length"]
+
+
+def test_a_stream_dropped_before_its_end_still_ends_its_span(traced_openai, scripted):
+    import gc
+
+    stream = _client(scripted.url).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    for _ in stream:
+        break  # a loop that stops at the first chunk and never closes the stream
+    assert _calls(traced_openai) == []
+    del stream
+    gc.collect()
+    (span,) = _calls(traced_openai)
+    assert span.name == "chat m"
+
+
+def test_trace_off_leaves_a_wrapper_another_tool_put_over_ours(ip, spans, scripted):
+    import functools
+
+    cls = chat_completions.Completions
+    ip.run_line_magic("trace", "on")
+    ours, seen = cls.__dict__["create"], []
+
+    @functools.wraps(ours)
+    def theirs(self, *args, **kwargs):
+        seen.append(kwargs["model"])
+        return ours(self, *args, **kwargs)
+
+    cls.create = theirs
+    try:
+        ip.run_line_magic("trace", "off")
+        assert cls.__dict__["create"] is theirs
+        _client(scripted.url).chat.completions.create(model="off", messages=[{"role": "user", "content": "hi"}])
+        ip.run_line_magic("trace", "on")
+        _client(scripted.url).chat.completions.create(model="on", messages=[{"role": "user", "content": "hi"}])
+        ip.run_line_magic("trace", "off")
+        assert cls.__dict__["create"] is theirs
+    finally:
+        cls.create = ours.__wrapped__
+    assert seen == ["off", "on"]
+    assert [s.name for s in _calls(spans)] == ["chat on"]  # once: the wrapper left inside theirs passes calls on
+    assert "traceparent" not in scripted.headers[0]
 
 
 def test_after_trace_off_calls_are_not_traced_even_through_a_wrapper_bound_while_on(spans, scripted):

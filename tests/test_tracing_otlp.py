@@ -147,3 +147,44 @@ def test_the_global_tracer_provider_is_never_replaced(receiver, workspace):
     with trace("mine"):
         pass
     assert otel_trace.get_tracer_provider() is not provider.tracing_for(workspace).provider
+
+
+EXIT_SCRIPT = """
+import atexit, sys, threading
+import openai
+from llmops_magics.tracing import deferred, instrument_openai
+
+deferred.INTERVAL_S = 3600  # the background pass would come too late: exit makes the span
+instrument_openai()
+client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+client.chat.completions.create(model="last-call", messages=[{"role": "user", "content": "hi"}])
+
+def refuse(self):
+    raise RuntimeError("can't create new thread at interpreter shutdown")
+
+atexit.register(lambda: setattr(threading.Thread, "start", refuse))  # Python 3.12's rule, on any version
+"""
+
+
+def test_a_scripts_last_call_is_stored_and_exported_at_exit(receiver, workspace, tmp_path):
+    """A script ends right after its last call: the exit makes that call's span, writes it to
+    ``traces.db`` and sends it over OTLP, though no thread may start by then."""
+    import os
+    import subprocess
+    import sys
+
+    from openai_scripted import ScriptedServer
+
+    from llmops_magics.tracing import list_traces
+
+    env = {**os.environ, "LLMOPS_HOME": str(workspace.home), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+    with ScriptedServer() as server:
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, server.url], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "could not" not in done.stderr, done.stderr
+    assert "chat last-call" in receiver.spans()
+    provider.reset()
+    assert len(list_traces(since="1h")) == 1

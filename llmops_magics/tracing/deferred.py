@@ -39,6 +39,7 @@ __all__ = ["Pending", "begin", "drain", "MAX_PENDING"]
 
 MAX_PENDING = 10_000
 BATCH = 256  # wake the worker early once this many calls wait
+CHUNK = 64  # spans made per hold of the lock
 INTERVAL_S = 0.2
 
 _pending: deque[Pending] = deque()
@@ -157,14 +158,18 @@ def _make_plan(tracing: Any, processors: tuple) -> _Plan | None:
 
 class Pending:
     """One call's span before it exists: what ``traceparent`` said, what came back. Quacks like a ``CallSpan``
-    for ``streams`` (``captures_content``, ``response``, ``finish``)."""
+    for ``streams`` (``captures_content``, ``response``, ``finish``).
 
-    __slots__ = ("answer", "content", "context", "ended", "error", "headers", "inherited")
-    __slots__ += ("plan", "recorded", "spec", "span_id", "started", "trace_id")
+    Content follows the synchronous path: the prompt is kept by the switch as it was when the call
+    started, the answer by the switch as it is when the answer is read (a stream still open at
+    ``%trace off`` records no answer text)."""
+
+    __slots__ = ("answer", "content", "content_out", "context", "ended", "error", "headers", "inherited")
+    __slots__ += ("plan", "recorded", "spec", "span_id", "started", "trace_id", "tracing")
 
     @property
     def captures_content(self) -> bool:
-        return self.content.capture_content
+        return self.tracing.capture_content
 
     def response(self, **fields: Any) -> None:
         self.answer = (None, fields)
@@ -176,6 +181,7 @@ class Pending:
 
     def finish(self, exc: BaseException | None = None) -> None:
         self.ended = time.time_ns()
+        self.content_out = _Content(self.tracing.capture_content, self.tracing.max_chars)
         if exc is not None:
             self.error = (type(exc).__qualname__, _spans.cut(f"{type(exc).__name__}: {exc}", 300))
         if self.recorded:
@@ -210,17 +216,18 @@ def begin(tracing: Any, spec: dict[str, Any]) -> Pending | None:
         call.headers["tracestate"] = parent.trace_state.to_header()
     call.plan, call.spec, call.context, call.inherited = plan, spec, context, _spans._inherited.get()
     call.content = _Content(tracing.capture_content, tracing.max_chars)
+    call.tracing = tracing
     call.recorded, call.answer, call.error = decision.is_recording(), None, None
     return call
 
 
 def _put(call: Pending) -> None:
     if len(_pending) >= MAX_PENDING:  # the worker is behind: this caller makes its own span rather than lose it
-        with _lock:
-            _make(call)
+        with _lock:  # held by the worker for one chunk at most
+            _make_one(call)
         return
     _pending.append(call)
-    if _thread is None:
+    if _thread is None or not _thread.is_alive():
         _start()
     elif len(_pending) >= BATCH:
         with _cond:
@@ -245,11 +252,11 @@ def _make(call: Pending) -> None:
         _warn("ids", "a client span was made with other ids than its request's traceparent")
     if not span.is_recording():
         return
-    handle = _spans.CallSpan(span, call.content)
     try:
         if scope.inputs is not None and call.content.capture_content:
-            handle._inputs(scope.inputs)
+            _spans.CallSpan(span, call.content)._inputs(scope.inputs)
         if call.answer is not None:
+            handle = _spans.CallSpan(span, call.content_out)
             read, args = call.answer
             read(handle, *args) if read is not None else handle.response(**args)
     except Exception:  # an answer of an unexpected shape costs its attributes, never the span
@@ -260,50 +267,72 @@ def _make(call: Pending) -> None:
     span.end(end_time=call.ended)
 
 
-def _run(deadline: float | None) -> bool:
-    """Make the spans of every queued call (under ``_lock``); ``False`` if ``deadline`` came first."""
-    while _pending:
-        if deadline is not None and time.monotonic() > deadline:
-            return False
+def _make_one(call: Pending) -> None:
+    try:
+        _make(call)
+    except Exception as exc:  # one bad span must not stop the others, nor reach a call that was answered
+        _warn("make", f"a client span could not be made: {type(exc).__name__}: {exc}")
+
+
+def _run_chunk() -> None:
+    """Make the spans of up to ``CHUNK`` queued calls (under ``_lock``, so a caller past the bound waits that long)."""
+    for _ in range(CHUNK):
         try:
             call = _pending.popleft()
         except IndexError:
-            break
-        try:
-            _make(call)
-        except Exception as exc:  # one bad span must not stop the others
-            _warn("make", f"a client span could not be made: {type(exc).__name__}: {exc}")
-    return True
+            return
+        _make_one(call)
 
 
 def drain(timeout: float | None = 10.0) -> bool:
     """Hand every call queued so far to the processors as a span (``False`` if ``timeout`` seconds were not enough)."""
-    if not _pending and not _lock.locked():
-        return True
-    if not _lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-        return False
-    try:
-        return _run(None if timeout is None else time.monotonic() + timeout)
-    finally:
-        _lock.release()
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while _pending or _lock.locked():
+        left = -1 if deadline is None else deadline - time.monotonic()
+        if deadline is not None and left <= 0:
+            return False
+        if not _lock.acquire(timeout=left):
+            return False
+        try:
+            _run_chunk()
+        finally:
+            _lock.release()
+        if not _pending:
+            return True
+    return True
 
 
 def _loop() -> None:
     while True:
-        with _cond:
-            if len(_pending) < BATCH:
-                _cond.wait(INTERVAL_S)
-        if _pending:
-            with _lock:
-                _run(None)
+        try:
+            with _cond:
+                if len(_pending) < BATCH:
+                    _cond.wait(INTERVAL_S)
+            while _pending:
+                with _lock:
+                    _run_chunk()
+        except Exception as exc:  # the thread must outlive anything (a warnings filter that raises, ...)
+            try:
+                _warn("worker", f"client spans: {type(exc).__name__}: {exc}")
+            except Exception:
+                pass
 
 
 def _start() -> None:
+    """Start the worker, and the span store's writer with it: spans made at exit (the last calls of a
+    script) must find a writer running, since Python 3.12 starts no thread in an ``atexit`` handler."""
     global _thread
+    from .export import start_writer
+
     with _cond:
-        if _thread is None:
-            _thread = threading.Thread(target=_loop, name="llmops-client-spans", daemon=True)
-            _thread.start()
+        if _thread is None or not _thread.is_alive():
+            thread = threading.Thread(target=_loop, name="llmops-client-spans", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # at interpreter exit: the queue is drained by the exit flush
+                return
+            _thread = thread
+    start_writer()
 
 
 def _warn(key: str, message: str) -> None:

@@ -78,13 +78,20 @@ class _Writer:
             if self._thread is not None and self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="llmops-traces", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._loop, name="llmops-traces", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # Python 3.12+ at interpreter exit: ``flush`` writes on the calling thread
+                return
+            self._thread = thread
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Block until every span queued before this call is written (``False`` if ``timeout`` passed first)."""
-        if self._thread is None:
-            return True
+        with self._cond:  # ``_start`` takes it too: no writer can start while this one writes
+            if self._thread is None:  # no writer thread (none could be started): nobody else writes, so write here
+                if self._queue:
+                    self._drain()
+                return True
         done = threading.Event()
         with self._cond:
             self._waiters.append(done)
@@ -159,6 +166,12 @@ _inherited: list[Any] = []  # a forked child's copies of its parent's connection
 _writer = _Writer()
 if hasattr(os, "register_at_fork"):  # put() then need not ask for the pid (a system call) on every span
     os.register_at_fork(after_in_child=_writer._forked)
+
+
+def start_writer() -> None:
+    """Start the writer thread now if it is not running (see ``deferred._start``)."""
+    if _writer._thread is None:
+        _writer._start()
 
 
 def flush_local(timeout: float | None = 10.0) -> bool:

@@ -49,8 +49,10 @@ TARGETS = (
 _REQUEST_KEYS = ("temperature", "max_tokens", "seed", "top_p", "stop", "n")
 
 _originals: dict[type, Callable] = {}
+_wrappers: dict[type, Callable] = {}  # what ``%trace on`` put in place, to take back only that
 _lock = threading.Lock()
 _on = False
+_generation = 0  # which ``%trace on`` the wrappers in place belong to; a wrapper of an earlier one only passes calls on
 _content_before: list[tuple[Any, bool]] = []
 
 
@@ -101,7 +103,7 @@ def instrument_openai(*, capture_content: bool | None = None) -> TraceStatus:
             if cls not in _originals:
                 original = cls.__dict__["create"]
                 _originals[cls] = original
-                cls.create = _wrap(original, operation, is_async)
+                cls.create = _wrappers[cls] = _wrap(original, operation, is_async, _generation)
         if capture_content is not None:
             _content_before.append((tracing, tracing.capture_content))
             tracing.capture_content = capture_content
@@ -112,14 +114,18 @@ def instrument_openai(*, capture_content: bool | None = None) -> TraceStatus:
 
 def uninstrument_openai() -> TraceStatus:
     """Put the ``openai`` client back exactly as it was; already traced calls stay in the store."""
-    global _on
+    global _on, _generation
     from .deferred import drain
 
     with _lock:
         restored = len(_originals)
         for cls, original in _originals.items():
-            cls.create = original
+            if cls.__dict__.get("create") is _wrappers.get(cls):
+                cls.create = original
+            # else another tool wrapped ours since: its wrapper stays, and ours inside it passes calls on
         _originals.clear()
+        _wrappers.clear()
+        _generation += 1
         while _content_before:
             tracing, before = _content_before.pop()
             tracing.capture_content = before
@@ -231,9 +237,9 @@ def _record_then_exit(scope: Any, span: Any, result: Any, operation: str) -> Non
 _UNREADABLE = object()  # a tracing that could not be set up: the synchronous path warns once and records nothing
 
 
-def _tracing_now() -> Any:
-    """The tracing this call goes to; ``None``: off or paused, the call as if never wrapped."""
-    if not _on:
+def _tracing_now(generation: int) -> Any:
+    """The tracing this call goes to; ``None``: off, paused or a wrapper left over, the call as if never wrapped."""
+    if not _on or generation != _generation:
         return None
     try:
         return _tracing_for()
@@ -275,13 +281,13 @@ def _ended(scope: Any, span: Any, result: Any, operation: str, stream: bool, is_
     return result
 
 
-def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
+def _wrap(original: Callable, operation: str, is_async: bool, generation: int) -> Callable:
     """Either path: ``deferred`` (ids and ``traceparent`` here, the span made later) or ``model_call`` (all here)."""
     if is_async:
 
         @functools.wraps(original)
         async def traced_create_async(self, *args: Any, **kwargs: Any) -> Any:
-            tracing = _tracing_now()
+            tracing = _tracing_now(generation)
             if tracing is None:
                 return await original(self, *args, **kwargs)
             call = _deferred(tracing, self, operation, kwargs)
@@ -304,7 +310,7 @@ def _wrap(original: Callable, operation: str, is_async: bool) -> Callable:
 
     @functools.wraps(original)
     def traced_create(self, *args: Any, **kwargs: Any) -> Any:
-        tracing = _tracing_now()
+        tracing = _tracing_now(generation)
         if tracing is None:
             return original(self, *args, **kwargs)
         call = _deferred(tracing, self, operation, kwargs)

@@ -12,6 +12,7 @@ every model call's path, so it is a dictionary lookup once a workspace has its t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import threading
@@ -139,6 +140,21 @@ def paused() -> Iterator[None]:
         yield
     finally:
         _paused.reset(token)
+
+
+def _at_exit() -> None:
+    """A script's last spans: the queued client calls made, ``traces.db`` written, and sent over OTLP when
+    it is set (its batch processor would otherwise lose the last few seconds). Bounded: 2 s a workspace."""
+    with _lock:
+        all_ = list(_by_home.values())
+    for tracing in all_:
+        try:
+            tracing.flush(2.0, export=True)
+        except Exception:  # exit goes on
+            pass
+
+
+atexit.register(_at_exit)
 
 
 def reset() -> None:

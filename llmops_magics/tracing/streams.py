@@ -58,6 +58,14 @@ class _Observed:
         )
         self._span.finish(exc)
 
+    def __del__(self) -> None:
+        """A stream dropped before its end (a loop that broke out, never closed): its span ends with what was read."""
+        if not self.__dict__.get("_done", True):
+            try:
+                self._finish()
+            except Exception:  # never from a finaliser
+                pass
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 

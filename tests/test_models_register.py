@@ -281,6 +281,25 @@ def test_a_prompts_by_models_grid_runs_in_one_eval_and_pivots(eval_ws):
     assert again.df["output"].tolist() == result.df["output"].tolist()
 
 
+def test_user_folders_of_two_architectures_go_through_a_grid_a_compare_a_selection_and_replay(
+    workspace, folders, tmp_path
+):
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops.models]\nmy-llama = "small-llama"\n')
+    lm.save_dataset("rows", [{"question": f"What is {i}?", "answer": str(i)} for i in range(6)])
+    lm.save_prompt("terse", "Question: {{ question }}\nAnswer:")
+    lm.save_prompt("chatty", "Please answer.\nQuestion: {{ question }}\nAnswer:")
+    models = f"my-llama,{folders['gpt2']}"
+    options = {"data": "rows", "max_new_tokens": 3, "metrics": ["exact_match"]}
+    result = lm.evaluate([], model=models, prompt="terse,chatty", **options).wait()
+    assert {t["model"] for t in result.targets} == {"model://my-llama/1", str(folders["gpt2"])}
+    assert len(result.targets) == 4 and len(result.df) == 24
+    assert lm.replay(result.ref).value.df["output"].tolist() == result.df["output"].tolist()
+    board = lm.compare_models(["my-llama", str(folders["gpt2"])], prompt="terse", select="selected", **options)
+    again = lm.replay(board.selection.ref).value
+    assert again.selection.metadata["winner"] == board.selection.metadata["winner"]  # the same version wins
+    assert [r["exact_match"] for r in again.rows] == [r["exact_match"] for r in board.rows]
+
+
 def test_the_eval_magic_takes_a_grid(ip, eval_ws):
     lm.save_prompt("terse", "Question: {{ question }}\nAnswer:")
     lm.save_prompt("chatty", "Please answer.\nQuestion: {{ question }}\nAnswer:")

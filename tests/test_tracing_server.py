@@ -42,10 +42,12 @@ def test_the_servers_span_of_a_request_joins_the_clients_trace_and_names_the_dep
         bad = client.with_options(max_retries=0)
         with trace("ask badly") as failed, pytest.raises(openai.BadRequestError):
             bad.chat.completions.create(model="qa", messages=[{"role": "user", "content": "x"}], max_tokens=-1)
+        view, (server,) = _wait_for(outer.trace_id, "server")
+        _, (refused,) = _wait_for(failed.trace_id, "server")
+        llmops_magics.monitor("qa", window="1h", checks="slo", workspace=workspace)  # its W&B run holds the spans
     finally:
         uninstrument_openai()
         stop_all(workspace)
-    view, (server,) = _wait_for(outer.trace_id, "server")
     (client_span,) = [s for s in view.spans if s.kind == "client"]
     assert server.parent_id == client_span.span_id
     assert server.name == "chat qa"
@@ -56,6 +58,10 @@ def test_the_servers_span_of_a_request_joins_the_clients_trace_and_names_the_dep
     )
     assert server.get(C.GEN_AI_REQUEST_MAX_TOKENS) == 4
     assert view.input_tokens == reply.usage.prompt_tokens  # the server's span repeats the call: counted once
-    _, (refused,) = _wait_for(failed.trace_id, "server")
     assert refused.status == "ERROR" and refused.get(C.ERROR_TYPE) in ("400", "422")
     assert llmops_magics.list_traces(artifact=handle.ref).ids[:2] == [failed.trace_id, outer.trace_id]
+    run = next(r for r in workspace.memory.runs if r.job_type == "monitor")
+    columns, rows = run.tables["traces"]
+    logged = {row[columns.index("span_id")]: row for row in rows}
+    assert {server.span_id, refused.span_id} <= set(logged) and client_span.span_id not in logged
+    assert logged[server.span_id][columns.index("input_tokens")] == reply.usage.prompt_tokens

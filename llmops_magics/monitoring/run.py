@@ -211,6 +211,13 @@ def _save(ws: Workspace, spec: MonitorSpec, call: Call, report: MonitorReport):
     saved = publish(ws, KIND, report.name, spec=spec, call=call, data=data, metadata=meta, parents=parents, run=run,
                     mirror_to_wandb=True)  # fmt: skip
     if run is not None:
+        from ..governance.filters import wandb_rows
+        from ..tracing.wandb_table import log_window_table
+
+        window = report.window  # the deployment's server spans in it, as the eval's run holds its spans
+        log_window_table(
+            run, ws, f"deployment://{report.name}/", window["start"], window["end"], rows_filter=wandb_rows
+        )
         run.summary({**report.flat(), "llmops_ref": saved.artifact.ref})
         run.finish(exit_code=1 if report.failed else 0)
         report._run = run

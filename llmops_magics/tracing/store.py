@@ -286,20 +286,30 @@ class SpanStore:
             conn.close()
         return [r[0] for r in rows]
 
-    def spans(self, trace_id: str) -> list[SpanRecord]:
-        """Every span of one trace, in start order."""
+    def _records(self, where: str, args: Sequence[Any], order: str = "start_ns") -> list[SpanRecord]:
         conn = self._read()
         if conn is None:
             return []
         try:
             rows = conn.execute(
                 "SELECT trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, "
-                "attributes, events, service FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id",
-                (trace_id,),
+                f"attributes, events, service FROM spans WHERE {where} ORDER BY {order}",
+                list(args),
             ).fetchall()
         finally:
             conn.close()
         return [SpanRecord(*r[:9], json.loads(r[9]), tuple(json.loads(r[10])), r[11]) for r in rows]
+
+    def spans(self, trace_id: str) -> list[SpanRecord]:
+        """Every span of one trace, in start order."""
+        return self._records("trace_id = ?", [trace_id], "start_ns, span_id")
+
+    def linked(self, ref_prefix: str, since_ns: int, until_ns: int, limit: int = 10_000) -> list[SpanRecord]:
+        """Spans linked to an artifact whose reference starts with ``ref_prefix`` (``deployment://qa-svc/``),
+        started in ``[since_ns, until_ns)``, oldest first: a deployment's server spans in a monitor's window."""
+        pattern = ref_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "start_ns >= ? AND start_ns < ? AND artifact_ref LIKE ? ESCAPE '\\'"
+        return self._records(where, [int(since_ns), int(until_ns), pattern], f"start_ns LIMIT {int(limit)}")
 
     def calls(
         self,
@@ -310,9 +320,6 @@ class SpanStore:
         limit: int = 100_000,
     ) -> list[SpanRecord]:
         """Model-call spans (those with a ``gen_ai.operation.name``), oldest first: the rows of a data set."""
-        conn = self._read()
-        if conn is None:
-            return []
         where, args = ["operation IN ('chat', 'text_completion')", "kind != 'server'"], []
         if prompt is not None:
             match, match_args = _prompt_match(prompt)
@@ -324,12 +331,4 @@ class SpanStore:
         if until_ns is not None:
             where.append("start_ns < ?")
             args.append(until_ns)
-        try:
-            rows = conn.execute(
-                "SELECT trace_id, span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, "
-                f"attributes, events, service FROM spans WHERE {' AND '.join(where)} ORDER BY start_ns LIMIT ?",
-                [*args, int(limit)],
-            ).fetchall()
-        finally:
-            conn.close()
-        return [SpanRecord(*r[:9], json.loads(r[9]), tuple(json.loads(r[10])), r[11]) for r in rows]
+        return self._records(" AND ".join(where), args, f"start_ns LIMIT {int(limit)}")

@@ -1,4 +1,5 @@
-"""A trace as a W&B table: one row per span, logged into the run of the work that made it (an eval).
+"""A trace as a W&B table: one row per span, logged into the run of the work that made it (an eval),
+or a deployment's spans in a monitor's window, logged into the monitor's run.
 
 The table is what the W&B UI can sort and filter: names, parents, timings, the GenAI
 request and usage attributes, the prompt version, and the captured input and output when
@@ -13,7 +14,7 @@ from typing import Any
 from . import conventions as C
 from .store import SpanRecord
 
-__all__ = ["COLUMNS", "span_rows", "current_trace_id", "log_trace_table"]
+__all__ = ["COLUMNS", "span_rows", "current_trace_id", "log_trace_table", "log_window_table"]
 
 COLUMNS = (
     "trace_id",
@@ -92,7 +93,32 @@ def log_trace_table(
     from .store import SpanStore
 
     flush_local(10.0)
-    rows = span_rows(SpanStore(workspace.home).spans(trace_id))
+    return _log(run, key, SpanStore(workspace.home).spans(trace_id), rows_filter)
+
+
+def log_window_table(
+    run: Any,
+    workspace: Any,
+    ref_prefix: str,
+    start_s: float,
+    end_s: float,
+    *,
+    key: str = "traces",
+    limit: int = 10_000,
+    rows_filter: Callable[[Sequence[str], list], list] | None = None,
+) -> int:
+    """Log the spans linked to ``ref_prefix`` (``deployment://qa-svc/``) that started in the window, at most
+    ``limit`` (the oldest), as table ``key`` of ``run``; how many rows. Nothing without a span store."""
+    from .store import FILENAME, SpanStore
+
+    if run is None or not (workspace.home / FILENAME).exists():
+        return 0
+    spans = SpanStore(workspace.home).linked(ref_prefix, int(start_s * 1e9), int(end_s * 1e9), limit)
+    return _log(run, key, spans, rows_filter)
+
+
+def _log(run: Any, key: str, spans: Sequence[SpanRecord], rows_filter: Any) -> int:
+    rows = span_rows(spans)
     if rows_filter is not None and any(r[-1] or r[-2] for r in rows):  # only captured content is free text
         content = rows_filter(COLUMNS[-2:], [r[-2:] for r in rows])
         rows = [[*r[:-2], *c] for r, c in zip(rows, content, strict=True)]

@@ -182,6 +182,29 @@ def logged_requests(handle, *, at_least: int, with_text: bool = False, timeout: 
         time.sleep(0.05)
 
 
+def gpt2_folder(dest: Path, tokenizer_from: Path) -> Path:
+    """A small GPT-2 (random weights, another size than the tiny model) saved as a user would, with a LICENSE file."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_from)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=64,
+        n_layer=3,
+        n_head=4,
+        n_positions=192,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(dest)
+    tok.save_pretrained(dest)
+    (dest / "LICENSE").write_text("MIT License\n\nCopyright ...\n")
+    return dest
+
+
 def llama_folder(dest: Path, tokenizer_from: Path) -> Path:
     """A tiny Llama-architecture model (random weights) with the GPT-2 tokenizer, a chat template and a license."""
     import torch

@@ -7,10 +7,8 @@ records about them is checked against what transformers itself says when it load
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from deploy_support import llama_folder
+from deploy_support import gpt2_folder, llama_folder
 from eval_support import OpenAIServer
 
 import llmops_magics as lm
@@ -21,10 +19,10 @@ KEY = "sk-own-model-123"
 
 @pytest.fixture
 def folders(tmp_path, tiny_model_dir):
-    gpt2 = tmp_path / "my-gpt2"
-    shutil.copytree(tiny_model_dir, gpt2)
-    (gpt2 / "LICENSE").write_text("MIT License\n\nCopyright ...\n")
-    return {"gpt2": gpt2, "llama": llama_folder(tmp_path / "small-llama", tiny_model_dir)}
+    return {
+        "gpt2": gpt2_folder(tmp_path / "my-gpt2", tiny_model_dir),
+        "llama": llama_folder(tmp_path / "small-llama", tiny_model_dir),
+    }
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TEMPLATE = "Question: {{ question }}\nAnswer:"
 TRAIN_ROWS = 96
@@ -182,24 +183,25 @@ def logged_requests(handle, *, at_least: int, with_text: bool = False, timeout: 
         time.sleep(0.05)
 
 
-def gpt2_folder(dest: Path, tokenizer_from: Path) -> Path:
-    """A small GPT-2 (random weights, another size than the tiny model) saved as a user would, with a LICENSE file."""
+def _user_model(dest: Path, tokenizer_from: Path, model_cls: Any, config_cls: Any, **sizes: Any) -> Any:
+    """A model of random weights saved to ``dest`` with ``save_pretrained``, as a user would; its tokenizer."""
     import torch
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_from)
     torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tok),
-        n_embd=64,
-        n_layer=3,
-        n_head=4,
-        n_positions=192,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+    ids = {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id}
+    model_cls(config_cls(vocab_size=len(tok), **ids, **sizes)).save_pretrained(dest)
+    return tok
+
+
+def gpt2_folder(dest: Path, tokenizer_from: Path) -> Path:
+    """A small GPT-2 (random weights, another size than the tiny model) with a LICENSE file."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = _user_model(
+        dest, tokenizer_from, GPT2LMHeadModel, GPT2Config, n_embd=64, n_layer=3, n_head=4, n_positions=192
     )
-    GPT2LMHeadModel(config).save_pretrained(dest)
     tok.save_pretrained(dest)
     (dest / "LICENSE").write_text("MIT License\n\nCopyright ...\n")
     return dest
@@ -207,24 +209,12 @@ def gpt2_folder(dest: Path, tokenizer_from: Path) -> Path:
 
 def llama_folder(dest: Path, tokenizer_from: Path) -> Path:
     """A tiny Llama-architecture model (random weights) with the GPT-2 tokenizer, a chat template and a license."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(tokenizer_from)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
+    sizes = {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4}
+    tok = _user_model(
+        dest, tokenizer_from, LlamaForCausalLM, LlamaConfig, **sizes, num_key_value_heads=2, max_position_embeddings=256
     )
-    LlamaForCausalLM(config).save_pretrained(dest)
     tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
     tok.save_pretrained(dest)
     (dest / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# small llama\n")

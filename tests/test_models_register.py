@@ -289,8 +289,11 @@ def test_user_folders_of_two_architectures_go_through_a_grid_a_compare_a_selecti
     models = f"my-llama,{folders['gpt2']}"
     options = {"data": "rows", "max_new_tokens": 3, "metrics": ["exact_match"]}
     result = lm.evaluate([], model=models, prompt="terse,chatty", **options).wait()
-    assert {t["model"] for t in result.targets} == {"model://my-llama/1", str(folders["gpt2"])}
+    assert {t["model"] for t in result.targets} == {"model://my-llama/1", "model://my-gpt2/1"}  # pinned
     assert len(result.targets) == 4 and len(result.df) == 24
+    assert {"model://my-llama/1", "model://my-gpt2/1"} <= {
+        e.source for e in workspace.registry.upstream(result.artifact)
+    }
     assert lm.replay(result.ref).value.df["output"].tolist() == result.df["output"].tolist()
     board = lm.compare_models(["my-llama", str(folders["gpt2"])], prompt="terse", select="selected", **options)
     again = lm.replay(board.selection.ref).value

@@ -296,7 +296,11 @@ def resolve_targets(
             source = _from_version(_prompt_version(art.ref, ws))
             model_text = models[0]
         else:
-            model_text = art.ref if art is not None else text
+            if kind == "path" and (Path(text).expanduser() / "config.json").is_file():
+                from ..models.named import model_for
+
+                art = model_for(text, ws)  # a model folder is registered, as for a fine-tune or a deployment:
+            model_text = art.ref if art is not None else text  # the eval links to it, and replays it pinned
             if prompt_ref is not None:
                 source = _from_version(versions[prompt_ref])
         backend, canonical, model_inputs = resolve_backend(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 
 import openai
@@ -361,3 +362,20 @@ def test_a_tracing_that_cannot_be_set_up_costs_the_span_never_the_call(scripted,
         uninstrument_openai()
         provider.reset()
     assert answer.choices[0].message.content == "Hello"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_without_its_parents_queued_calls_or_held_lock():
+    """An eval's forked workers make spans of their own: the parent's queue and lock are not theirs."""
+    from llmops_magics.tracing import deferred
+
+    queued = object()  # stands for a parent's call whose span is not made yet
+    with deferred._lock:  # held across the fork, as the background worker might hold it
+        deferred._pending.append(queued)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if not deferred._pending and deferred.drain(1.0) and not deferred._lock.locked() else 1)
+        _, status = os.waitpid(pid, 0)
+        assert deferred._pending[-1] is queued
+        deferred._pending.remove(queued)
+    assert os.WEXITSTATUS(status) == 0

@@ -39,7 +39,7 @@ from .judge import JudgeRunner
 from .metrics import Example, MetricCall, MetricContext, parse_metric_specs, run_metric
 from .results import EvalResult, MetricColumn
 from .stats import compare_paired
-from .targets import Target, resolve_targets, split_names
+from .targets import Target, register_folders, resolve_targets, split_names
 from .usage import answer_totals
 
 __all__ = ["run", "cache_path", "REFERENCE_COLUMNS", "ALPHA"]
@@ -113,7 +113,7 @@ def _reference_column(opts: EvalSpec, targets: Sequence[Target], columns: Sequen
 
 
 def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
-    """Every check that can fail on bad input, with nothing loaded or written."""
+    """Every check that can fail on bad input, with nothing loaded or written before the last has passed."""
     calls = parse_metric_specs(opts.metrics)
     ds, split, rows = _select_rows(opts, ws)
     columns = list(ds.columns)
@@ -162,6 +162,7 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
         if t.backend.kind == "endpoint":
             t.backend.check()
             t.backend.stream = any(c.spec.name == "ttft" for c in calls)  # time to first token needs a stream
+    register_folders(targets, ws)  # the first write, after every check
     return {
         "dataset": ds,
         "split": split,

@@ -171,6 +171,19 @@ def resolve_backend(
     return LocalBackend(src, canonical, workspace=ws), canonical, inputs
 
 
+def register_folders(targets: Sequence[Target], ws: Any) -> None:
+    """Once every check has passed: a model folder target becomes its registered version (content-addressed,
+    as for ``--base`` and ``%deploy``), so the eval links to it and its stored spec pins it."""
+    from ..models.named import model_for
+
+    for t in targets:
+        if t.backend.kind == "local" and "://" not in t.model_ref and (Path(t.model_ref) / "config.json").is_file():
+            art = model_for(t.model_ref, ws)
+            if art is not None:
+                t.model_ref = t.backend.label = art.ref
+                t.inputs.append((art, "model"))
+
+
 def _endpoint_model(ref: str | Path, ws: Any) -> Artifact | None:
     """The registered endpoint model ``ref`` names, if it names one."""
     from ..models.named import endpoint_record, model_for
@@ -296,11 +309,7 @@ def resolve_targets(
             source = _from_version(_prompt_version(art.ref, ws))
             model_text = models[0]
         else:
-            if kind == "path" and (Path(text).expanduser() / "config.json").is_file():
-                from ..models.named import model_for
-
-                art = model_for(text, ws)  # a model folder is registered, as for a fine-tune or a deployment:
-            model_text = art.ref if art is not None else text  # the eval links to it, and replays it pinned
+            model_text = art.ref if art is not None else text
             if prompt_ref is not None:
                 source = _from_version(versions[prompt_ref])
         backend, canonical, model_inputs = resolve_backend(

@@ -322,6 +322,10 @@ def test_support_without_a_context_column_is_rejected(workspace, small_data):
         workspace, "support need a 'context' column", target=small_data, data="no-context", metrics="support",
         judge_model=small_data,
     )  # fmt: skip
+    fails_without_writing(  # a name that would be registered on first use is not registered for a bad request
+        workspace, "support need a 'context' column", target="tiny", data="no-context", metrics="support",
+        judge_model=small_data,
+    )  # fmt: skip
 
 
 def test_fewer_than_two_samples_are_rejected(workspace, small_data):

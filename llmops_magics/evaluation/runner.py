@@ -117,6 +117,10 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
     calls = parse_metric_specs(opts.metrics)
     ds, split, rows = _select_rows(opts, ws)
     columns = list(ds.columns)
+    needs = {n for c in calls for n in c.spec.needs}
+    if "context" in needs and "context" not in columns:  # before the targets: naming ``tiny`` registers it
+        users = ", ".join(c.name for c in calls if "context" in c.spec.needs)
+        raise ValidationError(f"metric(s) {users} need a 'context' column; {ds.ref} has {', '.join(columns)}")
     targets = resolve_targets(
         opts.targets,
         ws,
@@ -128,7 +132,6 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
         api_key=api_key,
     )
     ref_col = _reference_column(opts, targets, columns)
-    needs = {n for c in calls for n in c.spec.needs}
     if "reference" in needs:
         users = ", ".join(c.name for c in calls if "reference" in c.spec.needs)
         if ref_col is None:
@@ -137,10 +140,6 @@ def _plan(opts: EvalSpec, ws: Workspace, api_key: str | None) -> dict[str, Any]:
                 f"{', '.join(REFERENCE_COLUMNS)} (name one with target_column=/--target-column)"
             )
         ds.require_columns([ref_col])
-    if "context" in needs:
-        users = ", ".join(c.name for c in calls if "context" in c.spec.needs)
-        if "context" not in columns:
-            raise ValidationError(f"metric(s) {users} need a 'context' column; {ds.ref} has {', '.join(columns)}")
     if "model" in needs:
         for t in targets:
             if t.backend.kind != "local":

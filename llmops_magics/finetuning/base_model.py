@@ -40,6 +40,7 @@ class BaseModel:
 
 def find_base(target: str | None, ws: Workspace) -> BaseModel:
     """The base model ``target`` names, without writing anything (the tiny model is built into its cache)."""
+    from ..models.named import endpoint_record
     from ..models.tiny import FINETUNE_DEFAULTS, TINY_MODEL_NAME, cache_dir, cached_tiny_model
 
     if target in (None, "", "tiny", TINY_MODEL_NAME, f"model://{TINY_MODEL_NAME}") and not (
@@ -68,8 +69,9 @@ def find_base(target: str | None, ws: Workspace) -> BaseModel:
         if isinstance(exc, InvalidReferenceError):
             raise
         raise NotFoundError(f"base {target!r} is neither a registered model nor a local model folder") from None
-    if (art.metadata or {}).get("endpoint"):
-        raise _endpoint_base(target, art.metadata["endpoint"])
+    endpoint = endpoint_record(art)
+    if endpoint is not None:
+        raise _endpoint_base(target, endpoint["endpoint"])
     return BaseModel(reg.checkout(art), art, dict(art.metadata.get("finetune_defaults", {})))
 
 

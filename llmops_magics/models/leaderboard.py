@@ -170,7 +170,7 @@ def _any_endpoint(candidates: tuple[str, ...], ws: Any) -> bool:
     stream, for TTFT. Registers nothing: the eval registers its targets once its inputs are checked."""
     from ..errors import InvalidReferenceError
     from ..evaluation.endpoint import is_endpoint
-    from .named import configured_models
+    from .named import configured_models, endpoint_record
 
     for text in candidates:
         if is_endpoint(text):
@@ -179,7 +179,7 @@ def _any_endpoint(candidates: tuple[str, ...], ws: Any) -> bool:
             art = ws.registry.resolve(text, "model")
         except (InvalidReferenceError, NotFoundError, ValidationError):
             art = None
-        if art is not None and (art.metadata or {}).get("endpoint"):
+        if art is not None and endpoint_record(art) is not None:
             return True
         if art is None and "endpoint" in configured_models().get(text, {}):
             return True

@@ -34,6 +34,7 @@ from collections import deque
 from typing import Any
 
 from . import spans as _spans
+from .content import cut
 
 __all__ = ["Pending", "begin", "drain", "MAX_PENDING"]
 
@@ -183,7 +184,7 @@ class Pending:
         self.ended = time.time_ns()
         self.content_out = _Content(self.tracing.capture_content, self.tracing.max_chars)
         if exc is not None:
-            self.error = (type(exc).__qualname__, _spans.cut(f"{type(exc).__name__}: {exc}", 300))
+            self.error = (type(exc).__qualname__, cut(f"{type(exc).__name__}: {exc}", 300))
         if self.recorded:
             self.recorded = False  # once
             _put(self)

@@ -20,7 +20,6 @@ variables itself (headers, timeout, compression). Nothing leaves the machine oth
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -181,9 +180,6 @@ def flush_local(timeout: float | None = 10.0) -> bool:
     made = deferred.drain(timeout)
     left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
     return _writer.flush(left) and made
-
-
-atexit.register(lambda: flush_local(2.0))
 
 
 class DeferredSpans(SpanProcessor):

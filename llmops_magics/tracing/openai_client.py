@@ -32,10 +32,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ValidationError
+from .content import prompt_ref_of
 from .conventions import OP_CHAT, OP_TEXT_COMPLETION, PROVIDER_OPENAI
 from .deferred import begin as _defer
 from .provider import tracing_for as _tracing_for
-from .spans import model_call, prompt_ref_of
+from .spans import model_call
 
 __all__ = ["instrument_openai", "uninstrument_openai", "is_instrumented", "TARGETS"]
 

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import conventions as C
+from .content import attribute_value, cut, genai_messages, prompt_ref_of
 from .provider import Tracing, active, tracing_for
 
 __all__ = ["Span", "CallSpan", "model_call", "operation_span", "prompt_ref_of", "cut", "set_root_calls"]
@@ -47,44 +48,6 @@ def set_root_calls(allowed: bool) -> None:
     its batches serve requests whose own spans already stand for them)."""
     global _root_calls
     _root_calls = allowed
-
-
-def cut(text: str, limit: int) -> str:
-    text = str(text)
-    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
-
-
-def _value(value: Any, limit: int) -> Any:
-    """An attribute value: OpenTelemetry takes str, bool, int, float and lists of one of them."""
-    if isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return cut(value, limit)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
-        if len({type(v) for v in value}) <= 1:
-            return [cut(v, limit) if isinstance(v, str) else v for v in value]
-    return cut(json.dumps(value, default=repr), limit)
-
-
-def prompt_ref_of(value: Any) -> str | None:
-    """The prompt version a rendered prompt came from (``PromptVersion.render`` marks its output),
-    looked for in the value, a sequence of them, or the ``content`` of chat messages."""
-    ref = getattr(value, "prompt_ref", None)
-    if ref:
-        return ref
-    if isinstance(value, (list, tuple)):
-        for item in value[:64]:
-            ref = getattr(item, "prompt_ref", None) or (
-                getattr(item.get("content"), "prompt_ref", None) if isinstance(item, Mapping) else None
-            )
-            if ref:
-                return ref
-    if isinstance(value, Mapping):
-        for item in list(value.values())[:64]:
-            ref = prompt_ref_of(item) if isinstance(item, (list, tuple, str)) else None
-            if ref:
-                return ref
-    return None
 
 
 class Span:
@@ -118,7 +81,7 @@ class Span:
             limit = self._tracing.max_chars  # type: ignore[union-attr]
             for key, value in {**(attributes or {}), **more}.items():
                 if value is not None:
-                    self._span.set_attribute(key, _value(value, limit))
+                    self._span.set_attribute(key, attribute_value(value, limit))
         return self
 
     def record_input(self, value: Any) -> Span:
@@ -158,17 +121,6 @@ class Span:
         self._span.set_status(Status(StatusCode.ERROR, cut(f"{type(exc).__name__}: {exc}", 300)))
 
 
-def _messages(inputs: Sequence[Any], role: str = "user") -> list[dict[str, Any]]:
-    """GenAI message JSON: chat messages as they are, each text prompt as one user message."""
-    out = []
-    for item in inputs:
-        if isinstance(item, Mapping):
-            out.append({"role": item.get("role", role), "parts": [{"type": "text", "content": item.get("content")}]})
-        else:
-            out.append({"role": role, "parts": [{"type": "text", "content": str(item)}]})
-    return out
-
-
 class CallSpan(Span):
     """The span of one model call; ``response(...)`` records what came back."""
 
@@ -176,7 +128,7 @@ class CallSpan(Span):
 
     def _inputs(self, inputs: Sequence[Any]) -> None:
         limit = self._tracing.max_chars  # type: ignore[union-attr]
-        messages = _messages(inputs)
+        messages = genai_messages(inputs)
         for m in messages:
             for part in m["parts"]:
                 part["content"] = cut(part["content"], limit)
